@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export ML_ASSETS_HOME ?= $(CURDIR)/.ml_assets
+export DAGSTER_HOME := $(ML_ASSETS_HOME)/dagster
+DAYS ?= 30
+ROWS_PER_DAY ?= 400
+SEED ?= 7
+UI_PORT ?= 3000
+
+.PHONY: install demo test lint format dev counts clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the declared dependencies change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/ml-assets init
+	$(BIN)/ml-assets generate --days $(DAYS) --rows-per-day $(ROWS_PER_DAY) --seed $(SEED)
+	$(BIN)/ml-assets materialize
+	$(BIN)/ml-assets counts
+	@echo
+	@echo "Data layer materialized: tables in $(ML_ASSETS_HOME)/warehouse.duckdb (schema 'complaints')."
+	@echo "Open the Dagster UI with:  make dev   (then http://127.0.0.1:$(UI_PORT))"
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dev: install
+	$(BIN)/ml-assets init
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
+
+counts: install
+	$(BIN)/ml-assets counts --by-day
+
+clean:
+	rm -rf $(ML_ASSETS_HOME)

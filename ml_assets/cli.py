@@ -1,0 +1,206 @@
+"""`ml-assets`: generate or land data, materialize the data layer, and report what the warehouse holds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from ml_assets.constants import DATE_FORMAT, WAREHOUSE_SCHEMA
+from ml_assets.ingest.cfpb_format import LandingFileError
+from resources.home import ProjectHome, project_home
+
+# The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
+DAGSTER_YAML = """\
+# Written by `ml-assets init`; the project's Dagster instance (DAGSTER_HOME).
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    # Every DuckDB writer is in one pool: DuckDB allows one writing process per file.
+    default_limit: 1
+  runs:
+    # Two cores: more concurrent runs only queue on the CPU and on the DuckDB pool.
+    max_concurrent_runs: 4
+"""
+
+# Step events go to the Dagster instance (and UI); the terminal gets warnings and a line per day.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _date(text: str) -> date:
+    try:
+        return datetime.strptime(text, DATE_FORMAT).date()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
+
+
+def init_home(home: ProjectHome) -> None:
+    """Create the project home's folders and its Dagster instance configuration."""
+    for folder in (home.complaints_landing, home.dagster_home, home.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    config = home.dagster_home / "dagster.yaml"
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
+        config.write_text(DAGSTER_YAML)
+
+
+def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
+    init_home(home)
+    print(f"project home: {home.root}\nDAGSTER_HOME={home.dagster_home}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.ingest.generator import generate_landing
+
+    start = args.start or (date.today() - timedelta(days=args.days))
+    init_home(home)
+    began = time.monotonic()
+    paths = generate_landing(
+        home.landing, start, args.days, args.rows_per_day, args.seed, defect_rate=args.defect_rate
+    )
+    last = start + timedelta(days=args.days - 1)
+    print(
+        f"generated {len(paths)} daily landing files {start}..{last} under "
+        f"{home.complaints_landing} in {time.monotonic() - began:.1f} s"
+    )
+    return 0
+
+
+def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.ingest.landing import land_cfpb_export
+
+    init_home(home)
+    report = land_cfpb_export(Path(args.path), home.landing, source=args.source, encoding=args.encoding)
+    days = sorted(report.rows_by_day)
+    print(
+        f"{report.source}: read {report.rows_read} rows; landed {report.rows_landed} rows in "
+        f"{len(days)} day files ({days[0] if days else '-'}..{days[-1] if days else '-'}), "
+        f"{len(report.files_written)} written, {len(report.files_unchanged)} unchanged"
+    )
+    if report.unroutable_rows:
+        print(
+            f"{report.unroutable_rows} rows had no readable 'Date received' and were kept in "
+            f"{report.unroutable_file} (fix them and land again)"
+        )
+    return 0
+
+
+def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list[str]:
+    """Day folders in the landing zone, optionally within [start, end]."""
+    from resources.landing_zone import is_day_folder
+
+    root = home.complaints_landing
+    days = sorted(p.name for p in root.iterdir() if p.is_dir() and is_day_folder(p.name)) if root.is_dir() else []
+    low = start.strftime(DATE_FORMAT) if start else ""
+    high = end.strftime(DATE_FORMAT) if end else "9999"
+    return [d for d in days if low <= d <= high]
+
+
+def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
+    import dagster as dg
+
+    from ml_assets.definitions import build_definitions
+
+    init_home(home)
+    days = landed_days(home, args.start, args.end)
+    if not days:
+        print(f"no landing files under {home.complaints_landing}: run `ml-assets generate` first", file=sys.stderr)
+        return 1
+    defs = build_definitions(home)
+    job = defs.resolve_job_def("data_layer_job")
+    failed: list[str] = []
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        for day in days:
+            began = time.monotonic()
+            result = job.execute_in_process(
+                partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+            )
+            status = "ok" if result.success else "FAILED"
+            print(f"{day}: data layer {status} in {time.monotonic() - began:.1f} s (run {result.run_id[:8]})")
+            if not result.success:
+                failed.append(day)
+    if failed:
+        print(f"failed partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
+    import duckdb
+
+    if not home.warehouse.exists():
+        print(f"no warehouse at {home.warehouse}: materialize the data layer first", file=sys.stderr)
+        return 1
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        rows = conn.execute(
+            f"""
+            select r.day, r.n as read, coalesce(v.n, 0) as valid, coalesce(j.n, 0) as rejected
+            from (select ingestion_date::date as day, count(*) n from {WAREHOUSE_SCHEMA}.raw_complaints group by 1) r
+            left join (select ingestion_date::date as day, count(*) n from {WAREHOUSE_SCHEMA}.validated_complaints group by 1) v using (day)
+            left join (select ingestion_date::date as day, count(*) n from {WAREHOUSE_SCHEMA}.rejected_complaints group by 1) j using (day)
+            order by 1
+            """
+        ).fetchall()
+    read = sum(r[1] for r in rows)
+    valid = sum(r[2] for r in rows)
+    rejected = sum(r[3] for r in rows)
+    if args.by_day:
+        for day, n_read, n_valid, n_rejected in rows:
+            print(f"{day}  read {n_read:6d}  valid {n_valid:6d}  rejected {n_rejected:5d}")
+    print(f"{len(rows)} partitions: read {read}, valid {valid}, rejected {rejected}, valid + rejected = {valid + rejected}")
+    return 0 if read == valid + rejected else 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
+    parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/ in the repo)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", help="create the project home and its Dagster instance config").set_defaults(func=cmd_init)
+
+    gen = sub.add_parser("generate", help="write synthetic daily landing files in the CFPB export format")
+    gen.add_argument("--start", type=_date, help="first day (default: --days days up to yesterday)")
+    gen.add_argument("--days", type=int, default=30)
+    gen.add_argument("--rows-per-day", type=int, default=400)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--defect-rate", type=float, default=0.0, help="share of rows with realistic defects")
+    gen.set_defaults(func=cmd_generate)
+
+    land = sub.add_parser("land-cfpb", help="split a real CFPB export into daily landing files")
+    land.add_argument("path")
+    land.add_argument("--source", help="name of the landed files (default: the export's file name)")
+    land.add_argument("--encoding", default="utf-8-sig", help="the export's encoding (default UTF-8)")
+    land.set_defaults(func=cmd_land_cfpb)
+
+    mat = sub.add_parser("materialize", help="materialize the data layer for landed days, one run per day")
+    mat.add_argument("--start", type=_date)
+    mat.add_argument("--end", type=_date)
+    mat.set_defaults(func=cmd_materialize)
+
+    counts = sub.add_parser("counts", help="rows read, valid and rejected in the warehouse")
+    counts.add_argument("--by-day", action="store_true")
+    counts.set_defaults(func=cmd_counts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ml-assets` console script."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "days", 1) is not None and getattr(args, "days", 1) < 1:
+        print("--days must be at least 1", file=sys.stderr)
+        return 2
+    home = project_home(args.home)
+    try:
+        return args.func(args, home)
+    except (LandingFileError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

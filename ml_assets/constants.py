@@ -1,0 +1,167 @@
+"""Names, vocabularies and thresholds of the pipeline, each defined once."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- partitions -------------------------------------------------------------------------------
+# The CFPB complaint database starts on 2011-12-01; the synthetic feed runs up to yesterday.
+PARTITIONS_START_DATE: Final = "2011-12-01"
+DATE_FORMAT: Final = "%Y-%m-%d"
+
+# --- the canonical schema: every source maps to these snake_case columns ------------------------
+CANONICAL_COLUMNS: Final[tuple[str, ...]] = (
+    "complaint_id",
+    "date_received",
+    "product",
+    "sub_product",
+    "issue",
+    "sub_issue",
+    "consumer_complaint_narrative",
+    "company_public_response",
+    "company",
+    "state",
+    "zip_code",
+    "tags",
+    "consumer_consent_provided",
+    "submitted_via",
+    "date_sent_to_company",
+    "company_response",
+    "timely_response",
+    "consumer_disputed",
+)
+LABEL_COLUMN: Final = "consumer_disputed"
+
+# Lineage columns that every warehouse table of complaints carries next to the canonical ones.
+INGESTION_DATE_COLUMN: Final = "ingestion_date"  # the partition, as a timestamp (partition_expr)
+SOURCE_FILE_COLUMN: Final = "source_file"
+SOURCE_LINE_COLUMN: Final = "source_line"
+PARSE_ERROR_COLUMN: Final = "parse_error"
+RAW_RECORD_COLUMN: Final = "raw_record"
+FAILED_RULES_COLUMN: Final = "failed_rules"
+LINEAGE_COLUMNS: Final[tuple[str, ...]] = (
+    INGESTION_DATE_COLUMN,
+    SOURCE_FILE_COLUMN,
+    SOURCE_LINE_COLUMN,
+)
+
+# --- the official CFPB CSV export header (the landing format) ------------------------------------
+OFFICIAL_HEADER: Final[tuple[str, ...]] = (
+    "Date received",
+    "Product",
+    "Sub-product",
+    "Issue",
+    "Sub-issue",
+    "Consumer complaint narrative",
+    "Company public response",
+    "Company",
+    "State",
+    "ZIP code",
+    "Tags",
+    "Consumer consent provided?",
+    "Submitted via",
+    "Date sent to company",
+    "Company response to consumer",
+    "Timely response?",
+    "Consumer disputed?",
+    "Complaint ID",
+)
+# Official header name -> canonical column (same order as OFFICIAL_HEADER).
+OFFICIAL_TO_CANONICAL: Final[dict[str, str]] = {
+    "Date received": "date_received",
+    "Product": "product",
+    "Sub-product": "sub_product",
+    "Issue": "issue",
+    "Sub-issue": "sub_issue",
+    "Consumer complaint narrative": "consumer_complaint_narrative",
+    "Company public response": "company_public_response",
+    "Company": "company",
+    "State": "state",
+    "ZIP code": "zip_code",
+    "Tags": "tags",
+    "Consumer consent provided?": "consumer_consent_provided",
+    "Submitted via": "submitted_via",
+    "Date sent to company": "date_sent_to_company",
+    "Company response to consumer": "company_response",
+    "Timely response?": "timely_response",
+    "Consumer disputed?": "consumer_disputed",
+    "Complaint ID": "complaint_id",
+}
+# Spellings of the snake_case exports seen in the wild -> canonical column.
+SNAKE_CASE_ALIASES: Final[dict[str, str]] = {
+    "zipcode": "zip_code",
+    "consumer_disputed?": "consumer_disputed",
+    "company_response_to_consumer": "company_response",
+    "timely_response?": "timely_response",
+    "consumer_consent_provided?": "consumer_consent_provided",
+}
+# A landing file must carry these; the others may be absent (older or trimmed exports).
+REQUIRED_CANONICAL_COLUMNS: Final[tuple[str, ...]] = (
+    "date_received",
+    "product",
+    "sub_product",
+    "issue",
+    "sub_issue",
+    "company",
+    "state",
+    "zip_code",
+    "submitted_via",
+    "date_sent_to_company",
+    "company_response",
+    "timely_response",
+    "consumer_disputed",
+)
+
+# --- vocabularies of the contract --------------------------------------------------------------
+# Every product name the CFPB has published since 2011 (it renamed categories in 2017 and 2023).
+# A product outside this list is rejected by validation: extend the list to accept a new one.
+PRODUCT_VOCABULARY: Final[frozenset[str]] = frozenset(
+    {
+        "Bank account or service",
+        "Checking or savings account",
+        "Consumer Loan",
+        "Credit card",
+        "Credit card or prepaid card",
+        "Credit reporting",
+        "Credit reporting, credit repair services, or other personal consumer reports",
+        "Credit reporting or other personal consumer reports",
+        "Debt collection",
+        "Debt or credit management",
+        "Money transfer, virtual currency, or money service",
+        "Money transfers",
+        "Mortgage",
+        "Other financial service",  # the CFPB's own documented "other" category
+        "Payday loan",
+        "Payday loan, title loan, or personal loan",
+        "Payday loan, title loan, personal loan, or advance loan",
+        "Prepaid card",
+        "Student loan",
+        "Vehicle loan or lease",
+        "Virtual currency",
+    }
+)
+# USPS codes the CFPB uses: states, DC, territories, freely associated states, military mail.
+STATE_CODES: Final[frozenset[str]] = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
+    "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR VI GU AS MP UM FM MH PW AA AE AP".split()
+)
+# 5 digits, or masked by the CFPB: first three digits kept ("123XX") or fully masked ("XXXXX").
+ZIP_CODE_PATTERN: Final = r"^(\d{5}|\d{3}XX|XXXXX)$"
+TRUE_TOKENS: Final[frozenset[str]] = frozenset({"yes", "true", "1", "y"})
+FALSE_TOKENS: Final[frozenset[str]] = frozenset({"no", "false", "0", "n"})
+# Unlabelled rows (the CFPB stopped collecting disputes in April 2017) are kept with a null label.
+MISSING_LABEL_TOKENS: Final[frozenset[str]] = frozenset({"", "n/a", "na"})
+
+# --- warehouse (DuckDB) ------------------------------------------------------------------------
+WAREHOUSE_SCHEMA: Final = "complaints"  # DuckDB schema of the data layer's tables
+DUCKDB_POOL: Final = "duckdb_warehouse"  # Dagster concurrency pool of every DuckDB writer
+LANDING_ASSET_GROUP: Final = "data_layer"
+
+# --- data-quality thresholds -------------------------------------------------------------------
+MAX_REJECTED_RATE: Final = 0.05  # warn when more than 5 % of a day's rows are rejected
+# Dispute rate of labelled real CFPB complaints (2012-2017) is about 0.19-0.21; warn outside.
+EXPECTED_DISPUTE_RATE: Final = 0.20
+DISPUTE_RATE_TOLERANCE: Final = 0.10
+MIN_LABELLED_FOR_BALANCE: Final = 30  # fewer labelled rows than this: too few to judge balance
+FAILING_SAMPLE_ROWS: Final = 5  # rows shown in check metadata
+TOP_CATEGORIES: Final = 5  # categories listed per column in the statistics

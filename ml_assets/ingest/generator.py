@@ -1,0 +1,678 @@
+"""Seeded synthetic CFPB complaint exports (official CSV format), fitted to a real-data profile."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml_assets.constants import OFFICIAL_HEADER, PRODUCT_VOCABULARY, STATE_CODES
+from ml_assets.ingest.profile import load_profile
+
+LANDING_SUBDIR = "complaints"
+LANDING_FILE_NAME = "synthetic.csv"
+# Complaint ids: one block of IDS_PER_DAY numbers per day since ID_EPOCH, so days never collide.
+ID_EPOCH = date(2000, 1, 1)
+IDS_PER_DAY = 100_000
+ID_OFFSET = 1_000_000
+NARRATIVE_SHARE = 0.4
+UNMASKED_PII_SHARE = 0.04
+MAX_NARRATIVE_WORDS = 400  # the real tail goes to ~800 words; longer adds size, not signal
+MIN_NARRATIVE_WORDS = 12
+# Weekday volume, Monday first: the CFPB receives fewer complaints at weekends.
+WEEKDAY_FACTORS: tuple[float, ...] = (1.06, 1.08, 1.05, 1.02, 0.98, 0.92, 0.9)
+
+DEFECT_UNKNOWN_STATE = "unknown_state"
+DEFECT_MALFORMED_DATE = "malformed_date"
+DEFECT_MISSING_PRODUCT = "missing_product"
+DEFECT_DUPLICATE_ID = "duplicate_id"
+DEFECT_TRUNCATED = "truncated"
+# Kinds that may hit any row; truncation only ever hits the file's last record.
+ROW_DEFECT_KINDS: tuple[str, ...] = (
+    DEFECT_UNKNOWN_STATE,
+    DEFECT_MALFORMED_DATE,
+    DEFECT_MISSING_PRODUCT,
+    DEFECT_DUPLICATE_ID,
+)
+DEFECT_KINDS: tuple[str, ...] = (*ROW_DEFECT_KINDS, DEFECT_TRUNCATED)
+UNKNOWN_STATES: tuple[str, ...] = ("ZZ", "XX", "QQ")
+MALFORMED_DATES: tuple[str, ...] = ("{year}-13-45", "13/45/{year}", "yesterday")
+
+# Phrases whose presence shifts the odds of a dispute: the text model's learnable signal.
+DISPUTE_PHRASES: tuple[str, ...] = (
+    "This still has not been resolved.",
+    "No one responded to my letters.",
+    "I was ignored every time I called.",
+    "This is unacceptable.",
+    "Their answer did not address my problem at all.",
+    "Nobody has fixed this and I am still waiting.",
+    "I do not accept their explanation.",
+)
+RESOLVED_PHRASES: tuple[str, ...] = (
+    "They resolved it quickly.",
+    "Thank you for your help.",
+    "The representative was helpful and corrected the error.",
+    "I appreciate how fast they responded.",
+    "The problem was fixed after my call.",
+)
+# Mean number of phrases per narrative, by (disputed, phrase kind): signal, not a giveaway.
+PHRASE_RATES: dict[tuple[bool, str], float] = {
+    (True, "dispute"): 1.0,
+    (True, "resolved"): 0.2,
+    (False, "dispute"): 0.3,
+    (False, "resolved"): 0.8,
+}
+
+_OPENINGS: dict[str, tuple[str, ...]] = {
+    "mortgage": (
+        "I have a mortgage with {company} and on {date} they sent me a letter about my loan.",
+        "My home loan was transferred to {company} on {date} and problems started right away.",
+        "I applied for help with my mortgage in {month} and sent every document they asked for.",
+    ),
+    "debt": (
+        "A collection agency called XXXX keeps contacting me about a debt of {amount}.",
+        "On {date} I received a letter from {company} saying I owe {amount}.",
+        "I am being contacted about a debt that I do not recognize.",
+    ),
+    "report": (
+        "I found an account on my credit report that is not mine.",
+        "On {date} I disputed incorrect information on my credit report with {company}.",
+        "My credit report shows a late payment from XXXX that never happened.",
+    ),
+    "card": (
+        "I have a card account with {company} ending in XXXX.",
+        "On {date} I noticed a charge of {amount} on my card statement.",
+        "I was charged a fee of {amount} on my card without any notice.",
+    ),
+    "bank": (
+        "I have a checking account with {company} and on {date} my deposit of {amount} was held.",
+        "My account at {company} was charged {amount} in overdraft fees.",
+        "On {date} I went to the branch to ask about a withdrawal I did not make.",
+    ),
+    "student": (
+        "My student loans are serviced by {company} and I have been paying since XXXX.",
+        "I applied for an income driven repayment plan on {date}.",
+        "My student loan payment went up to {amount} without explanation.",
+    ),
+    "loan": (
+        "I took out a loan with {company} on {date} for {amount}.",
+        "My loan payment of {amount} was taken from my account twice.",
+        "I financed a purchase through {company} and the terms changed after signing.",
+    ),
+    "transfer": (
+        "On {date} I sent {amount} through {company} and it never arrived.",
+        "I made a transfer of {amount} to XXXX and the money was not delivered.",
+        "My transfer with {company} was cancelled but I was not refunded {amount}.",
+    ),
+    "other": (
+        "I used a service from {company} on {date} and was charged {amount}.",
+        "I have a complaint about {company} regarding a payment of {amount}.",
+    ),
+}
+# Product name fragments -> opening family, most specific first.
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("mortgage", "mortgage"),
+    ("debt collection", "debt"),
+    ("credit report", "report"),
+    ("student", "student"),
+    ("credit card", "card"),
+    ("prepaid", "card"),
+    ("bank account", "bank"),
+    ("checking", "bank"),
+    ("money transfer", "transfer"),
+    ("virtual currency", "transfer"),
+    ("loan", "loan"),
+)
+_ISSUE_SENTENCES: tuple[str, ...] = (
+    "My complaint is about {issue}.",
+    "The problem is {issue}.",
+    "This is about {issue}.",
+)
+_BODY_SENTENCES: tuple[str, ...] = (
+    "I called about the {0} on {date} and again about the {1}.",
+    "The {0} was never explained to me and the {1} kept changing.",
+    "I sent copies of the {0} and the {1} to XXXX on {date}.",
+    "They told me the {0} would be handled by the {1} department.",
+    "My statement shows {amount} for the {0} that I do not recognize.",
+    "I asked for the {0} in writing and they mentioned the {1}.",
+    "I spoke to XXXX XXXX about the {0}, the {1} and the {2}.",
+    "Since {date} I have had to deal with the {0} and the {1}.",
+    "The {0} affected my {1} and my {2}.",
+    "According to their letter the {0} was {amount}.",
+)
+_PII_SENTENCES: tuple[str, ...] = (
+    "You can reach me at {email} or {phone}.",
+    "Please contact me at {phone}.",
+    "My email is {email}.",
+)
+_FAKE_NAMES: tuple[str, ...] = (
+    "jane.doe",
+    "john.smith",
+    "maria.garcia",
+    "sam.lee",
+    "alex.jones",
+    "pat.taylor",
+)
+_MONTHS: tuple[str, ...] = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_GENERIC_COMPANIES: tuple[str, ...] = (
+    "Example Financial Services, Inc.",
+    "Sample National Bank",
+    "Placeholder Lending LLC",
+)
+_GENERIC_WORDS: tuple[str, ...] = ("account", "payment", "letter", "balance", "fee", "company")
+
+
+@dataclass(frozen=True, eq=False)
+class Categorical:
+    """A categorical distribution ready for vectorised sampling."""
+
+    values: tuple[str | None, ...]
+    probs: np.ndarray
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[str | None]:
+        """`n` values drawn with replacement."""
+        if n == 0:
+            return []
+        return [self.values[i] for i in rng.choice(len(self.values), size=n, p=self.probs)]
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A profile compiled into samplers and the dispute model's logits."""
+
+    products: Categorical
+    sub_products: dict[str, Categorical]
+    issues: dict[str, Categorical]
+    sub_issues: dict[str, Categorical]
+    states: Categorical
+    zip3: dict[str, Categorical]
+    masked_zip_share: float
+    companies: dict[str, Categorical]
+    responses: Categorical
+    submitted_via: Categorical
+    timely_rate: float
+    consent_without_narrative: Categorical
+    public_responses: Categorical
+    tags: Categorical
+    delay: tuple[np.ndarray, np.ndarray]
+    base_logit: float
+    product_logits: dict[str, float]
+    response_logits: dict[str, float]
+    label_missing_share: float
+    lengths: dict[str, tuple[np.ndarray, np.ndarray]]
+    vocabulary: dict[str, Categorical]
+
+
+def categorical(
+    pairs: Iterable[Sequence[Any]], keep: Callable[[str | None], bool] | None = None
+) -> Categorical | None:
+    """A Categorical of [value, share] pairs (kept values only, renormalised), or None if empty."""
+    kept = [(v, float(s)) for v, s in pairs if float(s) > 0 and (keep is None or keep(v))]
+    total = sum(s for _, s in kept)
+    if not kept or total <= 0:
+        return None
+    return Categorical(tuple(v for v, _ in kept), np.array([s / total for _, s in kept]))
+
+
+def _required(dist: Categorical | None, what: str) -> Categorical:
+    """`dist`, or a ValueError naming the profile part that left nothing to sample."""
+    if dist is None:
+        raise ValueError(f"the profile has no usable {what}")
+    return dist
+
+
+def company_mixture(entry: dict[str, Any], fallback: Categorical) -> Categorical:
+    """A product's top companies, with the 'other' share spread over the fallback companies."""
+    top = [(str(v), float(s)) for v, s in entry.get("top", []) if v is not None]
+    other = max(float(entry.get("other_share", 0.0)), 0.0)
+    named = {v for v, _ in top}
+    rest = [(v, p) for v, p in zip(fallback.values, fallback.probs, strict=True) if v not in named]
+    if not rest:
+        rest = [(v, 1.0 / len(_GENERIC_COMPANIES)) for v in _GENERIC_COMPANIES]
+    rest_total = sum(p for _, p in rest)
+    pairs = top + [(v, other * p / rest_total) for v, p in rest]
+    return _required(categorical(pairs), "companies")
+
+
+def calibrated_base_logit(
+    target: float,
+    products: Categorical,
+    responses: Categorical,
+    lp: dict[str, float],
+    lr: dict[str, float],
+) -> float:
+    """The intercept making the expected dispute rate over products x responses equal `target`."""
+    shifts = np.add.outer(
+        np.array([lp.get(str(v), 0.0) for v in products.values]),
+        np.array([lr.get(str(v), 0.0) for v in responses.values]),
+    )
+    weights = np.outer(products.probs, responses.probs)
+    low, high = -12.0, 12.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        rate = float((weights / (1 + np.exp(-(mid + shifts)))).sum())
+        low, high = (mid, high) if rate < target else (low, mid)
+    return (low + high) / 2
+
+
+def quantile_table(pairs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Levels and values of a [level, value] quantile list, for inverse-CDF sampling."""
+    levels = np.array([float(q) for q, _ in pairs])
+    values = np.maximum.accumulate(np.array([float(v) for _, v in pairs]))
+    return levels, values
+
+
+def compile_model(profile: dict[str, Any]) -> Model:
+    """Samplers and dispute logits compiled from a profile (see ml_assets.ingest.profile)."""
+    products = _required(
+        categorical(profile["products"], lambda v: v in PRODUCT_VOCABULARY), "products"
+    )
+    zip3 = {s: d for s, pairs in profile["zip3_by_state"].items() if (d := categorical(pairs))}
+    states = _required(
+        categorical(profile["states"], lambda v: v in STATE_CODES and v in zip3), "states"
+    )
+    overall_companies = categorical(profile["companies"]["overall"], lambda v: v is not None)
+    fallback = overall_companies or _required(
+        categorical([(c, 1.0) for c in _GENERIC_COMPANIES]), "companies"
+    )
+    responses = _required(
+        categorical(profile["company_responses"], lambda v: v is not None), "responses"
+    )
+    dispute = profile["dispute"]
+    lp = {k: math.log(v["odds_factor"]) for k, v in dispute["by_product"].items()}
+    lr = {k: math.log(v["odds_factor"]) for k, v in dispute["by_company_response"].items()}
+    narratives = profile.get("narratives") or {}
+    length_profile = narratives.get("length_words") or {}
+    lengths = {p: quantile_table(q) for p, q in length_profile.get("by_product", {}).items()}
+    lengths[""] = quantile_table(length_profile.get("overall", [[0.0, 60.0], [1.0, 250.0]]))
+    vocabulary = {
+        p: d
+        for p, pairs in (narratives.get("vocabulary") or {}).items()
+        if (d := categorical(pairs))
+    }
+    vocabulary[""] = _required(categorical([(w, 1.0) for w in _GENERIC_WORDS]), "words")
+    return Model(
+        products=products,
+        sub_products=_conditional(profile["sub_products"]),
+        issues=_conditional(profile["issues"], lambda v: v is not None),
+        sub_issues=_conditional(profile["sub_issues"]),
+        states=states,
+        zip3=zip3,
+        masked_zip_share=float(profile["zip_codes"]["masked_3digit_share"]),
+        companies={
+            p: company_mixture(e, fallback) for p, e in profile["companies"]["by_product"].items()
+        },
+        responses=responses,
+        submitted_via=_required(
+            categorical(profile["submitted_via"], lambda v: v is not None), "submitted_via"
+        ),
+        timely_rate=float(profile["timely_rate"]),
+        consent_without_narrative=_required(
+            categorical(profile["consumer_consent_provided"], lambda v: v != "Consent provided"),
+            "consent values",
+        ),
+        public_responses=_required(categorical(profile["company_public_response"]), "responses"),
+        tags=_required(categorical(profile["tags"]), "tags"),
+        delay=quantile_table(profile["days_to_company"]["quantiles"]),
+        base_logit=calibrated_base_logit(
+            float(dispute["overall_rate"]), products, responses, lp, lr
+        ),
+        product_logits=lp,
+        response_logits=lr,
+        label_missing_share=float(dispute["label_missing_share"]),
+        lengths=lengths,
+        vocabulary=vocabulary,
+    )
+
+
+def _conditional(
+    table: dict[str, Any], keep: Callable[[str | None], bool] | None = None
+) -> dict[str, Categorical]:
+    """A Categorical per key of a {key: [[value, share], ...]} table, skipping empty ones."""
+    return {k: d for k, pairs in table.items() if (d := categorical(pairs, keep))}
+
+
+def draw_conditional(
+    rng: np.random.Generator,
+    keys: Sequence[str | None],
+    table: dict[str, Categorical],
+    default: str | None,
+) -> list[str | None]:
+    """A value per row drawn from the distribution of its key (`default` for unknown keys)."""
+    out: list[str | None] = [default] * len(keys)
+    by_key: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(str(key), []).append(i)
+    for key in sorted(by_key):
+        dist = table.get(key)
+        if dist is None:
+            continue
+        rows = by_key[key]
+        for i, value in zip(rows, dist.draw(rng, len(rows)), strict=True):
+            out[i] = value
+    return out
+
+
+def sample_quantiles(
+    rng: np.random.Generator, table: tuple[np.ndarray, np.ndarray], n: int
+) -> np.ndarray:
+    """`n` draws by inverse-CDF interpolation of a quantile table."""
+    levels, values = table
+    return np.interp(rng.random(n), levels, values)
+
+
+def format_date(value: date) -> str:
+    """M/D/YYYY without leading zeros, as in the official CFPB export."""
+    return f"{value.month}/{value.day}/{value.year}"
+
+
+def complaint_id(day: date, index: int) -> str:
+    """A numeric complaint id unique across days (one block of IDS_PER_DAY per day)."""
+    return str(ID_OFFSET + (day.toordinal() - ID_EPOCH.toordinal()) * IDS_PER_DAY + index)
+
+
+def rows_for_day(day: date, rows_per_day: int) -> int:
+    """A day's row count: `rows_per_day` with a deterministic weekday effect, never 0 if asked."""
+    if rows_per_day <= 0:
+        return 0
+    return max(1, round(rows_per_day * WEEKDAY_FACTORS[day.weekday()]))
+
+
+def day_rng(seed: int, day: date) -> np.random.Generator:
+    """The generator of one day's content, independent of which other days are generated."""
+    return np.random.default_rng([seed, day.toordinal()])
+
+
+def zip_codes(rng: np.random.Generator, states: Sequence[str | None], model: Model) -> list[str]:
+    """Plausible ZIP codes for states: a real ZIP3 prefix, random last digits, some masked."""
+    prefixes = draw_conditional(rng, states, model.zip3, "XXX")
+    tails = rng.integers(0, 100, size=len(states))
+    masked = rng.random(len(states)) < model.masked_zip_share
+    out: list[str] = []
+    for prefix, tail, mask in zip(prefixes, tails, masked, strict=True):
+        if prefix == "XXX":
+            out.append("XXXXX")
+        else:
+            out.append(f"{prefix}XX" if mask else f"{prefix}{tail:02d}")
+    return out
+
+
+def dispute_labels(
+    rng: np.random.Generator,
+    products: Sequence[str | None],
+    responses: Sequence[str | None],
+    model: Model,
+) -> np.ndarray:
+    """Dispute outcomes drawn from the calibrated product x company-response logit model."""
+    logits = model.base_logit + np.array(
+        [
+            model.product_logits.get(str(p), 0.0) + model.response_logits.get(str(r), 0.0)
+            for p, r in zip(products, responses, strict=True)
+        ]
+    )
+    return rng.random(len(products)) < 1 / (1 + np.exp(-logits))
+
+
+def family(product: str) -> str:
+    """The opening-template family of a product name."""
+    lowered = product.lower()
+    for fragment, name in _FAMILIES:
+        if fragment in lowered:
+            return name
+    return "other"
+
+
+def fill(rng: np.random.Generator, template: str, words: Sequence[str], year: int) -> str:
+    """A template with its masked-PII slots (dates, amounts, company) and word slots filled."""
+    return template.format(
+        *words,
+        date="XX/XX/XXXX" if rng.random() < 0.6 else f"XX/XX/{year}",
+        amount="$XXXX" if rng.random() < 0.5 else f"${rng.integers(10, 999)}.00",
+        company="XXXX",
+        month=_MONTHS[int(rng.integers(0, 12))],
+    )
+
+
+def unmasked_pii(rng: np.random.Generator) -> str:
+    """A sentence with an email address and/or phone number the CFPB would have masked."""
+    name = _FAKE_NAMES[int(rng.integers(0, len(_FAKE_NAMES)))]
+    email = f"{name}{int(rng.integers(1, 99))}@example.com"
+    phone = f"555-{int(rng.integers(100, 1000))}-{int(rng.integers(1000, 10000))}"
+    template = _PII_SENTENCES[int(rng.integers(0, len(_PII_SENTENCES)))]
+    return template.format(email=email, phone=phone)
+
+
+def tone_phrases(rng: np.random.Generator, disputed: bool) -> list[str]:
+    """Dispute and resolution phrases for a narrative, more of the former when disputed."""
+    phrases: list[str] = []
+    for kind, pool in (("dispute", DISPUTE_PHRASES), ("resolved", RESOLVED_PHRASES)):
+        count = min(int(rng.poisson(PHRASE_RATES[(disputed, kind)])), 3)
+        phrases += [pool[i] for i in rng.choice(len(pool), size=count, replace=False)]
+    return phrases
+
+
+def narrative(
+    rng: np.random.Generator,
+    product: str,
+    issue: str | None,
+    disputed: bool,
+    model: Model,
+    year: int,
+) -> str:
+    """A complaint narrative from templates, the product's vocabulary and tone phrases."""
+    target = float(sample_quantiles(rng, model.lengths.get(product, model.lengths[""]), 1)[0])
+    target = int(min(max(target, MIN_NARRATIVE_WORDS), MAX_NARRATIVE_WORDS))
+    openings = _OPENINGS[family(product)]
+    sentences = [fill(rng, openings[int(rng.integers(0, len(openings)))], (), year)]
+    if issue:
+        template = _ISSUE_SENTENCES[int(rng.integers(0, len(_ISSUE_SENTENCES)))]
+        sentences.append(template.format(issue=issue.lower()))
+    vocab = model.vocabulary.get(product, model.vocabulary[""])
+    count = sum(len(s.split()) for s in sentences)
+    body_count = max(1, (target - count) // 12)
+    picks = rng.integers(0, len(_BODY_SENTENCES), size=body_count)
+    words = vocab.draw(rng, body_count * 3)
+    for k, pick in enumerate(picks):
+        sentence = fill(
+            rng, _BODY_SENTENCES[int(pick)], [str(w) for w in words[3 * k : 3 * k + 3]], year
+        )
+        sentences.append(sentence)
+    for phrase in tone_phrases(rng, disputed):
+        sentences.insert(int(rng.integers(1, len(sentences) + 1)), phrase)
+    if rng.random() < UNMASKED_PII_SHARE:
+        sentences.append(unmasked_pii(rng))
+    return " ".join(sentences)
+
+
+def sample_records(
+    rng: np.random.Generator, day: date, rows: int, model: Model
+) -> list[dict[str, str]]:
+    """`rows` valid complaints received on `day`, keyed by official header name."""
+    products = model.products.draw(rng, rows)
+    issues = draw_conditional(rng, products, model.issues, "Other")
+    states = model.states.draw(rng, rows)
+    responses = model.responses.draw(rng, rows)
+    delays = np.rint(sample_quantiles(rng, model.delay, rows)).astype(int)
+    disputed = dispute_labels(rng, products, responses, model)
+    label_missing = rng.random(rows) < model.label_missing_share
+    has_narrative = rng.random(rows) < NARRATIVE_SHARE
+    timely = rng.random(rows) < model.timely_rate
+    columns: dict[str, Sequence[Any]] = {
+        "Product": products,
+        "Sub-product": draw_conditional(rng, products, model.sub_products, None),
+        "Issue": issues,
+        "Sub-issue": draw_conditional(rng, issues, model.sub_issues, None),
+        "Company public response": model.public_responses.draw(rng, rows),
+        "Company": draw_conditional(rng, products, model.companies, _GENERIC_COMPANIES[0]),
+        "State": states,
+        "ZIP code": zip_codes(rng, states, model),
+        "Tags": model.tags.draw(rng, rows),
+        "Consumer consent provided?": model.consent_without_narrative.draw(rng, rows),
+        "Submitted via": model.submitted_via.draw(rng, rows),
+        "Company response to consumer": responses,
+    }
+    records: list[dict[str, str]] = []
+    for i in range(rows):
+        record = {name: values[i] or "" for name, values in columns.items()}
+        record["Date received"] = format_date(day)
+        record["Date sent to company"] = format_date(day + timedelta(days=int(delays[i])))
+        record["Complaint ID"] = complaint_id(day, i)
+        untimely = record["Company response to consumer"] == "Untimely response"
+        record["Timely response?"] = "Yes" if timely[i] and not untimely else "No"
+        record["Consumer disputed?"] = "" if label_missing[i] else ("Yes" if disputed[i] else "No")
+        record["Consumer complaint narrative"] = ""
+        if has_narrative[i]:
+            text = narrative(rng, products[i] or "", issues[i], bool(disputed[i]), model, day.year)
+            record["Consumer complaint narrative"] = text
+            # The CFPB only publishes a narrative the consumer consented to share.
+            record["Consumer consent provided?"] = "Consent provided"
+        records.append(record)
+    return records
+
+
+def apply_defects(
+    rng: np.random.Generator, records: list[dict[str, str]], defect_rate: float, day: date
+) -> bool:
+    """Corrupt about `defect_rate` of the rows in place; True when the last record is to be cut."""
+    rows = len(records)
+    if defect_rate <= 0 or rows == 0:
+        return False
+    expected = defect_rate * rows
+    share = len(ROW_DEFECT_KINDS) / len(DEFECT_KINDS)
+    # Row 0 is left alone so that a duplicated id always has an earlier row to copy.
+    count = min(int(rng.binomial(rows - 1, min(defect_rate * share, 1.0))), rows - 1)
+    targets = np.sort(rng.choice(np.arange(1, rows), size=count, replace=False)) if count else []
+    kinds = rng.integers(0, len(ROW_DEFECT_KINDS), size=count)
+    for row, kind in zip(targets, kinds, strict=True):
+        corrupt(rng, records, int(row), ROW_DEFECT_KINDS[int(kind)], day)
+    return bool(rng.random() < min(1.0, expected / len(DEFECT_KINDS)))
+
+
+def corrupt(
+    rng: np.random.Generator, records: list[dict[str, str]], row: int, kind: str, day: date
+) -> None:
+    """Apply one defect kind to records[row] in place."""
+    record = records[row]
+    if kind == DEFECT_UNKNOWN_STATE:
+        record["State"] = UNKNOWN_STATES[int(rng.integers(0, len(UNKNOWN_STATES)))]
+    elif kind == DEFECT_MALFORMED_DATE:
+        template = MALFORMED_DATES[int(rng.integers(0, len(MALFORMED_DATES)))]
+        record["Date received"] = template.format(year=day.year)
+    elif kind == DEFECT_MISSING_PRODUCT:
+        record["Product"] = ""
+    elif kind == DEFECT_DUPLICATE_ID:
+        record["Complaint ID"] = records[int(rng.integers(0, row))]["Complaint ID"]
+    else:
+        raise ValueError(f"unknown defect kind {kind!r}")
+
+
+def csv_line(fields: Sequence[str]) -> str:
+    """One CSV line (QUOTE_MINIMAL, '\\n' line end)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow(fields)
+    return buffer.getvalue()
+
+
+def truncated(rng: np.random.Generator, line: str) -> str:
+    """A record cut mid-way, as in an interrupted download: no line end, its last fields lost."""
+    # Cutting before the last comma (the separator of the numeric complaint id) drops a field.
+    last_comma = line.rstrip("\n").rfind(",")
+    start = max(1, min(len(line) // 5, last_comma - 1))
+    return line[: int(rng.integers(start, max(start + 1, last_comma)))]
+
+
+def generate_day(
+    day: date, rows: int, seed: int, defect_rate: float = 0.0, profile: dict | None = None
+) -> str:
+    """The CSV text of one day's landing file in the official CFPB export format."""
+    if not 0 <= rows < IDS_PER_DAY:
+        raise ValueError(f"rows must be in [0, {IDS_PER_DAY}), got {rows}")
+    if not 0.0 <= defect_rate <= 1.0:
+        raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
+    if day < ID_EPOCH:
+        raise ValueError(f"day must be on or after {ID_EPOCH.isoformat()}, got {day.isoformat()}")
+    model = compile_model(profile if profile is not None else _default_profile())
+    rng = day_rng(seed, day)
+    records = sample_records(rng, day, rows, model)
+    cut_last = apply_defects(rng, records, defect_rate, day)
+    lines = [csv_line(OFFICIAL_HEADER)]
+    lines += [csv_line([r[name] for name in OFFICIAL_HEADER]) for r in records]
+    if cut_last and records:
+        lines[-1] = truncated(rng, lines[-1])
+    return "".join(lines)
+
+
+_PROFILE_CACHE: dict[str, dict] = {}
+
+
+def _default_profile() -> dict:
+    """The packaged profile, read once per process."""
+    if "default" not in _PROFILE_CACHE:
+        _PROFILE_CACHE["default"] = load_profile()
+    return _PROFILE_CACHE["default"]
+
+
+def landing_path(landing_root: Path, day: date) -> Path:
+    """Where a day's synthetic file lands: complaints/YYYY-MM-DD/synthetic.csv."""
+    return landing_root / LANDING_SUBDIR / day.isoformat() / LANDING_FILE_NAME
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder; an identical file is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Leaving identical bytes untouched keeps the mtime, so sensors do not see a change.
+    if path.exists() and path.read_bytes() == data:
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate_landing(
+    landing_root: Path,
+    start: date,
+    days: int,
+    rows_per_day: int,
+    seed: int,
+    defect_rate: float = 0.0,
+    profile: dict | None = None,
+) -> list[Path]:
+    """Write `days` daily synthetic files from `start` under landing_root; returns their paths."""
+    chosen = profile if profile is not None else _default_profile()
+    paths: list[Path] = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        text = generate_day(day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen)
+        path = landing_path(landing_root, day)
+        write_atomic(path, text.encode("utf-8"))
+        paths.append(path)
+    return paths

@@ -1,0 +1,96 @@
+"""Data-quality verdicts on one day's validation, independent of how they are shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ml_assets.constants import (
+    DISPUTE_RATE_TOLERANCE,
+    EXPECTED_DISPUTE_RATE,
+    FAILED_RULES_COLUMN,
+    FAILING_SAMPLE_ROWS,
+    LABEL_COLUMN,
+    MAX_REJECTED_RATE,
+    MIN_LABELLED_FOR_BALANCE,
+    SOURCE_FILE_COLUMN,
+    SOURCE_LINE_COLUMN,
+)
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """Whether a quality rule passed, why, and the figures behind it."""
+
+    passed: bool
+    description: str
+    figures: dict[str, float | int | str] = field(default_factory=dict)
+    markdown: str | None = None
+
+
+def markdown_sample(frame: pd.DataFrame, columns: list[str], rows: int = FAILING_SAMPLE_ROWS) -> str:
+    """The first rows of a frame as a Markdown table."""
+    head = frame.loc[:, columns].head(rows).astype("string").fillna("")
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in head.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def reconcile_counts(read: int, valid: int, rejected: int) -> QualityVerdict:
+    """Every row read is either valid or rejected."""
+    passed = read == valid + rejected
+    text = f"read {read} = valid {valid} + rejected {rejected}"
+    return QualityVerdict(
+        passed,
+        text if passed else f"row count mismatch: {text} does not hold; rows were lost or invented",
+        {"read": read, "valid": valid, "rejected": rejected},
+    )
+
+
+def typed_contract_verdict(failure_cases: pd.DataFrame) -> QualityVerdict:
+    """Validated rows satisfy the typed contract (a failure means a bug in validation)."""
+    if failure_cases.empty:
+        return QualityVerdict(True, "validated rows satisfy ValidatedComplaints")
+    columns = [c for c in ("column", "check", "failure_case", "index") if c in failure_cases.columns]
+    return QualityVerdict(
+        False,
+        f"{len(failure_cases)} failure(s) of ValidatedComplaints in validated rows: fix the "
+        "validation code before anything downstream reads this partition",
+        {"failures": len(failure_cases)},
+        markdown_sample(failure_cases, columns),
+    )
+
+
+def rejected_rate_verdict(read: int, rejected: pd.DataFrame, rule_counts: dict[str, int]) -> QualityVerdict:
+    """The share of rejected rows stays under the warning threshold."""
+    rate = len(rejected) / read if read else 0.0
+    passed = rate <= MAX_REJECTED_RATE
+    rules = ", ".join(f"{rule} ×{count}" for rule, count in rule_counts.items()) or "none"
+    sample_columns = [SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, FAILED_RULES_COLUMN, "complaint_id", "date_received", "product", "state", "zip_code"]
+    return QualityVerdict(
+        passed,
+        f"{len(rejected)} of {read} rows rejected ({rate:.1%}; warn above {MAX_REJECTED_RATE:.0%}); rules: {rules}",
+        {"rejected_rate": round(rate, 4), "rejected": len(rejected), **{f"rule {k}": v for k, v in rule_counts.items()}},
+        markdown_sample(rejected, sample_columns) if len(rejected) else None,
+    )
+
+
+def label_balance_verdict(valid: pd.DataFrame) -> QualityVerdict:
+    """The dispute rate of labelled rows stays near the historical rate."""
+    labels = valid[LABEL_COLUMN].dropna()
+    if len(labels) < MIN_LABELLED_FOR_BALANCE:
+        return QualityVerdict(
+            True,
+            f"{len(labels)} labelled rows: fewer than {MIN_LABELLED_FOR_BALANCE}, too few to judge balance",
+            {"labelled": len(labels)},
+        )
+    rate = float(labels.astype(float).mean())
+    low, high = EXPECTED_DISPUTE_RATE - DISPUTE_RATE_TOLERANCE, EXPECTED_DISPUTE_RATE + DISPUTE_RATE_TOLERANCE
+    passed = low <= rate <= high
+    return QualityVerdict(
+        passed,
+        f"dispute rate {rate:.3f} over {len(labels)} labelled rows "
+        + ("within" if passed else "outside") + f" the expected [{low:.2f}, {high:.2f}]",
+        {"dispute_rate": round(rate, 4), "labelled": len(labels)},
+    )

@@ -1,0 +1,104 @@
+"""Pandera contracts of the data layer: what a raw row must satisfy, and what validated rows are."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing.pandas import Series
+
+from ml_assets.constants import (
+    FALSE_TOKENS,
+    INGESTION_DATE_COLUMN,
+    MISSING_LABEL_TOKENS,
+    PRODUCT_VOCABULARY,
+    STATE_CODES,
+    TRUE_TOKENS,
+    ZIP_CODE_PATTERN,
+)
+from ml_assets.ingest.cfpb_format import parse_cfpb_date
+
+_BOOLEAN_TOKENS = TRUE_TOKENS | FALSE_TOKENS
+_LABEL_TOKENS = TRUE_TOKENS | FALSE_TOKENS | MISSING_LABEL_TOKENS
+_SORTED_PRODUCTS = sorted(PRODUCT_VOCABULARY)
+_SORTED_STATES = sorted(STATE_CODES)
+
+
+def _parses_as_date(value: object) -> bool:
+    return value is None or value is pd.NA or parse_cfpb_date(str(value)) is not None
+
+
+class RawComplaintContract(pa.DataFrameModel):
+    """Rules a landed row must pass to be accepted; each failing rule is recorded per row."""
+
+    complaint_id: Series[pd.StringDtype] = pa.Field(nullable=False)
+    date_received: Series[pd.StringDtype] = pa.Field(nullable=False)
+    product: Series[pd.StringDtype] = pa.Field(nullable=False, isin=_SORTED_PRODUCTS)
+    state: Series[pd.StringDtype] = pa.Field(nullable=True, isin=_SORTED_STATES)
+    zip_code: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=ZIP_CODE_PATTERN)
+    date_sent_to_company: Series[pd.StringDtype] = pa.Field(nullable=True)
+    timely_response: Series[pd.StringDtype] = pa.Field(nullable=True)
+    consumer_disputed: Series[pd.StringDtype] = pa.Field(nullable=True)
+    parse_error: Series[pd.StringDtype] = pa.Field(nullable=True)
+
+    @pa.check("date_received", "date_sent_to_company", name="is_date", element_wise=True)
+    def is_date(cls, value: object) -> bool:
+        return _parses_as_date(value)
+
+    @pa.check("timely_response", name="is_yes_no", element_wise=True)
+    def is_yes_no(cls, value: object) -> bool:
+        return value is None or value is pd.NA or str(value).strip().lower() in _BOOLEAN_TOKENS
+
+    @pa.check("consumer_disputed", name="is_label", element_wise=True)
+    def is_label(cls, value: object) -> bool:
+        return value is None or value is pd.NA or str(value).strip().lower() in _LABEL_TOKENS
+
+    @pa.check("parse_error", name="well_formed_record")
+    def well_formed_record(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return series.isna()
+
+    @pa.dataframe_check(name="date_received_is_partition_date")
+    def date_received_is_partition_date(cls, df: pd.DataFrame) -> Series[bool]:
+        parsed = pd.to_datetime(
+            df["date_received"].map(parse_cfpb_date, na_action="ignore"), errors="coerce"
+        )
+        # Unparseable dates fail `is_date`; counting them here too would double the rule.
+        return parsed.isna() | (parsed == df[INGESTION_DATE_COLUMN])
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class ValidatedComplaints(pa.DataFrameModel):
+    """The typed, deduplicated complaints every later stage reads."""
+
+    complaint_id: Series[pd.StringDtype] = pa.Field(nullable=False, unique=True)
+    date_received: Series[pa.DateTime] = pa.Field(nullable=False)
+    product: Series[pd.StringDtype] = pa.Field(isin=_SORTED_PRODUCTS)
+    sub_product: Series[pd.StringDtype] = pa.Field(nullable=True)
+    issue: Series[pd.StringDtype] = pa.Field(nullable=True)
+    sub_issue: Series[pd.StringDtype] = pa.Field(nullable=True)
+    consumer_complaint_narrative: Series[pd.StringDtype] = pa.Field(nullable=True)
+    company_public_response: Series[pd.StringDtype] = pa.Field(nullable=True)
+    company: Series[pd.StringDtype] = pa.Field(nullable=True)
+    state: Series[pd.StringDtype] = pa.Field(nullable=True, isin=_SORTED_STATES)
+    zip_code: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=ZIP_CODE_PATTERN)
+    tags: Series[pd.StringDtype] = pa.Field(nullable=True)
+    consumer_consent_provided: Series[pd.StringDtype] = pa.Field(nullable=True)
+    submitted_via: Series[pd.StringDtype] = pa.Field(nullable=True)
+    date_sent_to_company: Series[pa.DateTime] = pa.Field(nullable=True)
+    company_response: Series[pd.StringDtype] = pa.Field(nullable=True)
+    timely_response: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    consumer_disputed: Series[pd.BooleanDtype] = pa.Field(nullable=True)
+    ingestion_date: Series[pa.DateTime] = pa.Field(nullable=False)
+    source_file: Series[pd.StringDtype] = pa.Field(nullable=False)
+    source_line: Series[pd.Int64Dtype] = pa.Field(nullable=False, ge=1)
+
+    @pa.dataframe_check(name="date_received_is_partition_date")
+    def date_received_is_partition_date(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["date_received"] == df[INGESTION_DATE_COLUMN]
+
+    class Config:
+        strict = True
+        ordered = True
+        coerce = False

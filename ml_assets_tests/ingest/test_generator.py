@@ -1,0 +1,184 @@
+"""Tests of the seeded synthetic CFPB complaint generator."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml_assets.constants import (
+    CANONICAL_COLUMNS,
+    OFFICIAL_HEADER,
+    PRODUCT_VOCABULARY,
+    STATE_CODES,
+    ZIP_CODE_PATTERN,
+)
+from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
+from ml_assets.ingest.generator import (
+    DISPUTE_PHRASES,
+    generate_day,
+    generate_landing,
+    rows_for_day,
+)
+
+DAY = date(2016, 3, 1)
+EMAIL_OR_PHONE = r"[\w.]+@example\.com|\b555-\d{3}-\d{4}\b"
+
+
+def parse(text: str, source: str = "synthetic.csv") -> pd.DataFrame:
+    """A generated file read back with the production reader."""
+    return read_complaints_csv(text.encode("utf-8"), source)
+
+
+@pytest.fixture(scope="module")
+def many_rows() -> pd.DataFrame:
+    """20,000 generated rows over 40 days."""
+    frames = [
+        parse(generate_day(DAY + timedelta(days=i), 500, seed=3), f"d{i}.csv") for i in range(40)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def labels(frame: pd.DataFrame) -> pd.Series:
+    """The dispute label as 1.0/0.0, NaN when missing."""
+    return frame["consumer_disputed"].map({"Yes": 1.0, "No": 0.0}).astype(float)
+
+
+def test_same_seed_gives_identical_bytes() -> None:
+    assert generate_day(DAY, 200, seed=1) == generate_day(DAY, 200, seed=1)
+    assert generate_day(DAY, 200, seed=1, defect_rate=0.1) == generate_day(
+        DAY, 200, seed=1, defect_rate=0.1
+    )
+
+
+def test_different_seed_or_day_gives_different_content() -> None:
+    assert generate_day(DAY, 200, seed=1) != generate_day(DAY, 200, seed=2)
+    assert generate_day(DAY, 200, seed=1) != generate_day(DAY + timedelta(days=1), 200, seed=1)
+
+
+def test_header_and_line_endings_are_the_official_export() -> None:
+    text = generate_day(DAY, 50, seed=1)
+    assert text.split("\n", 1)[0] == ",".join(OFFICIAL_HEADER)
+    assert "\r" not in text
+    assert text.endswith("\n")
+
+
+def test_day_parses_into_canonical_schema_with_valid_rows() -> None:
+    frame = parse(generate_day(DAY, 300, seed=5))
+    assert len(frame) == 300
+    assert set(CANONICAL_COLUMNS) <= set(frame.columns)
+    assert frame["parse_error"].isna().all()
+    assert frame["product"].isin(PRODUCT_VOCABULARY).all()
+    assert frame["state"].isin(STATE_CODES).all()
+    assert frame["zip_code"].str.fullmatch(ZIP_CODE_PATTERN.strip("^$")).all()
+    assert (frame["date_received"].map(parse_cfpb_date) == DAY).all()
+    sent = frame["date_sent_to_company"].map(parse_cfpb_date)
+    assert (sent >= DAY).all()
+    assert frame["date_received"].str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").all()
+    assert frame["timely_response"].isin(["Yes", "No"]).all()
+    assert frame["consumer_disputed"].dropna().isin(["Yes", "No"]).all()
+    assert frame["complaint_id"].str.fullmatch(r"\d+").all()
+    assert frame["complaint_id"].is_unique
+
+
+def test_complaint_ids_do_not_collide_across_days() -> None:
+    ids = pd.concat(
+        [
+            parse(generate_day(DAY + timedelta(days=i), 300, seed=1))["complaint_id"]
+            for i in range(3)
+        ]
+    )
+    assert ids.is_unique
+
+
+def test_a_day_does_not_depend_on_other_days(tmp_path: Path) -> None:
+    alone = generate_landing(tmp_path / "a", DAY + timedelta(days=2), 1, 100, seed=4)
+    within = generate_landing(tmp_path / "b", DAY, 3, 100, seed=4)
+    assert alone[0].read_bytes() == within[2].read_bytes()
+
+
+def test_defects_of_each_kind_appear() -> None:
+    text = generate_day(DAY, 500, seed=2, defect_rate=0.2)
+    frame = parse(text)
+    assert (~frame["state"].isin(STATE_CODES)).sum() > 0
+    assert frame["date_received"].map(parse_cfpb_date).isna().sum() > 0
+    assert frame["product"].isna().sum() > 0
+    assert frame["complaint_id"].duplicated().sum() > 0
+    # Only the last record may be truncated: a cut download ends mid-record, without a line end.
+    errors = frame["parse_error"].notna()
+    assert errors.sum() == 1 and bool(errors.iloc[-1])
+    assert not text.endswith("\n")
+    defective = 1 - len(frame.dropna(subset=["product"]).query("state in @STATE_CODES")) / len(
+        frame
+    )
+    assert 0.05 < defective < 0.3
+
+
+def test_no_defects_at_rate_zero() -> None:
+    frame = parse(generate_day(DAY, 1000, seed=9, defect_rate=0.0))
+    assert frame["parse_error"].isna().all()
+    assert frame["complaint_id"].is_unique
+
+
+def test_dispute_rate_is_close_to_the_real_one(many_rows: pd.DataFrame) -> None:
+    rate = labels(many_rows).mean()
+    assert 0.17 <= rate <= 0.23
+    missing = labels(many_rows).isna().mean()
+    assert 0 < missing < 0.05
+
+
+def test_dispute_rate_varies_by_company_response(many_rows: pd.DataFrame) -> None:
+    by_response = labels(many_rows).groupby(many_rows["company_response"]).mean()
+    assert by_response["Closed with monetary relief"] < by_response["Closed with explanation"]
+
+
+def test_narrative_wording_carries_dispute_signal(many_rows: pd.DataFrame) -> None:
+    narrative = many_rows["consumer_complaint_narrative"].fillna("")
+    assert 0.3 <= (narrative != "").mean() <= 0.5
+    has_phrase = narrative.map(lambda t: any(p in t for p in DISPUTE_PHRASES))
+    with_phrase = labels(many_rows)[has_phrase].mean()
+    without_phrase = labels(many_rows)[(narrative != "") & ~has_phrase].mean()
+    assert with_phrase > without_phrase + 0.1
+    # A signal, not a giveaway: many rows with a dispute phrase are not disputed.
+    assert with_phrase < 0.8
+
+
+def test_narratives_carry_masked_and_some_unmasked_pii(many_rows: pd.DataFrame) -> None:
+    narrative = many_rows["consumer_complaint_narrative"].dropna()
+    assert narrative.str.contains("XXXX", regex=False).mean() > 0.5
+    assert narrative.str.contains(r"XX/XX/(?:XXXX|\d{4})").any()
+    assert narrative.str.contains(r"\$XXXX", regex=True).any()
+    unmasked = narrative.str.contains(EMAIL_OR_PHONE).mean()
+    assert 0.01 < unmasked < 0.08
+
+
+def test_landing_layout_and_row_counts(tmp_path: Path) -> None:
+    paths = generate_landing(tmp_path, DAY, 7, 100, seed=1)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        f"complaints/{(DAY + timedelta(days=i)).isoformat()}/synthetic.csv" for i in range(7)
+    ]
+    counts = [len(parse(p.read_text(encoding="utf-8"))) for p in paths]
+    assert counts == [rows_for_day(DAY + timedelta(days=i), 100) for i in range(7)]
+    assert all(90 <= c <= 110 for c in counts) and len(set(counts)) > 1
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_rewriting_leaves_bytes_identical(tmp_path: Path) -> None:
+    first = [p.read_bytes() for p in generate_landing(tmp_path, DAY, 3, 50, seed=8)]
+    second = [p.read_bytes() for p in generate_landing(tmp_path, DAY, 3, 50, seed=8)]
+    assert first == second
+
+
+def test_rows_for_day_never_zero() -> None:
+    assert rows_for_day(DAY, 1) == 1
+    assert rows_for_day(DAY, 0) == 0
+    assert all(rows_for_day(DAY + timedelta(days=i), 2) >= 1 for i in range(7))
+
+
+def test_zip_codes_look_real() -> None:
+    zips = parse(generate_day(DAY, 500, seed=1))["zip_code"]
+    assert zips.str.fullmatch(r"\d{3}XX").any() and zips.str.fullmatch(r"\d{5}").any()
+    assert re.compile(ZIP_CODE_PATTERN)

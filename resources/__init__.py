@@ -1,0 +1,1 @@
+"""Resources: the leaf of the import graph; nothing here imports the pipeline's code."""

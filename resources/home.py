@@ -1,0 +1,61 @@
+"""The project home: the one folder everything the running system writes lives under."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV_VAR = "ML_ASSETS_HOME"
+# The repository root is two levels up from this file (resources/home.py).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = REPO_ROOT / ".ml_assets"
+# Landing layout: <landing>/complaints/YYYY-MM-DD/<source>.csv, one folder per ingestion day.
+COMPLAINTS_FOLDER = "complaints"
+UNROUTABLE_FOLDER = "_unroutable"
+
+
+@dataclass(frozen=True)
+class ProjectHome:
+    """Paths under `ML_ASSETS_HOME`; every writer of the project takes its path from here."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def complaints_landing(self) -> Path:
+        return self.landing / COMPLAINTS_FOLDER
+
+    @property
+    def unroutable(self) -> Path:
+        """Rows a loader could not assign to a day: kept, never dropped."""
+        return self.landing / UNROUTABLE_FOLDER
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def ray_tmp(self) -> Path:
+        return self.root / "ray"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def project_home(root: str | os.PathLike[str] | None = None) -> ProjectHome:
+    """The project home from an explicit root, else `ML_ASSETS_HOME`, else `.ml_assets/` in the repo."""
+    chosen = root or os.environ.get(HOME_ENV_VAR) or DEFAULT_HOME
+    return ProjectHome(Path(chosen).expanduser().resolve())

@@ -1,0 +1,102 @@
+"""Where daily landing files arrive: an abstract client and its local-filesystem implementation."""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from resources.home import COMPLAINTS_FOLDER
+
+_DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file: its path relative to the landing root, size and modification time."""
+
+    name: str
+    day: str
+    size: int
+    mtime_ns: int
+
+
+class LandingZone(dg.ConfigurableResource, ABC):
+    """Lists and reads the daily complaint files that sources drop for ingestion."""
+
+    @abstractmethod
+    def files_for_day(self, day: str) -> list[LandingFile]:
+        """The CSV files landed for one ingestion day, sorted by name."""
+
+    @abstractmethod
+    def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
+        """Day folders with a file or the folder itself modified after `mtime_ns`, and the newest mtime."""
+
+    @abstractmethod
+    def read_bytes(self, file: LandingFile) -> bytes:
+        """The content of a landing file."""
+
+
+class LocalLandingZone(LandingZone):
+    """Landing files in a local folder (`ML_ASSETS_HOME/landing` by default)."""
+
+    root: str
+
+    @property
+    def complaints_root(self) -> Path:
+        return Path(self.root) / COMPLAINTS_FOLDER
+
+    def _stat(self, path: Path) -> LandingFile:
+        stat = path.stat()
+        return LandingFile(
+            name=path.relative_to(self.root).as_posix(),
+            day=path.parent.name,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+        )
+
+    @staticmethod
+    def _is_landing_file(entry: os.DirEntry[str]) -> bool:
+        # Dot-files are writers' temporary files, renamed into place when complete.
+        return entry.is_file() and entry.name.endswith(".csv") and not entry.name.startswith(".")
+
+    def files_for_day(self, day: str) -> list[LandingFile]:
+        folder = self.complaints_root / day
+        if not folder.is_dir():
+            return []
+        with os.scandir(folder) as entries:
+            return sorted(
+                (self._stat(Path(e.path)) for e in entries if self._is_landing_file(e)),
+                key=lambda f: f.name,
+            )
+
+    def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
+        if not self.complaints_root.is_dir():
+            return [], mtime_ns
+        changed: list[str] = []
+        newest = mtime_ns
+        with os.scandir(self.complaints_root) as days:
+            for day in days:
+                if not day.is_dir():
+                    continue
+                # A folder's mtime changes when a file is added, renamed in or removed; a file
+                # rewritten in place changes its own. Either makes the day a candidate.
+                stamps = [day.stat().st_mtime_ns]
+                with os.scandir(day.path) as entries:
+                    stamps += [e.stat().st_mtime_ns for e in entries if self._is_landing_file(e)]
+                newest = max(newest, *stamps)
+                if max(stamps) > mtime_ns:
+                    changed.append(day.name)
+        return sorted(changed), newest
+
+    def read_bytes(self, file: LandingFile) -> bytes:
+        return (Path(self.root) / file.name).read_bytes()
+
+
+def is_day_folder(name: str) -> bool:
+    """Whether a landing folder name has the YYYY-MM-DD form of an ingestion day."""
+    return bool(_DAY_FOLDER.match(name))

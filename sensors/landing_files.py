@@ -1,0 +1,87 @@
+"""A sensor factory: new or changed landing files request a data-layer run for their day."""
+
+import json
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from ml_assets.ingest.landing import landing_digest
+from resources.landing_zone import LandingZone, is_day_folder
+
+# Files written within this window before the last tick are looked at again, because file
+# systems stamp mtimes coarsely; the digest comparison keeps that from requesting twice.
+MTIME_LOOKBACK_NS = 5_000_000_000
+DIGEST_CHARS = 16
+DIGEST_TAG = "ml_assets/landing_digest"
+
+
+@dataclass
+class LandingCursor:
+    """What the sensor saw: a mtime watermark and, per day, the digest and revision it requested."""
+
+    watermark_ns: int = 0
+    days: dict[str, list[str | int]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "LandingCursor":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(watermark_ns=int(data["watermark_ns"]), days=dict(data["days"]))
+
+    def dumps(self) -> str:
+        return json.dumps({"watermark_ns": self.watermark_ns, "days": self.days}, sort_keys=True)
+
+
+def make_landing_file_sensor(
+    job: UnresolvedAssetJobDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    minimum_interval_seconds: int = 30,
+) -> dg.SensorDefinition:
+    """A RUNNING sensor that requests `job` for exactly the days whose landing files changed."""
+
+    @dg.sensor(
+        name="landing_file_sensor",
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests a data-layer run for each day whose landing files are new or changed.",
+    )
+    def landing_file_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZone) -> dg.SensorResult:
+        cursor = LandingCursor.parse(context.cursor)
+        days, newest = landing_zone.days_changed_since(cursor.watermark_ns - MTIME_LOOKBACK_NS)
+        requests: list[dg.RunRequest] = []
+        outside: list[str] = []
+        for day in days:
+            files = landing_zone.files_for_day(day)
+            digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)[:DIGEST_CHARS]
+            seen_digest, revision = cursor.days.get(day, ["", 0])
+            if not files or digest == seen_digest:
+                continue
+            cursor.days[day] = [digest, int(revision) + 1]
+            if not (is_day_folder(day) and partitions_def.has_partition_key(day)):
+                outside.append(day)
+                continue
+            # Content plus revision: an unchanged file never triggers twice, and a file that
+            # changes back to an earlier content (A -> B -> A) still triggers.
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{day}@{digest}#{int(revision) + 1}",
+                    partition_key=day,
+                    tags={DIGEST_TAG: digest},
+                )
+            )
+        cursor.watermark_ns = newest
+        if outside:
+            context.log.warning(
+                f"Landing folders outside the daily partitions (or not named YYYY-MM-DD), not "
+                f"ingested: {', '.join(outside)}. Partitions run from {partitions_def.start.date()} "
+                "to yesterday."
+            )
+        skip = None
+        if not requests:
+            skip = f"ignored folders outside the partitions: {', '.join(outside)}" if outside else "no new or changed landing files"
+        return dg.SensorResult(run_requests=requests, cursor=cursor.dumps(), skip_reason=skip)
+
+    return landing_file_sensor
