@@ -74,7 +74,9 @@ def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
     from ml_assets.ingest.landing import land_cfpb_export
 
     init_home(home)
-    report = land_cfpb_export(Path(args.path), home.landing, source=args.source, encoding=args.encoding)
+    report = land_cfpb_export(
+        Path(args.path), home.landing, source=args.source, encoding=args.encoding
+    )
     days = sorted(report.rows_by_day)
     print(
         f"{report.source}: read {report.rows_read} rows; landed {report.rows_landed} rows in "
@@ -94,7 +96,11 @@ def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list
     from resources.landing_zone import is_day_folder
 
     root = home.complaints_landing
-    days = sorted(p.name for p in root.iterdir() if p.is_dir() and is_day_folder(p.name)) if root.is_dir() else []
+    days = (
+        sorted(p.name for p in root.iterdir() if p.is_dir() and is_day_folder(p.name))
+        if root.is_dir()
+        else []
+    )
     low = start.strftime(DATE_FORMAT) if start else ""
     high = end.strftime(DATE_FORMAT) if end else "9999"
     return [d for d in days if low <= d <= high]
@@ -108,7 +114,10 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     init_home(home)
     days = landed_days(home, args.start, args.end)
     if not days:
-        print(f"no landing files under {home.complaints_landing}: run `ml-assets generate` first", file=sys.stderr)
+        print(
+            f"no landing files under {home.complaints_landing}: run `ml-assets generate` first",
+            file=sys.stderr,
+        )
         return 1
     defs = build_definitions(home)
     job = defs.resolve_job_def("data_layer_job")
@@ -117,14 +126,22 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
         for day in days:
             began = time.monotonic()
             result = job.execute_in_process(
-                partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+                partition_key=day,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
             )
             status = "ok" if result.success else "FAILED"
-            print(f"{day}: data layer {status} in {time.monotonic() - began:.1f} s (run {result.run_id[:8]})")
+            print(
+                f"{day}: data layer {status} in {time.monotonic() - began:.1f} s (run {result.run_id[:8]})"
+            )
             if not result.success:
                 failed.append(day)
     if failed:
-        print(f"failed partitions: {', '.join(failed)} (see the runs in the Dagster UI)", file=sys.stderr)
+        print(
+            f"failed partitions: {', '.join(failed)} (see the runs in the Dagster UI)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -133,7 +150,9 @@ def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
     import duckdb
 
     if not home.warehouse.exists():
-        print(f"no warehouse at {home.warehouse}: materialize the data layer first", file=sys.stderr)
+        print(
+            f"no warehouse at {home.warehouse}: materialize the data layer first", file=sys.stderr
+        )
         return 1
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         rows = conn.execute(
@@ -151,33 +170,47 @@ def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
     if args.by_day:
         for day, n_read, n_valid, n_rejected in rows:
             print(f"{day}  read {n_read:6d}  valid {n_valid:6d}  rejected {n_rejected:5d}")
-    print(f"{len(rows)} partitions: read {read}, valid {valid}, rejected {rejected}, valid + rejected = {valid + rejected}")
+    print(
+        f"{len(rows)} partitions: read {read}, valid {valid}, rejected {rejected}, valid + rejected = {valid + rejected}"
+    )
     return 0 if read == valid + rejected else 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
-    parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/ in the repo)")
+    parser.add_argument(
+        "--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/ in the repo)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("init", help="create the project home and its Dagster instance config").set_defaults(func=cmd_init)
+    sub.add_parser(
+        "init", help="create the project home and its Dagster instance config"
+    ).set_defaults(func=cmd_init)
 
-    gen = sub.add_parser("generate", help="write synthetic daily landing files in the CFPB export format")
+    gen = sub.add_parser(
+        "generate", help="write synthetic daily landing files in the CFPB export format"
+    )
     gen.add_argument("--start", type=_date, help="first day (default: --days days up to yesterday)")
     gen.add_argument("--days", type=int, default=30)
     gen.add_argument("--rows-per-day", type=int, default=400)
     gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--defect-rate", type=float, default=0.0, help="share of rows with realistic defects")
+    gen.add_argument(
+        "--defect-rate", type=float, default=0.0, help="share of rows with realistic defects"
+    )
     gen.set_defaults(func=cmd_generate)
 
     land = sub.add_parser("land-cfpb", help="split a real CFPB export into daily landing files")
     land.add_argument("path")
     land.add_argument("--source", help="name of the landed files (default: the export's file name)")
-    land.add_argument("--encoding", default="utf-8-sig", help="the export's encoding (default UTF-8)")
+    land.add_argument(
+        "--encoding", default="utf-8-sig", help="the export's encoding (default UTF-8)"
+    )
     land.set_defaults(func=cmd_land_cfpb)
 
-    mat = sub.add_parser("materialize", help="materialize the data layer for landed days, one run per day")
+    mat = sub.add_parser(
+        "materialize", help="materialize the data layer for landed days, one run per day"
+    )
     mat.add_argument("--start", type=_date)
     mat.add_argument("--end", type=_date)
     mat.set_defaults(func=cmd_materialize)

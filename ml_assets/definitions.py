@@ -30,7 +30,9 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
 RESOURCES_BY_ENVIRONMENT = {"local": local_resources}
 
 
-def build_definitions(home: ProjectHome | None = None, environment: str | None = None) -> dg.Definitions:
+def build_definitions(
+    home: ProjectHome | None = None, environment: str | None = None
+) -> dg.Definitions:
     """The code location's definitions for a project home and environment."""
     environment = environment or os.environ.get(ENVIRONMENT_ENV_VAR, "local")
     if environment not in RESOURCES_BY_ENVIRONMENT:

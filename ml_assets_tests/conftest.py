@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Nothing a test runs may write into the developer's project home: point it at a scratch folder
+# before any project module resolves it.
+os.environ["ML_ASSETS_HOME"] = tempfile.mkdtemp(prefix="ml_assets_test_home_")
 
 REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cfpb"
 

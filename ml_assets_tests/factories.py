@@ -36,9 +36,13 @@ def csv_line(**fields: str) -> str:
     """One official-format CSV record; keyword names are official headers with spaces as '_'."""
     values = dict(DEFAULT_FIELDS)
     for key, value in fields.items():
-        header = next(h for h in OFFICIAL_HEADER if h.replace(" ", "_").replace("-", "_").rstrip("?") == key)
+        header = next(
+            h for h in OFFICIAL_HEADER if h.replace(" ", "_").replace("-", "_").rstrip("?") == key
+        )
         values[header] = value
-    return ",".join(f'"{v}"' if ("," in v or "\n" in v) else v for v in (values[h] for h in OFFICIAL_HEADER))
+    return ",".join(
+        f'"{v}"' if ("," in v or "\n" in v) else v for v in (values[h] for h in OFFICIAL_HEADER)
+    )
 
 
 def csv_file(*records: str) -> str:

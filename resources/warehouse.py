@@ -62,7 +62,9 @@ class TransactionalDuckDbClient(DuckDbClient):
             conn.close()
 
     @staticmethod
-    def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection: Any) -> None:
+    def delete_table_slice(
+        context: dg.OutputContext, table_slice: TableSlice, connection: Any
+    ) -> None:
         # The stock client catches the error of a missing table, but a failed statement aborts
         # the enclosing transaction in DuckDB: look the table up instead.
         exists = connection.execute(
@@ -84,7 +86,9 @@ class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         # that downstream reads of that partition return zero rows instead of failing.
         connection.execute(f"create table if not exists {table} as select * from obj limit 0")
         connection.execute(f"insert into {table} by name select * from obj")
-        count_key = "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
+        count_key = (
+            "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
+        )
         return {
             count_key: obj.shape[0],
             "dagster/storage_kind": "duckdb",

@@ -48,14 +48,18 @@ def make_landing_file_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests a data-layer run for each day whose landing files are new or changed.",
     )
-    def landing_file_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZone) -> dg.SensorResult:
+    def landing_file_sensor(
+        context: dg.SensorEvaluationContext, landing_zone: LandingZone
+    ) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
         days, newest = landing_zone.days_changed_since(cursor.watermark_ns - MTIME_LOOKBACK_NS)
         requests: list[dg.RunRequest] = []
         outside: list[str] = []
         for day in days:
             files = landing_zone.files_for_day(day)
-            digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)[:DIGEST_CHARS]
+            digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)[
+                :DIGEST_CHARS
+            ]
             seen_digest, revision = cursor.days.get(day, ["", 0])
             if not files or digest == seen_digest:
                 continue
@@ -81,7 +85,11 @@ def make_landing_file_sensor(
             )
         skip = None
         if not requests:
-            skip = f"ignored folders outside the partitions: {', '.join(outside)}" if outside else "no new or changed landing files"
+            skip = (
+                f"ignored folders outside the partitions: {', '.join(outside)}"
+                if outside
+                else "no new or changed landing files"
+            )
         return dg.SensorResult(run_requests=requests, cursor=cursor.dumps(), skip_reason=skip)
 
     return landing_file_sensor

@@ -1,10 +1,14 @@
 """`raw_complaints`: a day's landing files as read, versioned by their bytes."""
 
-
 import dagster as dg
 import pandas as pd
 
-from ml_assets.constants import DUCKDB_POOL, INGESTION_DATE_COLUMN, LANDING_ASSET_GROUP, WAREHOUSE_SCHEMA
+from ml_assets.constants import (
+    DUCKDB_POOL,
+    INGESTION_DATE_COLUMN,
+    LANDING_ASSET_GROUP,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.ingest.cfpb_format import LandingFileError, read_landing_day
 from ml_assets.ingest.landing import landing_digest
 from ml_assets.partitions import daily_partitions
@@ -22,7 +26,9 @@ PARTITIONED_TABLE = {"partition_expr": INGESTION_DATE_COLUMN, "schema": WAREHOUS
     pool=DUCKDB_POOL,
     kinds={"pandas", "duckdb"},
 )
-def raw_complaints(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+def raw_complaints(
+    context: dg.AssetExecutionContext, landing_zone: LandingZone
+) -> dg.Output[pd.DataFrame]:
     """The partition's landing files in the canonical schema, with source file and line per row."""
     day = context.partition_key
     files = landing_zone.files_for_day(day)

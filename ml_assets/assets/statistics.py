@@ -1,6 +1,5 @@
 """`complaint_statistics`: a per-day profile of the validated complaints."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -19,7 +18,9 @@ from ml_assets.partitions import daily_partitions
     kinds={"pandas", "duckdb"},
 )
 def complaint_statistics(
-    context: dg.AssetExecutionContext, validated_complaints: pd.DataFrame, rejected_complaints: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    validated_complaints: pd.DataFrame,
+    rejected_complaints: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     """Row counts, missing rates, distinct counts, top categories, narrative lengths, label balance."""
     day = pd.Timestamp(context.partition_key)

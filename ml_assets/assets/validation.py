@@ -1,6 +1,5 @@
 """`validated_complaints` and `rejected_complaints`: the contract applied, nothing dropped silently."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -25,25 +24,45 @@ _ERROR, _WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 # (name, severity, blocking, description); blocking checks stop downstream assets of this run.
 VALIDATION_CHECKS = (
     ("rows_reconcile", _ERROR, True, "Rows read = validated + rejected (nothing lost)."),
-    ("typed_contract", _ERROR, True, "Validated rows satisfy the ValidatedComplaints pandera model."),
+    (
+        "typed_contract",
+        _ERROR,
+        True,
+        "Validated rows satisfy the ValidatedComplaints pandera model.",
+    ),
     ("rejected_rate", _WARN, False, "Share of rejected rows stays under the threshold."),
-    ("label_balance", _WARN, False, "Dispute rate of labelled rows stays near the historical rate."),
+    (
+        "label_balance",
+        _WARN,
+        False,
+        "Dispute rate of labelled rows stays near the historical rate.",
+    ),
 )
 
 
-def _check_result(name: str, severity: dg.AssetCheckSeverity, verdict: QualityVerdict) -> dg.AssetCheckResult:
+def _check_result(
+    name: str, severity: dg.AssetCheckSeverity, verdict: QualityVerdict
+) -> dg.AssetCheckResult:
     metadata: dict[str, dg.RawMetadataValue] = {"verdict": verdict.description, **verdict.figures}
     if verdict.markdown:
         metadata["failing_samples"] = dg.MetadataValue.md(verdict.markdown)
     return dg.AssetCheckResult(
-        asset_key=VALIDATED, check_name=name, passed=verdict.passed, severity=severity, metadata=metadata
+        asset_key=VALIDATED,
+        check_name=name,
+        passed=verdict.passed,
+        severity=severity,
+        metadata=metadata,
     )
 
 
 @dg.multi_asset(
     outs={
-        "validated_complaints": dg.AssetOut(metadata=PARTITIONED_TABLE, code_version="1", kinds={"pandas", "duckdb"}),
-        "rejected_complaints": dg.AssetOut(metadata=PARTITIONED_TABLE, code_version="1", kinds={"pandas", "duckdb"}),
+        "validated_complaints": dg.AssetOut(
+            metadata=PARTITIONED_TABLE, code_version="1", kinds={"pandas", "duckdb"}
+        ),
+        "rejected_complaints": dg.AssetOut(
+            metadata=PARTITIONED_TABLE, code_version="1", kinds={"pandas", "duckdb"}
+        ),
     },
     partitions_def=daily_partitions,
     group_name=LANDING_ASSET_GROUP,
@@ -57,11 +76,16 @@ def validate_complaints(raw_complaints: pd.DataFrame) -> Iterator[dg.Output | dg
     """Rows passing the pandera contract, and every failing row with its failed rules."""
     result = split_valid_rejected(cast_raw_frame(raw_complaints))
     read = len(raw_complaints)
-    yield dg.Output(result.valid, output_name="validated_complaints", metadata={"rows": len(result.valid)})
+    yield dg.Output(
+        result.valid, output_name="validated_complaints", metadata={"rows": len(result.valid)}
+    )
     yield dg.Output(
         result.rejected,
         output_name="rejected_complaints",
-        metadata={"rows": len(result.rejected), **{f"rule {k}": v for k, v in result.rule_counts.items()}},
+        metadata={
+            "rows": len(result.rejected),
+            **{f"rule {k}": v for k, v in result.rule_counts.items()},
+        },
     )
     verdicts = {
         "rows_reconcile": reconcile_counts(read, len(result.valid), len(result.rejected)),

@@ -189,12 +189,16 @@ def derived_complaint_id(source: str, line: int) -> str:
 
 def to_raw_frame(rows: list[dict[str, object]], source: str) -> pd.DataFrame:
     """The canonical raw frame (string columns) for parsed rows of one file."""
-    frame = pd.DataFrame(rows, columns=[*CANONICAL_COLUMNS, SOURCE_LINE_COLUMN, PARSE_ERROR_COLUMN, RAW_RECORD_COLUMN])
+    frame = pd.DataFrame(
+        rows,
+        columns=[*CANONICAL_COLUMNS, SOURCE_LINE_COLUMN, PARSE_ERROR_COLUMN, RAW_RECORD_COLUMN],
+    )
     frame[SOURCE_FILE_COLUMN] = source
     frame["complaint_id"] = frame["complaint_id"].astype(object)
     missing_id = frame["complaint_id"].isna()
     frame.loc[missing_id, "complaint_id"] = [
-        derived_complaint_id(source, int(line)) for line in frame.loc[missing_id, SOURCE_LINE_COLUMN]
+        derived_complaint_id(source, int(line))
+        for line in frame.loc[missing_id, SOURCE_LINE_COLUMN]
     ]
     frame["zip_code"] = frame["zip_code"].map(restore_zip_code, na_action="ignore")
     return cast_raw_frame(frame[list(RAW_COLUMNS)])

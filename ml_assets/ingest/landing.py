@@ -13,13 +13,13 @@ from datetime import date
 from pathlib import Path
 
 from ml_assets.constants import DATE_FORMAT
-from resources.home import COMPLAINTS_FOLDER, UNROUTABLE_FOLDER
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     canonical_header,
     iter_csv_records,
     parse_cfpb_date,
 )
+from resources.home import COMPLAINTS_FOLDER, UNROUTABLE_FOLDER
 
 
 def day_folder(landing_root: Path, day: date) -> Path:
@@ -104,7 +104,11 @@ def land_cfpb_export(
     unroutable: list[list[str]] = []
     for record in records:
         report.rows_read += 1
-        day = parse_cfpb_date(record.fields[date_index]) if len(record.fields) == len(header) else None
+        day = (
+            parse_cfpb_date(record.fields[date_index])
+            if len(record.fields) == len(header)
+            else None
+        )
         if day is None:
             # Malformed records and unreadable dates cannot be put in a day; keep them whole.
             unroutable.append([str(record.line), record.text])
@@ -119,5 +123,7 @@ def land_cfpb_export(
     if unroutable:
         report.unroutable_rows = len(unroutable)
         report.unroutable_file = landing_root / UNROUTABLE_FOLDER / f"{source}.csv"
-        write_atomically(report.unroutable_file, to_csv_bytes(["source_line", "record"], unroutable))
+        write_atomically(
+            report.unroutable_file, to_csv_bytes(["source_line", "record"], unroutable)
+        )
     return report

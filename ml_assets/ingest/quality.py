@@ -29,11 +29,16 @@ class QualityVerdict:
     markdown: str | None = None
 
 
-def markdown_sample(frame: pd.DataFrame, columns: list[str], rows: int = FAILING_SAMPLE_ROWS) -> str:
+def markdown_sample(
+    frame: pd.DataFrame, columns: list[str], rows: int = FAILING_SAMPLE_ROWS
+) -> str:
     """The first rows of a frame as a Markdown table."""
     head = frame.loc[:, columns].head(rows).astype("string").fillna("")
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" for row in head.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(v.replace("|", "\\|") for v in row) + " |"
+        for row in head.itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
@@ -52,7 +57,9 @@ def typed_contract_verdict(failure_cases: pd.DataFrame) -> QualityVerdict:
     """Validated rows satisfy the typed contract (a failure means a bug in validation)."""
     if failure_cases.empty:
         return QualityVerdict(True, "validated rows satisfy ValidatedComplaints")
-    columns = [c for c in ("column", "check", "failure_case", "index") if c in failure_cases.columns]
+    columns = [
+        c for c in ("column", "check", "failure_case", "index") if c in failure_cases.columns
+    ]
     return QualityVerdict(
         False,
         f"{len(failure_cases)} failure(s) of ValidatedComplaints in validated rows: fix the "
@@ -62,16 +69,31 @@ def typed_contract_verdict(failure_cases: pd.DataFrame) -> QualityVerdict:
     )
 
 
-def rejected_rate_verdict(read: int, rejected: pd.DataFrame, rule_counts: dict[str, int]) -> QualityVerdict:
+def rejected_rate_verdict(
+    read: int, rejected: pd.DataFrame, rule_counts: dict[str, int]
+) -> QualityVerdict:
     """The share of rejected rows stays under the warning threshold."""
     rate = len(rejected) / read if read else 0.0
     passed = rate <= MAX_REJECTED_RATE
-    rules = ", ".join(f"{rule} ×{count}" for rule, count in rule_counts.items()) or "none"
-    sample_columns = [SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, FAILED_RULES_COLUMN, "complaint_id", "date_received", "product", "state", "zip_code"]
+    rules = ", ".join(f"{rule}: {count}" for rule, count in rule_counts.items()) or "none"
+    sample_columns = [
+        SOURCE_FILE_COLUMN,
+        SOURCE_LINE_COLUMN,
+        FAILED_RULES_COLUMN,
+        "complaint_id",
+        "date_received",
+        "product",
+        "state",
+        "zip_code",
+    ]
     return QualityVerdict(
         passed,
         f"{len(rejected)} of {read} rows rejected ({rate:.1%}; warn above {MAX_REJECTED_RATE:.0%}); rules: {rules}",
-        {"rejected_rate": round(rate, 4), "rejected": len(rejected), **{f"rule {k}": v for k, v in rule_counts.items()}},
+        {
+            "rejected_rate": round(rate, 4),
+            "rejected": len(rejected),
+            **{f"rule {k}": v for k, v in rule_counts.items()},
+        },
         markdown_sample(rejected, sample_columns) if len(rejected) else None,
     )
 
@@ -86,11 +108,15 @@ def label_balance_verdict(valid: pd.DataFrame) -> QualityVerdict:
             {"labelled": len(labels)},
         )
     rate = float(labels.astype(float).mean())
-    low, high = EXPECTED_DISPUTE_RATE - DISPUTE_RATE_TOLERANCE, EXPECTED_DISPUTE_RATE + DISPUTE_RATE_TOLERANCE
+    low, high = (
+        EXPECTED_DISPUTE_RATE - DISPUTE_RATE_TOLERANCE,
+        EXPECTED_DISPUTE_RATE + DISPUTE_RATE_TOLERANCE,
+    )
     passed = low <= rate <= high
     return QualityVerdict(
         passed,
         f"dispute rate {rate:.3f} over {len(labels)} labelled rows "
-        + ("within" if passed else "outside") + f" the expected [{low:.2f}, {high:.2f}]",
+        + ("within" if passed else "outside")
+        + f" the expected [{low:.2f}, {high:.2f}]",
         {"dispute_rate": round(rate, 4), "labelled": len(labels)},
     )

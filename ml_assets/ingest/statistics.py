@@ -32,13 +32,18 @@ STATISTICS_COLUMNS: tuple[str, ...] = (
 _QUANTILES = (0.1, 0.5, 0.9)
 
 
-def _row(column: str, statistic: str, value: float, category: str | None = None) -> dict[str, object]:
-    return {"column_name": column, "statistic": statistic, "category": category, "value": float(value)}
+def _row(
+    column: str, statistic: str, value: float, category: str | None = None
+) -> dict[str, object]:
+    return {
+        "column_name": column,
+        "statistic": statistic,
+        "category": category,
+        "value": float(value),
+    }
 
 
-def profile_complaints(
-    valid: pd.DataFrame, rejected_count: int, day: pd.Timestamp
-) -> pd.DataFrame:
+def profile_complaints(valid: pd.DataFrame, rejected_count: int, day: pd.Timestamp) -> pd.DataFrame:
     """Long-format statistics of one day's validated complaints (one row per figure)."""
     rows = [
         _row("*", "row_count", len(valid)),
@@ -53,10 +58,18 @@ def profile_complaints(
         rows += [_row(column, "top_share", share, str(cat)) for cat, share in shares.items()]
     words = valid[NARRATIVE_COLUMN].dropna().str.split().str.len()
     for q in _QUANTILES:
-        rows.append(_row(NARRATIVE_COLUMN, f"words_p{int(q * 100)}", words.quantile(q) if len(words) else 0))
+        rows.append(
+            _row(NARRATIVE_COLUMN, f"words_p{int(q * 100)}", words.quantile(q) if len(words) else 0)
+        )
     labels = valid[LABEL_COLUMN].dropna()
     rows.append(_row(LABEL_COLUMN, "labelled_count", len(labels)))
-    rows.append(_row(LABEL_COLUMN, "positive_rate", labels.astype(float).mean() if len(labels) else float("nan")))
+    rows.append(
+        _row(
+            LABEL_COLUMN,
+            "positive_rate",
+            labels.astype(float).mean() if len(labels) else float("nan"),
+        )
+    )
     out = pd.DataFrame(rows)
     out.insert(0, INGESTION_DATE_COLUMN, pd.Timestamp(day).as_unit("ns"))
     out["column_name"] = out["column_name"].astype("string")
@@ -78,15 +91,20 @@ def statistics_markdown(stats: pd.DataFrame) -> str:
         f"{statistic(stats, '*', 'rejected_count'):.0f} rejected  ",
         f"**Labelled:** {statistic(stats, LABEL_COLUMN, 'labelled_count'):.0f}, "
         f"dispute rate {statistic(stats, LABEL_COLUMN, 'positive_rate'):.3f}  ",
-        f"**Narrative words (p10/p50/p90):** "
-        + "/".join(f"{statistic(stats, NARRATIVE_COLUMN, f'words_p{int(q * 100)}'):.0f}" for q in _QUANTILES),
+        "**Narrative words (p10/p50/p90):** "
+        + "/".join(
+            f"{statistic(stats, NARRATIVE_COLUMN, f'words_p{int(q * 100)}'):.0f}"
+            for q in _QUANTILES
+        ),
         "",
         "| column | missing | distinct | top values |",
         "| --- | ---: | ---: | --- |",
     ]
     for column in CANONICAL_COLUMNS:
         tops = stats[(stats["column_name"] == column) & (stats["statistic"] == "top_share")]
-        top_text = ", ".join(f"{c} ({v:.0%})" for c, v in zip(tops["category"], tops["value"], strict=True))
+        top_text = ", ".join(
+            f"{c} ({v:.0%})" for c, v in zip(tops["category"], tops["value"], strict=True)
+        )
         lines.append(
             f"| {column} | {statistic(stats, column, 'missing_rate'):.1%} | "
             f"{statistic(stats, column, 'distinct_count'):.0f} | {top_text} |"

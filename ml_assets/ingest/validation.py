@@ -44,7 +44,9 @@ def contract_failures(raw: pd.DataFrame) -> dict[int, list[str]]:
             # A failure without a row is a whole-table problem (missing column, wrong dtype):
             # a bug in reading, not bad data, so it must not pass as rejected rows.
             table_level = cases[cases["index"].isna()]
-            raise ValueError(f"raw complaints break the contract as a table:\n{table_level}") from errors
+            raise ValueError(
+                f"raw complaints break the contract as a table:\n{table_level}"
+            ) from errors
         failures: dict[int, list[str]] = {}
         for index, column, check in cases[["index", "column", "check"]].itertuples(index=False):
             rule = f"{column}:{str(check).split('(', 1)[0]}"

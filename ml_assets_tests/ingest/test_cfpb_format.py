@@ -54,18 +54,12 @@ def test_restore_zip_code(raw: str, restored: str) -> None:
 
 def test_official_and_snake_case_headers_map_to_the_canonical_schema() -> None:
     assert sorted(canonical_header(list(OFFICIAL_HEADER), "f.csv")) == sorted(CANONICAL_COLUMNS)
-    snake = [
-        c if c not in ("zip_code", "consumer_disputed", "company_response") else c
-        for c in CANONICAL_COLUMNS
-    ]
-    snake = [
-        {
-            "zip_code": "zipcode",
-            "consumer_disputed": "consumer_disputed?",
-            "company_response": "company_response_to_consumer",
-        }.get(c, c)
-        for c in snake
-    ]
+    aliases = {
+        "zip_code": "zipcode",
+        "consumer_disputed": "consumer_disputed?",
+        "company_response": "company_response_to_consumer",
+    }
+    snake = [aliases.get(c, c) for c in CANONICAL_COLUMNS]
     assert sorted(canonical_header(snake, "f.csv")) == sorted(CANONICAL_COLUMNS)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -181,4 +180,3 @@ def test_rows_for_day_never_zero() -> None:
 def test_zip_codes_look_real() -> None:
     zips = parse(generate_day(DAY, 500, seed=1))["zip_code"]
     assert zips.str.fullmatch(r"\d{3}XX").any() and zips.str.fullmatch(r"\d{5}").any()
-    assert re.compile(ZIP_CODE_PATTERN)

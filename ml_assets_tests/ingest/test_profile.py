@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from ml_assets.constants import PRODUCT_VOCABULARY
 from ml_assets.ingest.cfpb_format import read_complaints_csv
@@ -25,6 +26,7 @@ def shares(pairs: list[list[object]]) -> float:
     return sum(float(s) for _, s in pairs)  # type: ignore[arg-type]
 
 
+@pytest.mark.real_data
 def test_fit_on_real_files(real_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
     profile = fit_profile_files(
@@ -39,6 +41,7 @@ def test_fit_on_real_files(real_data_dir: Path, tmp_path: Path) -> None:
     assert json.loads(out.read_text(encoding="utf-8")) == profile
 
 
+@pytest.mark.real_data
 def test_packaged_profile_matches_a_fresh_fit(real_data_dir: Path, tmp_path: Path) -> None:
     fresh = fit_profile_files(
         [real_data_dir / f for f in COMPLAINT_FILES],

@@ -4,7 +4,11 @@ import pandas as pd
 import pytest
 
 from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
-from ml_assets.ingest.validation import DUPLICATE_RULE, split_valid_rejected, typed_contract_failures
+from ml_assets.ingest.validation import (
+    DUPLICATE_RULE,
+    split_valid_rejected,
+    typed_contract_failures,
+)
 from ml_assets_tests.factories import csv_line, raw_day
 
 DAY = "2016-01-05"
@@ -37,7 +41,9 @@ def test_a_clean_row_is_valid_and_typed() -> None:
         ({"Consumer_disputed": "Perhaps"}, "consumer_disputed:is_label"),
     ],
 )
-def test_a_row_breaking_a_rule_is_rejected_with_that_rule(fields: dict[str, str], rule: str) -> None:
+def test_a_row_breaking_a_rule_is_rejected_with_that_rule(
+    fields: dict[str, str], rule: str
+) -> None:
     rules = _rules(raw_day(DAY, csv_line(**fields)))
     assert len(rules) == 1
     assert rule in rules[0]
@@ -85,11 +91,17 @@ def test_an_empty_day_gives_empty_typed_tables() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["cfpb_export_2013_2017_labeled.csv", "snake_case_2013_labeled.csv", "snake_case_2012_2017_with_narratives.csv"],
+    [
+        "cfpb_export_2013_2017_labeled.csv",
+        "snake_case_2013_labeled.csv",
+        "snake_case_2012_2017_with_narratives.csv",
+    ],
 )
 def test_every_real_extract_reconciles(real_data_dir: Path, name: str) -> None:
     raw = read_complaints_csv((real_data_dir / name).read_bytes(), name)
-    raw["ingestion_date"] = pd.to_datetime(raw["date_received"].map(parse_cfpb_date)).astype("datetime64[ns]")
+    raw["ingestion_date"] = pd.to_datetime(raw["date_received"].map(parse_cfpb_date)).astype(
+        "datetime64[ns]"
+    )
     result = split_valid_rejected(raw)
     assert len(result.valid) + len(result.rejected) == len(raw)
     assert len(result.rejected) <= 0.01 * len(raw)  # real exports are mostly clean

@@ -1,0 +1,176 @@
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from ml_assets.definitions import local_resources
+from ml_assets.ingest.generator import generate_landing
+from ml_assets.ingest.landing import land_cfpb_export
+from ml_assets.jobs import DATA_LAYER_ASSETS
+from ml_assets_tests.factories import csv_file, csv_line, land
+from resources.home import ProjectHome
+
+DAY = "2016-01-05"
+VALIDATED = dg.AssetKey("validated_complaints")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> ProjectHome:
+    return ProjectHome(tmp_path / "home")
+
+
+def materialize(
+    home: ProjectHome,
+    day: str,
+    instance: dg.DagsterInstance | None = None,
+    selection: list | None = None,
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        DATA_LAYER_ASSETS,
+        selection=selection,
+        resources=local_resources(home),
+        partition_key=day,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def table(home: ProjectHome, name: str, day: str = DAY) -> list[tuple]:
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        return conn.execute(
+            f"select * from complaints.{name} where ingestion_date::date = ? order by all", [day]
+        ).fetchall()
+
+
+def count(home: ProjectHome, name: str, day: str = DAY) -> int:
+    return len(table(home, name, day))
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_a_synthetic_day_flows_through_the_data_layer(home: ProjectHome) -> None:
+    generate_landing(home.landing, date(2016, 1, 5), 1, 300, seed=3, defect_rate=0.05)
+    result = materialize(home, DAY)
+    assert result.success
+    read, valid, rejected = (
+        count(home, "raw_complaints"),
+        count(home, "validated_complaints"),
+        count(home, "rejected_complaints"),
+    )
+    assert read >= 250 and rejected > 0
+    assert read == valid + rejected
+    checks = check_results(result)
+    assert checks["rows_reconcile"].passed and checks["typed_contract"].passed
+    assert set(checks) == {"rows_reconcile", "typed_contract", "rejected_rate", "label_balance"}
+    stats = result.asset_materializations_for_node("complaint_statistics")[0]
+    assert "| product |" in stats.metadata["summary"].value
+    assert count(home, "complaint_statistics") > 20
+
+
+def test_rematerializing_gives_identical_tables(home: ProjectHome) -> None:
+    land(home.landing, DAY, csv_file(csv_line(), csv_line(Complaint_ID="2", State="ZZ")))
+    assert materialize(home, DAY).success
+    before = {
+        t: table(home, t) for t in ("raw_complaints", "validated_complaints", "rejected_complaints")
+    }
+    assert materialize(home, DAY).success
+    assert {t: table(home, t) for t in before} == before
+    assert len(before["validated_complaints"]) == 1 and len(before["rejected_complaints"]) == 1
+
+
+def test_one_partition_does_not_touch_another(home: ProjectHome) -> None:
+    land(home.landing, DAY, csv_file(csv_line()))
+    land(
+        home.landing, "2016-01-06", csv_file(csv_line(Date_received="01/06/2016", Complaint_ID="9"))
+    )
+    assert materialize(home, DAY).success and materialize(home, "2016-01-06").success
+    assert materialize(home, DAY).success
+    assert count(home, "validated_complaints", DAY) == 1
+    assert count(home, "validated_complaints", "2016-01-06") == 1
+
+
+def test_real_labelled_export_reconciles_per_partition(
+    home: ProjectHome, real_data_dir: Path
+) -> None:
+    report = land_cfpb_export(real_data_dir / "cfpb_export_2013_2017_labeled.csv", home.landing)
+    busiest = sorted(report.rows_by_day, key=report.rows_by_day.get)[-3:]
+    for day in busiest:
+        result = materialize(home, day)
+        assert result.success, day
+        assert count(home, "raw_complaints", day) == report.rows_by_day[day]
+        assert (
+            count(home, "validated_complaints", day) + count(home, "rejected_complaints", day)
+            == report.rows_by_day[day]
+        )
+
+
+def test_a_header_only_file_materializes_an_empty_day(home: ProjectHome) -> None:
+    land(home.landing, DAY, csv_file())
+    result = materialize(home, DAY)
+    assert result.success
+    assert count(home, "raw_complaints") == 0 and count(home, "validated_complaints") == 0
+    assert check_results(result)["rows_reconcile"].passed
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (csv_file(csv_line(Company="Banco Español")).encode("latin-1"), "not valid UTF-8"),
+        (
+            b"Date received,Product,Colour\n01/05/2016,Mortgage,red\n",
+            "has columns this loader does not know ['Colour']",
+        ),
+    ],
+    ids=["empty", "latin-1", "unknown-columns"],
+)
+def test_an_unreadable_file_fails_the_run_naming_the_file(
+    home: ProjectHome, content: bytes, message: str
+) -> None:
+    land(home.landing, DAY, content, name="bad.csv")
+    result = materialize(home, DAY)
+    assert not result.success
+    failure = result.failure_data_for_node("raw_complaints")
+    assert f"complaints/{DAY}/bad.csv" in failure.error.message
+    assert message in failure.error.message
+
+
+def test_a_day_without_files_fails_with_what_to_do(home: ProjectHome) -> None:
+    result = materialize(home, DAY)
+    assert not result.success
+    assert (
+        "No landing files for 2016-01-05"
+        in result.failure_data_for_node("raw_complaints").error.message
+    )
+
+
+def test_a_failed_run_leaves_the_previous_partition_in_place(home: ProjectHome) -> None:
+    land(home.landing, DAY, csv_file(csv_line()))
+    assert materialize(home, DAY).success
+    before = table(home, "raw_complaints")
+    land(home.landing, DAY, b"", name="test.csv")
+    assert not materialize(home, DAY).success
+    assert table(home, "raw_complaints") == before
+
+
+def test_an_unchanged_day_keeps_downstream_fresh_and_a_changed_one_makes_it_stale(
+    home: ProjectHome,
+) -> None:
+    land(home.landing, DAY, csv_file(csv_line()))
+    with dg.instance_for_test() as instance:
+        assert materialize(home, DAY, instance).success
+        raw_only = [dg.AssetKey("raw_complaints")]
+        assert materialize(home, DAY, instance, selection=raw_only).success
+        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(VALIDATED, DAY)
+        assert status == StaleStatus.FRESH
+
+        land(home.landing, DAY, csv_file(csv_line(Company="Bank Z")))
+        assert materialize(home, DAY, instance, selection=raw_only).success
+        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(VALIDATED, DAY)
+        assert status == StaleStatus.STALE

@@ -1,0 +1,52 @@
+import pandas as pd
+
+from ml_assets.ingest.statistics import profile_complaints, statistic, statistics_markdown
+from ml_assets.ingest.validation import split_valid_rejected
+from ml_assets_tests.factories import csv_line, raw_day
+
+DAY = "2016-01-05"
+
+
+def _valid() -> pd.DataFrame:
+    raw = raw_day(
+        DAY,
+        csv_line(
+            Complaint_ID="1",
+            Consumer_disputed="Yes",
+            Consumer_complaint_narrative="one two three four",
+        ),
+        csv_line(Complaint_ID="2", Consumer_disputed="No", Product="Mortgage", State=""),
+        csv_line(Complaint_ID="3", Consumer_disputed="", Product="Mortgage"),
+        csv_line(Complaint_ID="4", Consumer_disputed="No", Product="Mortgage"),
+    )
+    return split_valid_rejected(raw).valid
+
+
+def test_profile_counts_rows_missing_values_categories_and_label_balance() -> None:
+    stats = profile_complaints(_valid(), rejected_count=2, day=pd.Timestamp(DAY))
+    assert statistic(stats, "*", "row_count") == 4
+    assert statistic(stats, "*", "rejected_count") == 2
+    assert statistic(stats, "state", "missing_rate") == 0.25
+    assert statistic(stats, "product", "distinct_count") == 2
+    tops = stats[(stats["column_name"] == "product") & (stats["statistic"] == "top_share")]
+    assert dict(zip(tops["category"], tops["value"], strict=True)) == {
+        "Mortgage": 0.75,
+        "Credit card": 0.25,
+    }
+    assert statistic(stats, "consumer_disputed", "labelled_count") == 3
+    assert abs(statistic(stats, "consumer_disputed", "positive_rate") - 1 / 3) < 1e-9
+    assert statistic(stats, "consumer_complaint_narrative", "words_p50") == 4
+    assert (stats["ingestion_date"] == pd.Timestamp(DAY)).all()
+
+
+def test_markdown_summary_has_a_line_per_column() -> None:
+    text = statistics_markdown(profile_complaints(_valid(), 0, pd.Timestamp(DAY)))
+    assert "**Rows:** 4 valid, 0 rejected" in text
+    assert "| product | 0.0% | 2 | Mortgage (75%), Credit card (25%) |" in text
+
+
+def test_an_empty_day_profiles_without_error() -> None:
+    empty = split_valid_rejected(raw_day(DAY)).valid
+    stats = profile_complaints(empty, 0, pd.Timestamp(DAY))
+    assert statistic(stats, "*", "row_count") == 0
+    assert "**Rows:** 0 valid" in statistics_markdown(stats)

@@ -1,0 +1,102 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from resources.warehouse import WarehouseIOManager, connect_with_patience
+
+daily = dg.DailyPartitionsDefinition(start_date="2016-01-01")
+
+
+def _numbers_asset(values: list[object], dtype: str = "Int64") -> dg.AssetsDefinition:
+    @dg.asset(name="numbers", partitions_def=daily, metadata={"partition_expr": "day"})
+    def numbers(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        day = pd.Timestamp(context.partition_key)
+        return pd.DataFrame(
+            {
+                "day": pd.Series([day] * len(values), dtype="datetime64[ns]"),
+                "n": pd.Series(values, dtype=dtype),
+            }
+        )
+
+    return numbers
+
+
+def _rows(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(
+            "select day::date::varchar, n from public.numbers order by all"
+        ).fetchall()
+
+
+def test_a_failed_write_leaves_the_previous_partition_whole(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    io_manager = WarehouseIOManager(database=str(db))
+    assert dg.materialize(
+        [_numbers_asset([1, 2])], resources={"io_manager": io_manager}, partition_key="2016-01-02"
+    ).success
+    # The insert fails after the delete of the old slice: strings do not fit the BIGINT column.
+    bad = dg.materialize(
+        [_numbers_asset(["x", "y", "z"], dtype="string")],
+        resources={"io_manager": io_manager},
+        partition_key="2016-01-02",
+        raise_on_error=False,
+    )
+    assert not bad.success
+    assert _rows(db) == [("2016-01-02", 1), ("2016-01-02", 2)]
+
+
+def test_an_empty_partition_creates_the_table_and_replaces_the_old_rows(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    io_manager = WarehouseIOManager(database=str(db))
+    assert dg.materialize(
+        [_numbers_asset([])], resources={"io_manager": io_manager}, partition_key="2016-01-03"
+    ).success
+    assert _rows(db) == []
+    assert dg.materialize(
+        [_numbers_asset([5])], resources={"io_manager": io_manager}, partition_key="2016-01-03"
+    ).success
+    assert dg.materialize(
+        [_numbers_asset([])], resources={"io_manager": io_manager}, partition_key="2016-01-03"
+    ).success
+    assert _rows(db) == []
+
+
+def _hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
+    code = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+        "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(db), str(seconds)], stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+    return holder
+
+
+def test_a_writer_waits_for_another_process_lock(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    holder = _hold_lock(db, 1.5)
+    try:
+        began = time.monotonic()
+        conn = connect_with_patience(str(db), {}, timeout_s=30)
+        conn.close()
+        assert time.monotonic() - began >= 0.5
+    finally:
+        holder.wait(timeout=30)
+
+
+def test_a_lock_held_too_long_fails_with_what_to_do(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    holder = _hold_lock(db, 10)
+    try:
+        with pytest.raises(dg.Failure, match="stayed locked by another process"):
+            connect_with_patience(str(db), {}, timeout_s=0.5)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

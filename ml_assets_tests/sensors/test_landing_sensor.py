@@ -1,0 +1,112 @@
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml_assets.jobs import data_layer_job
+from ml_assets.partitions import daily_partitions
+from ml_assets_tests.factories import csv_file, csv_line, land
+from resources.landing_zone import LocalLandingZone
+from sensors.landing_files import make_landing_file_sensor
+
+DAY = "2016-01-05"
+sensor = make_landing_file_sensor(data_layer_job, daily_partitions)
+
+
+class Ticker:
+    """Evaluates the sensor tick after tick, carrying the cursor as the daemon does."""
+
+    def __init__(self, landing: Path) -> None:
+        self.landing = landing
+        self.cursor: str | None = None
+
+    def tick(self) -> dg.SensorResult:
+        with dg.instance_for_test() as instance:
+            context = dg.build_sensor_context(
+                instance=instance,
+                cursor=self.cursor,
+                resources={"landing_zone": LocalLandingZone(root=str(self.landing))},
+            )
+            result = sensor(context)
+        self.cursor = result.cursor
+        return result
+
+
+@pytest.fixture
+def ticker(tmp_path: Path) -> Ticker:
+    return Ticker(tmp_path / "landing")
+
+
+def _partitions(result: dg.SensorResult) -> list[str]:
+    return sorted(r.partition_key for r in result.run_requests or [])
+
+
+def test_the_sensor_is_running_by_default() -> None:
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_new_file_requests_its_partition_and_the_same_file_nothing(ticker: Ticker) -> None:
+    land(ticker.landing, DAY, csv_file(csv_line()))
+    first = ticker.tick()
+    assert _partitions(first) == [DAY]
+    assert first.run_requests[0].run_key.startswith(f"{DAY}@")
+
+    again = ticker.tick()
+    assert (
+        again.run_requests == []
+        and again.skip_reason.skip_message == "no new or changed landing files"
+    )
+
+
+def test_the_same_content_landed_again_requests_nothing(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    ticker.tick()
+    future = path.stat().st_mtime + 60
+    path.write_bytes(path.read_bytes())
+    os.utime(path, (future, future))
+    assert ticker.tick().run_requests == []
+
+
+def test_a_changed_file_requests_again_with_a_new_run_key(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    first = ticker.tick().run_requests[0]
+    path.write_text(csv_file(csv_line(), csv_line(Complaint_ID="2")))
+    second = ticker.tick().run_requests
+    assert [r.partition_key for r in second] == [DAY]
+    assert second[0].run_key != first.run_key
+
+
+def test_content_changing_back_still_triggers(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    keys = [ticker.tick().run_requests[0].run_key]
+    for text in (csv_file(csv_line(State="NY")), csv_file(csv_line())):
+        path.write_text(text)
+        keys.append(ticker.tick().run_requests[0].run_key)
+    assert len(set(keys)) == 3
+
+
+def test_only_the_changed_days_are_requested(ticker: Ticker) -> None:
+    for day in ("2016-01-05", "2016-01-06", "2016-01-07"):
+        land(ticker.landing, day, csv_file(csv_line(Date_received=day)))
+    assert _partitions(ticker.tick()) == ["2016-01-05", "2016-01-06", "2016-01-07"]
+    land(ticker.landing, "2016-01-06", csv_file(csv_line(Date_received="2016-01-06", State="NY")))
+    land(ticker.landing, "2016-01-08", csv_file(csv_line(Date_received="2016-01-08")))
+    assert _partitions(ticker.tick()) == ["2016-01-06", "2016-01-08"]
+
+
+def test_folders_outside_the_partitions_are_reported_not_crashed_on(ticker: Ticker) -> None:
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    for folder in ("2010-01-01", tomorrow, "misc"):
+        land(ticker.landing, folder, csv_file(csv_line()))
+    result = ticker.tick()
+    assert result.run_requests == []
+    message = result.skip_reason.skip_message
+    assert "2010-01-01" in message and tomorrow in message and "misc" in message
+    land(ticker.landing, DAY, csv_file(csv_line()))
+    assert _partitions(ticker.tick()) == [DAY]  # and they are not reported again
+
+
+def test_an_empty_landing_zone_skips(ticker: Ticker) -> None:
+    assert ticker.tick().run_requests == []

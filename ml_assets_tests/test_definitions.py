@@ -1,0 +1,56 @@
+import ast
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.definitions import build_definitions, defs
+from resources.home import ProjectHome
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_LAYER = {
+    "raw_complaints",
+    "validated_complaints",
+    "rejected_complaints",
+    "complaint_statistics",
+}
+
+
+def test_definitions_load_with_every_data_layer_asset_check_job_and_sensor() -> None:
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= DATA_LAYER
+    assert {k.name for k in graph.asset_check_keys} == {
+        "rows_reconcile",
+        "typed_contract",
+        "rejected_rate",
+        "label_balance",
+    }
+    assert defs.resolve_job_def("data_layer_job").partitions_def is not None
+    assert (
+        defs.resolve_sensor_def("landing_file_sensor").default_status
+        == dg.DefaultSensorStatus.RUNNING
+    )
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).code_version, f"{key} has no code_version"
+
+
+def test_resources_point_into_the_project_home(tmp_path: Path) -> None:
+    home = ProjectHome(tmp_path)
+    resources = build_definitions(home).resources
+    assert resources["landing_zone"].root == str(tmp_path / "landing")
+    assert resources["io_manager"].database == str(tmp_path / "warehouse.duckdb")
+
+
+def test_imports_flow_one_way() -> None:
+    """resources import nothing of ours; pure ml_assets code imports no Dagster; sensors not definitions."""
+
+    def imports(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        return names | {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    for path in (REPO / "resources").glob("*.py"):
+        assert not {m for m in imports(path) if m.startswith(("ml_assets", "sensors"))}, path
+    for path in (REPO / "ml_assets" / "ingest").glob("*.py"):
+        assert not {m for m in imports(path) if m.startswith(("dagster", "sensors"))}, path
+    for path in (REPO / "sensors").glob("*.py"):
+        assert "ml_assets.definitions" not in imports(path), path
