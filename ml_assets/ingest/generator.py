@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ml_assets.constants import OFFICIAL_HEADER, PRODUCT_VOCABULARY, STATE_CODES
+from ml_assets.ingest.landing import day_folder, write_atomically
 from ml_assets.ingest.profile import load_profile
 
-LANDING_SUBDIR = "complaints"
 LANDING_FILE_NAME = "synthetic.csv"
 # Complaint ids: one block of IDS_PER_DAY numbers per day since ID_EPOCH, so days never collide.
 ID_EPOCH = date(2000, 1, 1)
@@ -624,37 +623,10 @@ def generate_day(
     return "".join(lines)
 
 
-_PROFILE_CACHE: dict[str, dict] = {}
-
-
+@functools.cache
 def _default_profile() -> dict:
     """The packaged profile, read once per process."""
-    if "default" not in _PROFILE_CACHE:
-        _PROFILE_CACHE["default"] = load_profile()
-    return _PROFILE_CACHE["default"]
-
-
-def landing_path(landing_root: Path, day: date) -> Path:
-    """Where a day's synthetic file lands: complaints/YYYY-MM-DD/synthetic.csv."""
-    return landing_root / LANDING_SUBDIR / day.isoformat() / LANDING_FILE_NAME
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder; an identical file is left alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Leaving identical bytes untouched keeps the mtime, so sensors do not see a change.
-    if path.exists() and path.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return load_profile()
 
 
 def generate_landing(
@@ -672,7 +644,7 @@ def generate_landing(
     for offset in range(days):
         day = start + timedelta(days=offset)
         text = generate_day(day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen)
-        path = landing_path(landing_root, day)
-        write_atomic(path, text.encode("utf-8"))
+        path = day_folder(landing_root, day) / LANDING_FILE_NAME
+        write_atomically(path, text.encode("utf-8"))
         paths.append(path)
     return paths

@@ -1,13 +1,16 @@
 import os
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from ml_assets.jobs import data_layer_job
+from ml_assets.definitions import local_resources
+from ml_assets.jobs import DATA_LAYER_ASSETS, data_layer_job
 from ml_assets.partitions import daily_partitions
 from ml_assets_tests.factories import csv_file, csv_line, land
+from resources.home import ProjectHome
 from resources.landing_zone import LocalLandingZone
 from sensors.landing_files import make_landing_file_sensor
 
@@ -18,25 +21,26 @@ sensor = make_landing_file_sensor(data_layer_job, daily_partitions)
 class Ticker:
     """Evaluates the sensor tick after tick, carrying the cursor as the daemon does."""
 
-    def __init__(self, landing: Path) -> None:
+    def __init__(self, landing: Path, instance: dg.DagsterInstance) -> None:
         self.landing = landing
+        self.instance = instance
         self.cursor: str | None = None
 
     def tick(self) -> dg.SensorResult:
-        with dg.instance_for_test() as instance:
-            context = dg.build_sensor_context(
-                instance=instance,
-                cursor=self.cursor,
-                resources={"landing_zone": LocalLandingZone(root=str(self.landing))},
-            )
-            result = sensor(context)
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"landing_zone": LocalLandingZone(root=str(self.landing))},
+        )
+        result = sensor(context)
         self.cursor = result.cursor
         return result
 
 
 @pytest.fixture
-def ticker(tmp_path: Path) -> Ticker:
-    return Ticker(tmp_path / "landing")
+def ticker(tmp_path: Path) -> Iterator[Ticker]:
+    with dg.instance_for_test() as instance:
+        yield Ticker(tmp_path / "home" / "landing", instance)
 
 
 def _partitions(result: dg.SensorResult) -> list[str]:
@@ -110,3 +114,18 @@ def test_folders_outside_the_partitions_are_reported_not_crashed_on(ticker: Tick
 
 def test_an_empty_landing_zone_skips(ticker: Ticker) -> None:
     assert ticker.tick().run_requests == []
+
+
+def test_a_day_already_ingested_with_the_same_bytes_is_not_requested_again(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    home = ProjectHome(ticker.landing.parent)
+    result = dg.materialize(
+        DATA_LAYER_ASSETS,
+        resources=local_resources(home),
+        partition_key=DAY,
+        instance=ticker.instance,
+    )
+    assert result.success
+    assert ticker.tick().run_requests == []  # a fresh cursor, but the instance knows the bytes
+    path.write_text(csv_file(csv_line(State="NY")))
+    assert _partitions(ticker.tick()) == [DAY]
