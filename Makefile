@@ -8,6 +8,7 @@ export DAGSTER_HOME := $(ML_ASSETS_HOME)/dagster
 DAYS ?= 30
 ROWS_PER_DAY ?= 400
 SEED ?= 7
+DEFECT_RATE ?= 0.01
 UI_PORT ?= 3000
 
 .PHONY: install demo test lint format dev counts clean
@@ -25,7 +26,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/ml-assets init
-	$(BIN)/ml-assets generate --days $(DAYS) --rows-per-day $(ROWS_PER_DAY) --seed $(SEED)
+	$(BIN)/ml-assets generate --days $(DAYS) --rows-per-day $(ROWS_PER_DAY) --seed $(SEED) --defect-rate $(DEFECT_RATE)
 	$(BIN)/ml-assets materialize
 	$(BIN)/ml-assets counts
 	@echo

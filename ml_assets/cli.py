@@ -45,6 +45,12 @@ def init_home(home: ProjectHome) -> None:
     config = home.dagster_home / "dagster.yaml"
     if not config.exists() or config.read_text() != DAGSTER_YAML:
         config.write_text(DAGSTER_YAML)
+    import dagster as dg
+
+    # Create the instance's sqlite storages now: the daemon's threads and the webserver would
+    # otherwise race to create them and can corrupt the migration history ("more than one head").
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        instance.get_runs(limit=1)
 
 
 def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
