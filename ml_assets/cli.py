@@ -6,10 +6,11 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from ml_assets.constants import DATE_FORMAT, WAREHOUSE_SCHEMA
+from ml_assets.constants import DATE_FORMAT, EVALUATION_DAYS, TRAINING_WINDOW_DAYS, WAREHOUSE_SCHEMA
 from ml_assets.ingest.cfpb_format import LandingFileError
 from resources.home import ProjectHome, project_home
 
@@ -28,7 +29,20 @@ concurrency:
 """
 
 # Step events go to the Dagster instance (and UI); the terminal gets warnings and a line per day.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+TRAINING_SUMMARY_KEYS = (
+    "window",
+    "rows",
+    "version",
+    "threshold",
+    "best_val_auc",
+    "roc_auc",
+    "champion_roc_auc",
+    "blessed",
+    "champion",
+    "previous",
+    "mlflow_run",
+)
 
 
 def _date(text: str) -> date:
@@ -36,6 +50,11 @@ def _date(text: str) -> date:
         return datetime.strptime(text, DATE_FORMAT).date()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
+
+
+def utc_today() -> date:
+    """Today in UTC: the daily partitions are UTC days, whatever the machine's time zone."""
+    return datetime.now(UTC).date()
 
 
 def init_home(home: ProjectHome) -> None:
@@ -62,7 +81,7 @@ def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
 def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
     from ml_assets.ingest.generator import generate_landing
 
-    start = args.start or (date.today() - timedelta(days=args.days))
+    start = args.start or (utc_today() - timedelta(days=args.days))
     init_home(home)
     began = time.monotonic()
     paths = generate_landing(
@@ -78,10 +97,15 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
 
 def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
     from ml_assets.ingest.landing import land_cfpb_export
+    from ml_assets.partitions import daily_partitions
 
     init_home(home)
     report = land_cfpb_export(
-        Path(args.path), home.landing, source=args.source, encoding=args.encoding
+        Path(args.path),
+        home.landing,
+        source=args.source,
+        encoding=args.encoding,
+        is_partition=daily_partitions.has_partition_key,
     )
     days = sorted(report.rows_by_day)
     print(
@@ -93,6 +117,12 @@ def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
         print(
             f"{report.unroutable_rows} rows had no readable 'Date received' and were kept in "
             f"{report.unroutable_file} (fix them and land again)"
+        )
+    if report.days_outside_partitions:
+        outside = report.days_outside_partitions
+        print(
+            f"warning: {len(outside)} day file(s) fall outside the daily partitions "
+            f"({outside[0]}..{outside[-1]}) and will not be ingested until they are inside"
         )
     return 0
 
@@ -116,9 +146,13 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     import dagster as dg
 
     from ml_assets.definitions import build_definitions
+    from ml_assets.partitions import daily_partitions
 
     init_home(home)
-    days = landed_days(home, args.start, args.end)
+    landed = landed_days(home, args.start, args.end)
+    days = [d for d in landed if daily_partitions.has_partition_key(d)]
+    if outside := sorted(set(landed) - set(days)):
+        print(f"skipped landing folders outside the daily partitions: {', '.join(outside)}")
     if not days:
         print(
             f"no landing files under {home.complaints_landing}: run `ml-assets generate` first",
@@ -152,15 +186,89 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, home: ProjectHome) -> int:
+    import dagster as dg
+
+    from ml_assets.definitions import build_definitions
+
+    init_home(home)
+    window: dict[str, object] = {
+        "window_days": args.window_days,
+        "evaluation_days": args.evaluation_days,
+        "split": args.split,
+    }
+    if args.end_date:
+        window["end_date"] = args.end_date.strftime(DATE_FORMAT)
+    run_config = {**QUIET_RUN_CONFIG, "ops": {"training_dataset": {"config": window}}}
+    if args.epochs:
+        run_config["ops"]["dispute_model"] = {"config": {"epochs": args.epochs}}
+    job = build_definitions(home).resolve_job_def("training_job")
+    began = time.monotonic()
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config
+        )
+    return print_training_result(result, time.monotonic() - began)
+
+
+def print_training_result(result: Any, seconds: float) -> int:
+    """Print a line per model-layer asset and the blessing; the exit code of `train`."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        shown = {
+            k: v.value for k, v in materialization.metadata.items() if k in TRAINING_SUMMARY_KEYS
+        }
+        print(f"{materialization.asset_key.to_user_string()}: {shown}")
+    checks = list(result.get_asset_check_evaluations())
+    for check in checks:
+        print(
+            f"check {check.check_name}: {'passed' if check.passed else 'FAILED'} ({check.metadata['failed'].value})"
+        )
+    failed_steps = {e.step_key for e in result.get_step_failure_events()}
+    only_not_blessed = any(not c.passed for c in checks) and all(
+        "blessing" in k for k in failed_steps
+    )
+    if result.success:
+        print(
+            f"training run {result.run_id[:8]} ok in {seconds:.0f} s: the challenger is the champion now"
+        )
+    elif only_not_blessed:
+        # Not blessed is the gate working, not an error of the run: the champion stays.
+        print(
+            f"training run {result.run_id[:8]} in {seconds:.0f} s: challenger not blessed, champion unchanged"
+        )
+    else:
+        print(
+            f"training run {result.run_id[:8]} FAILED in {seconds:.0f} s (see the run in the Dagster UI)"
+        )
+        return 1
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.definitions import build_definitions
+    from ml_assets.model.promotion import rollback
+
+    registry = build_definitions(home).resources["model_registry"]
+    try:
+        change = rollback(registry)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"champion of {registry.model_name}: version {change.previous} -> {change.champion}")
+    return 0
+
+
 def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
-    import duckdb
+    from resources.warehouse import Warehouse
 
     if not home.warehouse.exists():
         print(
             f"no warehouse at {home.warehouse}: materialize the data layer first", file=sys.stderr
         )
         return 1
-    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+    # Waits for a running writer's lock instead of failing.
+    with Warehouse(database=str(home.warehouse)).connect() as conn:
         rows = conn.execute(
             f"""
             select r.day, r.n as read, coalesce(v.n, 0) as valid, coalesce(j.n, 0) as rejected
@@ -220,6 +328,22 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--start", type=_date)
     mat.add_argument("--end", type=_date)
     mat.set_defaults(func=cmd_materialize)
+
+    train = sub.add_parser(
+        "train", help="train, evaluate, bless and promote a model on a window of days"
+    )
+    train.add_argument("--window-days", type=int, default=TRAINING_WINDOW_DAYS)
+    train.add_argument("--evaluation-days", type=int, default=EVALUATION_DAYS)
+    train.add_argument("--split", choices=["time", "hash"], default="time")
+    train.add_argument(
+        "--end-date", type=_date, help="last day of the window (default: latest day with features)"
+    )
+    train.add_argument("--epochs", type=int, help="override the model's epochs")
+    train.set_defaults(func=cmd_train)
+
+    sub.add_parser(
+        "rollback", help="move the champion alias back to the previous champion"
+    ).set_defaults(func=cmd_rollback)
 
     counts = sub.add_parser("counts", help="rows read, valid and rejected in the warehouse")
     counts.add_argument("--by-day", action="store_true")

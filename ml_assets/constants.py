@@ -31,6 +31,7 @@ CANONICAL_COLUMNS: Final[tuple[str, ...]] = (
     "consumer_disputed",
 )
 LABEL_COLUMN: Final = "consumer_disputed"
+NARRATIVE_COLUMN: Final = "consumer_complaint_narrative"
 
 # Lineage columns that every warehouse table of complaints carries next to the canonical ones.
 INGESTION_DATE_COLUMN: Final = "ingestion_date"  # the partition, as a timestamp (partition_expr)
@@ -228,3 +229,20 @@ DISPUTE_RATE_TOLERANCE: Final = 0.10
 MIN_LABELLED_FOR_BALANCE: Final = 30  # fewer labelled rows than this: too few to judge balance
 FAILING_SAMPLE_ROWS: Final = 5  # rows shown in check metadata
 TOP_CATEGORIES: Final = 5  # categories listed per column in the statistics
+
+# --- model layer -------------------------------------------------------------------------------
+MODEL_NAME: Final = "complaint_dispute_model"  # the registered model in MLflow
+MLFLOW_EXPERIMENT: Final = "complaint_disputes"
+CHAMPION_ALIAS: Final = "champion"
+CHALLENGER_ALIAS: Final = "challenger"
+PREVIOUS_CHAMPION_TAG: Final = "previous_champion"  # on a champion version: the one it replaced
+SLICE_COLUMNS: Final[tuple[str, ...]] = ("product", "state", "company_response")
+MIN_SLICE_COUNT: Final = 50  # slices with fewer evaluation rows are reported as too small
+CALIBRATION_BINS: Final = 10
+# The blessing: absolute floor, allowed loss against the champion, allowed loss on any big slice.
+AUC_FLOOR: Final = 0.55
+CHAMPION_AUC_TOLERANCE: Final = 0.01
+SLICE_AUC_TOLERANCE: Final = 0.05
+TRAINING_WINDOW_DAYS: Final = 60  # days of labelled features a model trains and evaluates on
+EVALUATION_DAYS: Final = 7  # the most recent days of the window form the evaluation split
+THRESHOLD_TAG: Final = "decision_threshold"  # on a model version: the threshold chosen at training

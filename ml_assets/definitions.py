@@ -6,11 +6,18 @@ import os
 
 import dagster as dg
 
-from ml_assets.constants import WAREHOUSE_SCHEMA
-from ml_assets.jobs import DATA_LAYER_ASSETS, data_layer_job
+from ml_assets.constants import MLFLOW_EXPERIMENT, MODEL_NAME, WAREHOUSE_SCHEMA
+from ml_assets.jobs import (
+    DATA_LAYER_ASSETS,
+    MODEL_LAYER_ASSETS,
+    MODEL_LAYER_CHECKS,
+    data_layer_job,
+    training_job,
+)
 from ml_assets.partitions import daily_partitions
 from resources.home import ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
+from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
 from resources.warehouse import Warehouse, WarehouseIOManager
 from sensors.landing_files import make_landing_file_sensor
 
@@ -19,10 +26,20 @@ ENVIRONMENT_ENV_VAR = "ML_ASSETS_ENV"
 
 def local_resources(home: ProjectHome) -> dict[str, object]:
     """Resources of a single machine: everything under the project home."""
+    tracking_uri = sqlite_tracking_uri(home.mlflow)
+    artifacts = str(home.mlflow / "artifacts")
     return {
         "io_manager": WarehouseIOManager(database=str(home.warehouse), schema=WAREHOUSE_SCHEMA),
+        "model_io_manager": dg.FilesystemIOManager(base_dir=str(home.storage)),
         "warehouse": Warehouse(database=str(home.warehouse)),
         "landing_zone": LocalLandingZone(root=str(home.landing)),
+        "mlflow": mlflow_tracking_resource(tracking_uri, MLFLOW_EXPERIMENT, artifacts),
+        "model_registry": ModelRegistry(
+            tracking_uri=tracking_uri,
+            artifact_location=artifacts,
+            experiment_name=MLFLOW_EXPERIMENT,
+            model_name=MODEL_NAME,
+        ),
     }
 
 
@@ -40,8 +57,9 @@ def build_definitions(
             f"{ENVIRONMENT_ENV_VAR}={environment!r} is not one of {sorted(RESOURCES_BY_ENVIRONMENT)}"
         )
     return dg.Definitions(
-        assets=DATA_LAYER_ASSETS,
-        jobs=[data_layer_job],
+        assets=[*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS],
+        asset_checks=MODEL_LAYER_CHECKS,
+        jobs=[data_layer_job, training_job],
         sensors=[make_landing_file_sensor(data_layer_job, daily_partitions)],
         resources=RESOURCES_BY_ENVIRONMENT[environment](home or project_home()),
     )

@@ -7,24 +7,31 @@ from ml_assets.definitions import build_definitions, defs
 from resources.home import ProjectHome
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_LAYER = {
+ASSETS = {
     "raw_complaints",
     "validated_complaints",
     "rejected_complaints",
     "complaint_statistics",
+    "complaint_features",
+    "training_dataset",
+    "dispute_model",
+    "model_evaluation",
+    "champion_model",
 }
 
 
-def test_definitions_load_with_every_data_layer_asset_check_job_and_sensor() -> None:
+def test_definitions_load_with_every_asset_check_job_and_sensor() -> None:
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= DATA_LAYER
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     assert {k.name for k in graph.asset_check_keys} == {
         "rows_reconcile",
         "typed_contract",
         "rejected_rate",
         "label_balance",
+        "blessing",
     }
     assert defs.resolve_job_def("data_layer_job").partitions_def is not None
+    assert defs.resolve_job_def("training_job").partitions_def is None
     assert (
         defs.resolve_sensor_def("landing_file_sensor").default_status
         == dg.DefaultSensorStatus.RUNNING
@@ -50,7 +57,8 @@ def test_imports_flow_one_way() -> None:
 
     for path in (REPO / "resources").glob("*.py"):
         assert not {m for m in imports(path) if m.startswith(("ml_assets", "sensors"))}, path
-    for path in (REPO / "ml_assets" / "ingest").glob("*.py"):
-        assert not {m for m in imports(path) if m.startswith(("dagster", "sensors"))}, path
+    for folder in ("ingest", "model"):
+        for path in (REPO / "ml_assets" / folder).glob("*.py"):
+            assert not {m for m in imports(path) if m.startswith(("dagster", "sensors"))}, path
     for path in (REPO / "sensors").glob("*.py"):
         assert "ml_assets.definitions" not in imports(path), path

@@ -43,6 +43,11 @@ class ProjectHome:
         return self.root / "mlflow"
 
     @property
+    def storage(self) -> Path:
+        """Pickled values of assets that are not tables (model references, evaluation reports)."""
+        return self.root / "storage"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 

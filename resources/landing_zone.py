@@ -15,14 +15,23 @@ from resources.home import COMPLAINTS_FOLDER
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+def change_stamp_ns(stat: os.stat_result) -> int:
+    """When a file or folder last changed: the later of its mtime and its ctime.
+
+    Tools that preserve mtimes (`mv` of a prepared folder, `rsync -a`, `cp -p`) set an old mtime,
+    but the system stamps the ctime when the entry is created, renamed or its content replaced.
+    """
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 @dataclass(frozen=True)
 class LandingFile:
-    """One landing file: its path relative to the landing root, size and modification time."""
+    """One landing file: its path relative to the landing root, size and change stamp."""
 
     name: str
     day: str
     size: int
-    mtime_ns: int
+    mtime_ns: int  # change_stamp_ns: the later of mtime and ctime
 
 
 class LandingZone(dg.ConfigurableResource, ABC):
@@ -33,8 +42,15 @@ class LandingZone(dg.ConfigurableResource, ABC):
         """The CSV files landed for one ingestion day, sorted by name."""
 
     @abstractmethod
+    def day_folders(self) -> list[str]:
+        """Names of the folders under `complaints/` (day folders, or misnamed ones), sorted."""
+
+    @abstractmethod
     def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
-        """Day folders with a file or the folder itself modified after `mtime_ns`, and the newest mtime."""
+        """Day folders with a file or the folder itself changed after `mtime_ns`, and the newest stamp.
+
+        Stamps are the later of mtime and ctime (see `change_stamp_ns`).
+        """
 
     @abstractmethod
     def read_bytes(self, file: LandingFile) -> bytes:
@@ -56,13 +72,18 @@ class LocalLandingZone(LandingZone):
             name=path.relative_to(self.root).as_posix(),
             day=path.parent.name,
             size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
+            mtime_ns=change_stamp_ns(stat),
         )
 
     @staticmethod
     def _is_landing_file(entry: os.DirEntry[str]) -> bool:
         # Dot-files are writers' temporary files, renamed into place when complete.
         return entry.is_file() and entry.name.endswith(".csv") and not entry.name.startswith(".")
+
+    @staticmethod
+    def _is_day_entry(entry: os.DirEntry[str]) -> bool:
+        # Dot-folders are being prepared (e.g. before a `mv` into place), like dot-files.
+        return entry.is_dir() and not entry.name.startswith(".")
 
     def files_for_day(self, day: str) -> list[LandingFile]:
         folder = self.complaints_root / day
@@ -74,6 +95,12 @@ class LocalLandingZone(LandingZone):
                 key=lambda f: f.name,
             )
 
+    def day_folders(self) -> list[str]:
+        if not self.complaints_root.is_dir():
+            return []
+        with os.scandir(self.complaints_root) as days:
+            return sorted(d.name for d in days if self._is_day_entry(d))
+
     def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
         if not self.complaints_root.is_dir():
             return [], mtime_ns
@@ -81,13 +108,15 @@ class LocalLandingZone(LandingZone):
         newest = mtime_ns
         with os.scandir(self.complaints_root) as days:
             for day in days:
-                if not day.is_dir():
+                if not self._is_day_entry(day):
                     continue
-                # A folder's mtime changes when a file is added, renamed in or removed; a file
+                # A folder's stamp changes when a file is added, renamed in or removed; a file
                 # rewritten in place changes its own. Either makes the day a candidate.
-                stamps = [day.stat().st_mtime_ns]
+                stamps = [change_stamp_ns(day.stat())]
                 with os.scandir(day.path) as entries:
-                    stamps += [e.stat().st_mtime_ns for e in entries if self._is_landing_file(e)]
+                    stamps += [
+                        change_stamp_ns(e.stat()) for e in entries if self._is_landing_file(e)
+                    ]
                 newest = max(newest, *stamps)
                 if max(stamps) > mtime_ns:
                     changed.append(day.name)

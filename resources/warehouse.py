@@ -31,8 +31,8 @@ def connect_with_patience(
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise dg.Failure(
                     f"DuckDB warehouse {database} stayed locked by another process for "
-                    f"{timeout_s:.0f} s ({exc}). Stop the other writer, or run writers in the "
-                    "'duckdb_warehouse' concurrency pool (limit 1)."
+                    f"{timeout_s:.0f} s ({exc}). Stop the other writer, or run every writer in one "
+                    "concurrency pool (limit 1)."
                 ) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)
@@ -131,8 +131,13 @@ class WarehouseIOManager(DuckDBPandasIOManager):
         )
 
 
+def quote_identifier(name: str) -> str:
+    """A (possibly schema-qualified) table or column name quoted for SQL."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
 class Warehouse(dg.ConfigurableResource):
-    """Read access to the DuckDB warehouse for CLI reports and tests."""
+    """Read access to the DuckDB warehouse for assets, CLI reports and tests."""
 
     database: str
     lock_timeout_s: float = 600.0
@@ -144,3 +149,16 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def partition_count(self, table: str, partition_column: str, day: str) -> int:
+        """Rows stored in `table` (schema.table) for one daily partition; 0 without the table."""
+        with self.connect() as conn:
+            try:
+                row = conn.execute(
+                    f"select count(*) from {quote_identifier(table)} "
+                    f"where {quote_identifier(partition_column)}::date = ?::date",
+                    [day],
+                ).fetchone()
+            except duckdb.CatalogException:
+                return 0
+        return int(row[0]) if row else 0

@@ -4,8 +4,10 @@ import json
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
 from resources.landing_zone import LandingZone, is_day_folder
 
@@ -14,14 +16,12 @@ from resources.landing_zone import LandingZone, is_day_folder
 MTIME_LOOKBACK_NS = 5_000_000_000
 DIGEST_CHARS = 16
 DIGEST_TAG = "ml_assets/landing_digest"
-RAW_COMPLAINTS = dg.AssetKey("raw_complaints")
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 def ingested_digest(instance: dg.DagsterInstance, day: str) -> str | None:
     """The landing digest (data version) of the day's latest `raw_complaints` materialization."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RAW_COMPLAINTS, asset_partitions=[day]), limit=1
+        dg.AssetRecordsFilter(asset_key=raw_complaints.key, asset_partitions=[day]), limit=1
     ).records
     if not records or records[0].asset_materialization is None:
         return None
@@ -30,20 +30,29 @@ def ingested_digest(instance: dg.DagsterInstance, day: str) -> str | None:
 
 @dataclass
 class LandingCursor:
-    """What the sensor saw: a mtime watermark and, per day, the digest and revision it requested."""
+    """What the sensor saw: a stamp watermark; per day in the partitions, the digest and revision
+    it requested; per folder outside them, the digest it reported (re-checked every tick)."""
 
     watermark_ns: int = 0
     days: dict[str, list[str | int]] = field(default_factory=dict)
+    outside: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "LandingCursor":
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(watermark_ns=int(data["watermark_ns"]), days=dict(data["days"]))
+        return cls(
+            watermark_ns=int(data["watermark_ns"]),
+            days=dict(data["days"]),
+            outside=dict(data.get("outside", {})),
+        )
 
     def dumps(self) -> str:
-        return json.dumps({"watermark_ns": self.watermark_ns, "days": self.days}, sort_keys=True)
+        return json.dumps(
+            {"watermark_ns": self.watermark_ns, "days": self.days, "outside": self.outside},
+            sort_keys=True,
+        )
 
 
 def make_landing_file_sensor(
@@ -52,6 +61,9 @@ def make_landing_file_sensor(
     minimum_interval_seconds: int = 30,
 ) -> dg.SensorDefinition:
     """A RUNNING sensor that requests `job` for exactly the days whose landing files changed."""
+
+    def in_partitions(day: str) -> bool:
+        return is_day_folder(day) and partitions_def.has_partition_key(day)
 
     @dg.sensor(
         name="landing_file_sensor",
@@ -64,20 +76,35 @@ def make_landing_file_sensor(
         context: dg.SensorEvaluationContext, landing_zone: LandingZone
     ) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
-        days, newest = landing_zone.days_changed_since(cursor.watermark_ns - MTIME_LOOKBACK_NS)
+        changed, newest = landing_zone.days_changed_since(cursor.watermark_ns - MTIME_LOOKBACK_NS)
+        folders = set(landing_zone.day_folders())
+        # Folders that are gone need no re-check; the others outside the partitions are looked
+        # at again each tick, as the partitions grow by one day every day (UTC).
+        cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in folders}
+        candidates = (
+            set(changed)
+            # A folder moved in with old stamps throughout may look unchanged: new names count.
+            | {d for d in folders if d not in cursor.days and d not in cursor.outside}
+            | {d for d in cursor.outside if in_partitions(d)}
+        )
         requests: list[dg.RunRequest] = []
-        outside: list[str] = []
-        for day in days:
+        reported: list[str] = []
+        for day in sorted(candidates):
             files = landing_zone.files_for_day(day)
+            if not files:
+                continue
             full_digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)
             digest = full_digest[:DIGEST_CHARS]
+            if not in_partitions(day):
+                if cursor.outside.get(day) != digest:  # reported once per content
+                    cursor.outside[day] = digest
+                    reported.append(day)
+                continue
+            cursor.outside.pop(day, None)
             seen_digest, revision = cursor.days.get(day, ["", 0])
-            if not files or digest == seen_digest:
+            if digest == seen_digest:
                 continue
             cursor.days[day] = [digest, int(revision) + 1]
-            if not (is_day_folder(day) and partitions_def.has_partition_key(day)):
-                outside.append(day)
-                continue
             if ingested_digest(context.instance, day) == full_digest:
                 # Already ingested with these exact bytes (by another run or before a cursor reset).
                 continue
@@ -91,17 +118,18 @@ def make_landing_file_sensor(
                 )
             )
         cursor.watermark_ns = newest
-        if outside:
+        if reported:
             context.log.warning(
                 f"Landing folders outside the daily partitions (or not named YYYY-MM-DD), not "
-                f"ingested: {', '.join(outside)}. Partitions run from {partitions_def.start.date()} "
-                "to yesterday."
+                f"ingested yet: {', '.join(reported)}. Partitions run from "
+                f"{partitions_def.start.date()} to yesterday (UTC); a day folder is requested once "
+                "its day is a partition."
             )
         skip = None
         if not requests:
             skip = (
-                f"ignored folders outside the partitions: {', '.join(outside)}"
-                if outside
+                f"ignored folders outside the partitions: {', '.join(reported)}"
+                if reported
                 else "no new or changed landing files"
             )
         return dg.SensorResult(run_requests=requests, cursor=cursor.dumps(), skip_reason=skip)

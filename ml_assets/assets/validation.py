@@ -5,8 +5,13 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets.ingestion import PARTITIONED_TABLE
-from ml_assets.constants import DUCKDB_POOL, LANDING_ASSET_GROUP
+from ml_assets.assets.ingestion import PARTITIONED_TABLE, raw_complaints
+from ml_assets.constants import (
+    DUCKDB_POOL,
+    INGESTION_DATE_COLUMN,
+    LANDING_ASSET_GROUP,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.ingest.cfpb_format import cast_raw_frame
 from ml_assets.ingest.quality import (
     QualityVerdict,
@@ -17,13 +22,20 @@ from ml_assets.ingest.quality import (
 )
 from ml_assets.ingest.validation import split_valid_rejected, typed_contract_failures
 from ml_assets.partitions import daily_partitions
+from resources.warehouse import Warehouse
 
+RAW = raw_complaints.key
 VALIDATED = dg.AssetKey("validated_complaints")
 REJECTED = dg.AssetKey("rejected_complaints")
 _ERROR, _WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 # (name, severity, blocking, description); blocking checks stop downstream assets of this run.
 VALIDATION_CHECKS = (
-    ("rows_reconcile", _ERROR, True, "Rows read = validated + rejected (nothing lost)."),
+    (
+        "rows_reconcile",
+        _ERROR,
+        True,
+        "Rows stored for the partition: read = validated + rejected (nothing lost).",
+    ),
     (
         "typed_contract",
         _ERROR,
@@ -55,6 +67,13 @@ def _check_result(
     )
 
 
+def _stored_rows(warehouse: Warehouse, key: dg.AssetKey, day: str) -> int:
+    """Rows of one partition of an asset's table in the warehouse."""
+    return warehouse.partition_count(
+        f"{WAREHOUSE_SCHEMA}.{key.path[-1]}", INGESTION_DATE_COLUMN, day
+    )
+
+
 @dg.multi_asset(
     outs={
         "validated_complaints": dg.AssetOut(
@@ -72,7 +91,9 @@ def _check_result(
         for name, _, blocking, text in VALIDATION_CHECKS
     ],
 )
-def validate_complaints(raw_complaints: pd.DataFrame) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def validate_complaints(
+    context: dg.AssetExecutionContext, raw_complaints: pd.DataFrame, warehouse: Warehouse
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Rows passing the pandera contract, and every failing row with its failed rules."""
     result = split_valid_rejected(cast_raw_frame(raw_complaints))
     read = len(raw_complaints)
@@ -87,8 +108,13 @@ def validate_complaints(raw_complaints: pd.DataFrame) -> Iterator[dg.Output | dg
             **{f"rule {k}": v for k, v in result.rule_counts.items()},
         },
     )
+    # Each output was handed to the IO manager when it was yielded, so the partition's rows
+    # are stored by now: reconcile what the warehouse holds, not the frames in memory.
+    stored_read, stored_valid, stored_rejected = (
+        _stored_rows(warehouse, key, context.partition_key) for key in (RAW, VALIDATED, REJECTED)
+    )
     verdicts = {
-        "rows_reconcile": reconcile_counts(read, len(result.valid), len(result.rejected)),
+        "rows_reconcile": reconcile_counts(stored_read, stored_valid, stored_rejected),
         "typed_contract": typed_contract_verdict(typed_contract_failures(result.valid)),
         "rejected_rate": rejected_rate_verdict(read, result.rejected, result.rule_counts),
         "label_balance": label_balance_verdict(result.valid),

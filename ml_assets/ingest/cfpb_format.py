@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ RAW_COLUMNS: tuple[str, ...] = (
 )
 # Official exports use M/D/YYYY (older ones) or ISO dates; some snake_case dumps use either too.
 _DATE_FORMATS: tuple[str, ...] = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y")
+# A date, optionally followed by a time of day after "T" or a space (HH:MM[:SS[.ffffff]]).
+_DATE_AND_TIME = re.compile(
+    r"^(?P<date>[^T ]+)(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?)?$"
+)
 # Numbers stored by spreadsheet tools lose leading zeros: "716" was "00716" (Puerto Rico).
 _ZIP_MISSING_ZEROS = re.compile(r"^(\d{3,4}|\d{1,2}XX)$")
 
@@ -57,11 +62,13 @@ def parse_cfpb_date(value: str | None) -> date | None:
     text = value.strip()
     if not text:
         return None
-    # Some exports carry a time part ("2016-01-05T00:00:00").
-    text = text.split("T", 1)[0].split(" ", 1)[0]
+    # Some exports carry a time part ("2016-01-05T00:00:00"); anything else after it is garbage.
+    match = _DATE_AND_TIME.match(text)
+    if match is None:
+        return None
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(text, fmt).date()
+            return datetime.strptime(match["date"], fmt).date()
         except ValueError:
             continue
     return None
@@ -131,60 +138,88 @@ def decode_landing_bytes(data: bytes, source: str) -> str:
         ) from exc
 
 
+def _single_line_record(lines: list[str], index: int) -> CsvRecord:
+    """The physical line at `index` (0-based) read as a CSV record on its own."""
+    text = lines[index].rstrip("\r\n")
+    try:
+        fields = next(csv.reader([text]), [])
+    except csv.Error:
+        fields = [text]  # not even one line parses: keep it whole as one (malformed) field
+    return CsvRecord(index + 1, fields, text)
+
+
 def iter_csv_records(text: str) -> Iterator[CsvRecord]:
-    """CSV records with start line and original text; quoted newlines stay inside a record."""
+    """CSV records with start line and original text; quoted newlines stay inside a record.
+
+    The first record (the header) sets the width. A record of another width that spans several
+    physical lines is taken for an unclosed quote that swallowed the lines after it: its first
+    line is read on its own and reading resumes on the next line, so that a stray quote costs one
+    malformed row instead of the rest of the file. Line numbers are always physical lines.
+    """
     # The reader counts the same physical lines as this list, so slices give a record's text.
     lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(lines)
-    previous_end = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            start = previous_end + 1
-            raise LandingFileError(f"line {start}: unreadable CSV ({exc})") from exc
-        start, previous_end = previous_end + 1, reader.line_num
-        if not fields:  # a blank line holds no record
-            continue
-        yield CsvRecord(start, fields, "".join(lines[start - 1 : previous_end]).rstrip("\r\n"))
+    width: int | None = None
+    resume = 0  # 0-based index of the line the current reader started on
+    while resume < len(lines):
+        reader = csv.reader(itertools.islice(lines, resume, None))
+        end = resume  # a record covers lines[start:end]
+        while True:
+            start = end
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                # E.g. a field over the csv module's size limit: an unclosed quote ran on.
+                break
+            end = resume + reader.line_num
+            if not fields:  # a blank line holds no record
+                continue
+            if width is None:
+                width = len(fields)
+            elif len(fields) != width and end - start > 1:
+                break
+            yield CsvRecord(start + 1, fields, "".join(lines[start:end]).rstrip("\r\n"))
+        # The record starting at lines[start] ran on over several lines: read that line alone.
+        single = _single_line_record(lines, start)
+        if single.fields:
+            yield single
+        resume = start + 1
 
 
 def read_complaints_csv(data: bytes, source: str) -> pd.DataFrame:
     """Rows of a CFPB export in the canonical schema, all strings, with source file and line."""
     records = iter_csv_records(decode_landing_bytes(data, source))
-    try:
-        header_record = next(records)
-    except StopIteration:
-        raise LandingFileError(f"{source}: the file holds no CSV header.") from None
-    except LandingFileError as exc:
-        raise LandingFileError(f"{source}: {exc}") from exc
+    header_record = next(records, None)
+    if header_record is None:
+        raise LandingFileError(f"{source}: the file holds no CSV header.")
     columns = canonical_header(header_record.fields, source)
     width = len(columns)
     rows: list[dict[str, object]] = []
-    try:
-        for record in records:
-            values: list[str | None] = [v if v != "" else None for v in record.fields]
-            problem = None
-            if len(values) != width:
-                # A truncated or overlong record: keep what is there, flag it, keep its text.
-                problem = f"expected {width} fields, found {len(values)}"
-                values = (values + [None] * width)[:width]
-            row: dict[str, object] = dict(zip(columns, values, strict=True))
-            row[SOURCE_LINE_COLUMN] = record.line
-            row[PARSE_ERROR_COLUMN] = problem
-            row[RAW_RECORD_COLUMN] = record.text if problem else None
-            rows.append(row)
-    except LandingFileError as exc:
-        raise LandingFileError(f"{source}: {exc}") from exc
+    for record in records:
+        values: list[str | None] = [v if v != "" else None for v in record.fields]
+        problem = None
+        if len(values) != width:
+            # A truncated or overlong record: keep what is there, flag it, keep its text.
+            problem = f"expected {width} fields, found {len(values)}"
+            values = (values + [None] * width)[:width]
+        row: dict[str, object] = dict(zip(columns, values, strict=True))
+        row[SOURCE_LINE_COLUMN] = record.line
+        row[PARSE_ERROR_COLUMN] = problem
+        row[RAW_RECORD_COLUMN] = record.text if problem else None
+        rows.append(row)
     return to_raw_frame(rows, source)
 
 
 def derived_complaint_id(source: str, line: int) -> str:
-    """A stable id for rows of exports that carry none: the file and line they came from."""
-    stem = source.rsplit("/", 1)[-1].removesuffix(".csv")
-    return f"{stem}-L{line}"
+    """A stable id for rows of files that carry none: the day folder, file and line they came from.
+
+    The day folder (the parent folder of `source`, when it has one) keeps the ids of one export's
+    day files apart: each of them has a line 2.
+    """
+    parts = source.rsplit("/", 2)
+    stem = parts[-1].removesuffix(".csv")
+    return f"{parts[-2]}/{stem}-L{line}" if len(parts) > 1 else f"{stem}-L{line}"
 
 
 def to_raw_frame(rows: list[dict[str, object]], source: str) -> pd.DataFrame:

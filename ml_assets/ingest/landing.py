@@ -7,12 +7,12 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from ml_assets.constants import DATE_FORMAT
+from ml_assets.constants import DATE_FORMAT, OFFICIAL_TO_CANONICAL
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     canonical_header,
@@ -64,6 +64,10 @@ def to_csv_bytes(header: list[str], rows: Iterable[list[str]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+# Official header name of the complaint id (the column a landed export without ids gets).
+_OFFICIAL_ID_COLUMN = next(k for k, v in OFFICIAL_TO_CANONICAL.items() if v == "complaint_id")
+
+
 @dataclass
 class LandingReport:
     """What a loader landed: files written per day, and rows it could not route to a day."""
@@ -75,16 +79,35 @@ class LandingReport:
     files_unchanged: list[Path] = field(default_factory=list)
     unroutable_rows: int = 0
     unroutable_file: Path | None = None
+    # Days landed that the given partitions do not cover (their rows wait until they do).
+    days_outside_partitions: list[str] = field(default_factory=list)
 
     @property
     def rows_landed(self) -> int:
         return sum(self.rows_by_day.values())
 
 
+def id_column_for(header: list[str]) -> str:
+    """The complaint id column to add to a header without one, in the header's own style."""
+    official = any(name.strip() in OFFICIAL_TO_CANONICAL for name in header)
+    return _OFFICIAL_ID_COLUMN if official else "complaint_id"
+
+
 def land_cfpb_export(
-    path: Path, landing_root: Path, source: str | None = None, encoding: str = "utf-8-sig"
+    path: Path,
+    landing_root: Path,
+    source: str | None = None,
+    encoding: str = "utf-8-sig",
+    is_partition: Callable[[str], bool] | None = None,
 ) -> LandingReport:
-    """Split a real CFPB export into daily landing files by `Date received`, losing no row."""
+    """Split a real CFPB export into daily landing files by `Date received`, losing no row.
+
+    An export without complaint ids gets a `Complaint ID` column of `<source>-L<line>`, the line
+    the record starts on in the export: unique over all its days, and the same when it is landed
+    again. A malformed record (wrong field count) whose date is readable goes to its day like any
+    other, where reading flags it and validation rejects it; only records without a readable date
+    go to `_unroutable/`. With `is_partition`, days it refuses are listed in the report.
+    """
     source = source or path.stem
     try:
         text = path.read_bytes().decode(encoding)
@@ -100,28 +123,34 @@ def land_cfpb_export(
     header = header_record.fields
     columns = canonical_header(header, str(path))
     date_index = columns.index("date_received")
+    add_ids = "complaint_id" not in columns
+    out_header = [*header, id_column_for(header)] if add_ids else header
 
     report = LandingReport(source=source)
     by_day: dict[date, list[list[str]]] = {}
     unroutable: list[list[str]] = []
     for record in records:
         report.rows_read += 1
-        day = (
-            parse_cfpb_date(record.fields[date_index])
-            if len(record.fields) == len(header)
-            else None
-        )
+        fields = record.fields
+        day = parse_cfpb_date(fields[date_index]) if len(fields) > date_index else None
         if day is None:
-            # Malformed records and unreadable dates cannot be put in a day; keep them whole.
+            # Without a readable date a record cannot be put in a day; keep it whole.
             unroutable.append([str(record.line), record.text])
-        else:
-            by_day.setdefault(day, []).append(record.fields)
+            continue
+        # A malformed record keeps its wrong field count (one more with the id), so reading the
+        # day file flags it as a parse error instead of mis-mapping its fields.
+        by_day.setdefault(day, []).append(
+            [*fields, f"{source}-L{record.line}"] if add_ids else fields
+        )
 
     for day, rows in sorted(by_day.items()):
+        key = day.strftime(DATE_FORMAT)
         target = day_folder(landing_root, day) / f"{source}.csv"
-        changed = write_atomically(target, to_csv_bytes(header, rows))
+        changed = write_atomically(target, to_csv_bytes(out_header, rows))
         (report.files_written if changed else report.files_unchanged).append(target)
-        report.rows_by_day[day.strftime(DATE_FORMAT)] = len(rows)
+        report.rows_by_day[key] = len(rows)
+        if is_partition is not None and not is_partition(key):
+            report.days_outside_partitions.append(key)
     if unroutable:
         report.unroutable_rows = len(unroutable)
         report.unroutable_file = landing_root / UNROUTABLE_FOLDER / f"{source}.csv"

@@ -8,10 +8,10 @@ from ml_assets.constants import (
     CANONICAL_COLUMNS,
     INGESTION_DATE_COLUMN,
     LABEL_COLUMN,
+    NARRATIVE_COLUMN,
     TOP_CATEGORIES,
 )
 
-NARRATIVE_COLUMN = "consumer_complaint_narrative"
 # Columns whose top values say something about the population (free text and ids do not).
 CATEGORICAL_COLUMNS: tuple[str, ...] = (
     "product",

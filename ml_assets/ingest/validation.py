@@ -10,6 +10,7 @@ import pandera.errors as pa_errors
 from ml_assets.constants import (
     CANONICAL_COLUMNS,
     FAILED_RULES_COLUMN,
+    FALSE_TOKENS,
     INGESTION_DATE_COLUMN,
     LABEL_COLUMN,
     LINEAGE_COLUMNS,
@@ -60,7 +61,7 @@ def contract_failures(raw: pd.DataFrame) -> dict[int, list[str]]:
 def to_boolean(series: pd.Series) -> pd.Series:
     """Yes/No-style tokens as a nullable boolean; empty and N/A become missing."""
     tokens = series.astype("string").str.strip().str.lower()
-    known = tokens.notna() & tokens.isin(TRUE_TOKENS | {"no", "false", "0", "n"})
+    known = tokens.notna() & tokens.isin(TRUE_TOKENS | FALSE_TOKENS)
     return tokens.isin(TRUE_TOKENS).astype("boolean").where(known, pd.NA)
 
 

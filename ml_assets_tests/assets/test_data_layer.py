@@ -1,18 +1,24 @@
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 from dagster._core.definitions.data_version import StaleStatus
+from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from ml_assets.constants import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import land_cfpb_export
 from ml_assets.jobs import DATA_LAYER_ASSETS
-from ml_assets_tests.factories import csv_file, csv_line, land
+from ml_assets_tests.factories import OFFICIAL_HEADER_LINE, csv_file, csv_line, land
 from resources.home import ProjectHome
+from resources.warehouse import CompletePandasTypeHandler, WarehouseIOManager
 
 DAY = "2016-01-05"
 VALIDATED = dg.AssetKey("validated_complaints")
@@ -29,10 +35,19 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
     selection: list | None = None,
 ) -> dg.ExecuteInProcessResult:
+    return materialize_with(local_resources(home), day, instance, selection)
+
+
+def materialize_with(
+    resources: dict[str, object],
+    day: str,
+    instance: dg.DagsterInstance | None = None,
+    selection: list | None = None,
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         DATA_LAYER_ASSETS,
         selection=selection,
-        resources=local_resources(home),
+        resources=resources,
         partition_key=day,
         instance=instance,
         raise_on_error=False,
@@ -150,7 +165,9 @@ def test_a_day_without_files_fails_with_what_to_do(home: ProjectHome) -> None:
     )
 
 
-def test_a_failed_run_leaves_the_previous_partition_in_place(home: ProjectHome) -> None:
+def test_a_failed_read_leaves_the_partition_as_it_was(home: ProjectHome) -> None:
+    # The run fails while reading the landing files, before any write; that a failed write
+    # leaves the partition whole is tested in ml_assets_tests/resources/test_warehouse.py.
     land(home.landing, DAY, csv_file(csv_line()))
     assert materialize(home, DAY).success
     before = table(home, "raw_complaints")
@@ -174,3 +191,55 @@ def test_an_unchanged_day_keeps_downstream_fresh_and_a_changed_one_makes_it_stal
         assert materialize(home, DAY, instance, selection=raw_only).success
         status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(VALIDATED, DAY)
         assert status == StaleStatus.STALE
+
+
+class _LosesARejectedRow(CompletePandasTypeHandler):
+    """A faulty writer: stores every rejected_complaints partition without its first row."""
+
+    def handle_output(
+        self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: Any
+    ) -> dict[str, Any]:
+        if table_slice.table == "rejected_complaints":
+            obj = obj.iloc[1:]
+        return super().handle_output(context, table_slice, obj, connection)
+
+
+class _LossyIOManager(WarehouseIOManager):
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [_LosesARejectedRow()]
+
+
+def test_rows_reconcile_fails_when_the_warehouse_lost_a_row(home: ProjectHome) -> None:
+    land(home.landing, DAY, csv_file(csv_line(), csv_line(Complaint_ID="2", State="ZZ")))
+    resources = local_resources(home)
+    resources["io_manager"] = _LossyIOManager(database=str(home.warehouse), schema=WAREHOUSE_SCHEMA)
+    result = materialize_with(resources, DAY)
+    check = check_results(result)["rows_reconcile"]
+    assert not check.passed
+    assert check.metadata["read"].value == 2 and check.metadata["rejected"].value == 0
+    assert count(home, "rejected_complaints") == 0  # the row the check is about is really gone
+    # A blocking check that fails keeps the downstream assets of the run from running.
+    assert not result.asset_materializations_for_node("complaint_statistics")
+
+
+def test_ids_of_an_export_without_ids_stay_unique_over_its_days(home: ProjectHome) -> None:
+    header = OFFICIAL_HEADER_LINE.removesuffix(",Complaint ID")
+    rows = [
+        csv_line(Date_received=day).rsplit(",", 1)[0]
+        for day in ("01/05/2016", "01/06/2016", "01/05/2016")
+    ]
+    export = home.root / "export.csv"
+    export.parent.mkdir(parents=True, exist_ok=True)
+    export.write_text("\n".join([header, *rows]) + "\n")
+    land_cfpb_export(export, home.landing)
+    for day in (DAY, "2016-01-06"):
+        assert materialize(home, day).success
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "select complaint_id from complaints.validated_complaints order by all"
+            ).fetchall()
+        ]
+    assert ids == ["export-L2", "export-L3", "export-L4"]

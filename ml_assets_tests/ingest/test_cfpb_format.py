@@ -6,11 +6,14 @@ from ml_assets.constants import CANONICAL_COLUMNS, OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     canonical_header,
+    derived_complaint_id,
     parse_cfpb_date,
     read_complaints_csv,
     read_landing_day,
     restore_zip_code,
 )
+from ml_assets.ingest.validation import split_valid_rejected
+from ml_assets_tests.factories import csv_file, csv_line
 
 OFFICIAL = ",".join(f'"{h}"' if "," in h else h for h in OFFICIAL_HEADER)
 ROW = (
@@ -26,6 +29,14 @@ ROW = (
         ("1/5/2016", date(2016, 1, 5)),
         ("01/05/2016", date(2016, 1, 5)),
         ("2016-01-05T00:00:00", date(2016, 1, 5)),
+        ("2016-01-05 13:45", date(2016, 1, 5)),
+        ("1/5/2016 00:00:00", date(2016, 1, 5)),
+        ("2016-01-05T00:00:00.000000", date(2016, 1, 5)),
+        ("1/5/2016 garbage", None),
+        ("2016-01-05Tjunk", None),
+        ("2016-01-05T", None),
+        ("2016-01-05 25:00", None),
+        ("2016-01-05T00:00:00Z", None),
         ("2016-13-45", None),
         ("yesterday", None),
         ("", None),
@@ -94,8 +105,56 @@ def test_a_truncated_last_line_is_kept_with_its_text_and_flagged() -> None:
 def test_rows_without_complaint_id_get_a_stable_id_from_file_and_line() -> None:
     header = ",".join(h for h in OFFICIAL_HEADER if h != "Complaint ID")
     row = ROW.rsplit(",", 1)[0]
-    frame = read_complaints_csv(f"{header}\n{row}\n".encode(), "2016-01-05/export.csv")
-    assert frame.loc[0, "complaint_id"] == "export-L2"
+    data = f"{header}\n{row}\n".encode()
+    frame = read_complaints_csv(data, "complaints/2016-01-05/export.csv")
+    # The day folder is part of the id: every day file of one export has a line 2.
+    assert frame.loc[0, "complaint_id"] == "2016-01-05/export-L2"
+    other_day = read_complaints_csv(data, "complaints/2016-01-06/export.csv")
+    assert other_day.loc[0, "complaint_id"] == "2016-01-06/export-L2"
+
+
+def test_a_derived_id_without_a_folder_is_file_and_line() -> None:
+    assert derived_complaint_id("export.csv", 7) == "export-L7"
+    assert derived_complaint_id("2016-01-05/export.csv", 7) == "2016-01-05/export-L7"
+
+
+def _records(count: int, bad: int | None = None, multiline: int | None = None) -> list[str]:
+    records = []
+    for number in range(1, count + 1):
+        fields = {"Complaint_ID": str(1_700_000 + number)}
+        if number == bad:
+            fields["Company"] = '"Bank A'  # an opening quote that is never closed
+        if number == multiline:
+            fields["Consumer_complaint_narrative"] = "Charged twice.\nStill not fixed."
+        records.append(csv_line(**fields))
+    return records
+
+
+def test_an_unclosed_quote_costs_one_row_not_the_rest_of_the_file() -> None:
+    data = csv_file(*_records(101, bad=51, multiline=60)).encode()
+    raw = read_landing_day([("complaints/2016-01-05/a.csv", data)], "2016-01-05")
+    assert len(raw) == 101
+    result = split_valid_rejected(raw)
+    assert len(result.valid) == 100 and len(result.rejected) == 1
+    bad = result.rejected.iloc[0]
+    assert bad["source_line"] == 52  # record 51 follows the header on line 1
+    assert bad["parse_error"] == "expected 18 fields, found 8"  # Company runs to the end
+    assert bad["raw_record"] == _records(101, bad=51)[50]
+    # Lines stay physical: record 60 spans lines 61-62, so record 61 starts on line 63.
+    lines = dict(zip(raw["complaint_id"], raw["source_line"], strict=True))
+    assert lines["1700050"] == 51 and lines["1700052"] == 53
+    assert lines["1700060"] == 61 and lines["1700061"] == 63
+    narrative = raw.loc[raw["complaint_id"] == "1700060", "consumer_complaint_narrative"]
+    assert narrative.tolist() == ["Charged twice.\nStill not fixed."]
+
+
+def test_an_unclosed_quote_running_past_the_csv_field_limit_still_reads_the_file() -> None:
+    # 2,000 records of about 130 bytes: the swallowed field outgrows csv's 128 KiB limit.
+    data = csv_file(*_records(2000, bad=3)).encode()
+    frame = read_complaints_csv(data, "2016-01-05/big.csv")
+    assert len(frame) == 2000
+    assert frame["parse_error"].notna().sum() == 1
+    assert frame.loc[frame["parse_error"].notna(), "source_line"].tolist() == [4]
 
 
 def test_an_empty_file_fails_naming_the_file() -> None:

@@ -3,10 +3,12 @@ from pathlib import Path
 import pytest
 
 from ml_assets.constants import OFFICIAL_HEADER
-from ml_assets.ingest.cfpb_format import LandingFileError, read_complaints_csv
+from ml_assets.ingest.cfpb_format import LandingFileError, read_complaints_csv, read_landing_day
 from ml_assets.ingest.landing import land_cfpb_export, landing_digest, write_atomically
+from ml_assets.partitions import daily_partitions
 
 HEADER = ",".join(f'"{h}"' if "," in h else h for h in OFFICIAL_HEADER)
+HEADER_WITHOUT_ID = HEADER.removesuffix(",Complaint ID")
 
 
 def _row(received: str, complaint_id: str, company: str = "Bank A") -> str:
@@ -81,3 +83,131 @@ def test_land_cfpb_lands_every_real_labelled_row(real_data_dir: Path, tmp_path: 
     assert report.rows_read == 3186
     assert report.rows_landed == 3186
     assert report.unroutable_rows == 0
+
+
+def _landed(landing: Path) -> list[tuple[str, bytes]]:
+    """Every landed day file as (name relative to the landing root, bytes)."""
+    return sorted(
+        (path.relative_to(landing).as_posix(), path.read_bytes())
+        for path in (landing / "complaints").glob("*/*.csv")
+    )
+
+
+def _read_all(landing: Path):
+    files = _landed(landing)
+    return [read_landing_day([f], f[0].split("/")[1]) for f in files]
+
+
+def test_an_export_without_ids_gets_ids_from_its_own_lines_unique_over_days(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "noids.csv"
+    rows = [_row("7/29/2013", "x"), _row("7/30/2013", "x"), _row("7/29/2013", "x")]
+    export.write_text("\n".join([HEADER_WITHOUT_ID, *(r.rsplit(",", 1)[0] for r in rows)]) + "\n")
+    landing = tmp_path / "landing"
+
+    land_cfpb_export(export, landing)
+
+    frames = _read_all(landing)
+    ids = {f.loc[0, "source_file"]: list(f["complaint_id"]) for f in frames}
+    # The line in the export, not in the day file: both day files have a line 2.
+    assert ids == {
+        "complaints/2013-07-29/noids.csv": ["noids-L2", "noids-L4"],
+        "complaints/2013-07-30/noids.csv": ["noids-L3"],
+    }
+    assert all(f["parse_error"].isna().all() for f in frames)
+    before = _landed(landing)
+    again = land_cfpb_export(export, landing)
+    assert again.files_written == [] and _landed(landing) == before  # stable when re-landed
+
+
+def test_a_snake_case_export_without_ids_gets_a_snake_case_id_column(tmp_path: Path) -> None:
+    export = tmp_path / "snake.csv"
+    header = "date_received,product,sub_product,issue,sub_issue,company,state,zipcode,"
+    header += "submitted_via,date_sent_to_company,company_response_to_consumer,"
+    header += "timely_response,consumer_disputed?"
+    export.write_text(
+        f"{header}\n2013-07-29,Mortgage,,Servicing,,Bank A,NJ,7030,Web,2013-07-30,Closed,Yes,No\n"
+    )
+    land_cfpb_export(export, tmp_path / "landing")
+    day = (tmp_path / "landing/complaints/2013-07-29/snake.csv").read_text()
+    assert day.splitlines()[0] == f"{header},complaint_id"
+    assert read_complaints_csv(day.encode(), "d.csv").loc[0, "complaint_id"] == "snake-L2"
+
+
+def test_a_malformed_record_with_a_readable_date_goes_to_its_day(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    rows = [
+        _row("7/29/2013", "1"),
+        "7/29/2013,Mortgage,Conventional fixed mortgage",  # truncated: 3 fields of 18
+        _row("7/29/2013", "3") + ",surplus",  # 19 fields
+        "not a date,Mortgage",  # nothing tells its day
+    ]
+    export.write_text("\n".join([HEADER, *rows]) + "\n")
+    landing = tmp_path / "landing"
+
+    report = land_cfpb_export(export, landing)
+
+    assert report.rows_by_day == {"2013-07-29": 3}
+    assert report.unroutable_rows == 1
+    assert "not a date" in report.unroutable_file.read_text()
+    day = read_complaints_csv((landing / "complaints/2013-07-29/export.csv").read_bytes(), "d")
+    assert list(day["parse_error"].fillna("")) == [
+        "",
+        "expected 18 fields, found 3",
+        "expected 18 fields, found 19",
+    ]
+
+
+def test_an_export_without_ids_keeps_malformed_records_malformed(tmp_path: Path) -> None:
+    export = tmp_path / "noids.csv"
+    full = _row("7/29/2013", "x").rsplit(",", 1)[0]  # 17 fields, as the header
+    short = ",".join(full.split(",")[:16])  # one field short: the id must not fill the gap
+    export.write_text("\n".join([HEADER_WITHOUT_ID, full, short]) + "\n")
+
+    land_cfpb_export(export, tmp_path / "landing")
+
+    day = (tmp_path / "landing/complaints/2013-07-29/noids.csv").read_bytes()
+    frame = read_complaints_csv(day, "complaints/2013-07-29/noids.csv")
+    assert list(frame["parse_error"].fillna("")) == ["", "expected 18 fields, found 17"]
+    assert frame.loc[1, "raw_record"].endswith(",noids-L3")  # still traceable to the export
+
+
+def test_an_unclosed_quote_in_an_export_does_not_swallow_the_records_after_it(
+    tmp_path: Path,
+) -> None:
+    export = tmp_path / "export.csv"
+    rows = [_row("7/29/2013", str(n)) for n in range(1, 6)]
+    rows[1] = rows[1].replace("Bank A", '"Bank A')  # an opening quote never closed
+    rows[3] = _row("7/30/2013", "4")
+    export.write_text("\n".join([HEADER, *rows]) + "\n")
+
+    report = land_cfpb_export(export, tmp_path / "landing")
+
+    assert report.rows_by_day == {"2013-07-29": 4, "2013-07-30": 1}
+    day = read_complaints_csv(
+        (tmp_path / "landing/complaints/2013-07-29/export.csv").read_bytes(), "d"
+    )
+    assert day["parse_error"].notna().tolist() == [False, True, False, False]
+
+
+def test_days_outside_the_partitions_are_listed(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    rows = [_row("7/29/2013", "1"), _row("11/30/2011", "2"), _row("1/1/2100", "3")]
+    export.write_text("\n".join([HEADER, *rows]) + "\n")
+    report = land_cfpb_export(
+        export, tmp_path / "landing", is_partition=daily_partitions.has_partition_key
+    )
+    assert report.rows_landed == 3
+    assert report.days_outside_partitions == ["2011-11-30", "2100-01-01"]
+    assert land_cfpb_export(export, tmp_path / "l2").days_outside_partitions == []
+
+
+def test_the_real_labelled_export_gets_ids_unique_over_all_its_days(
+    real_data_dir: Path, tmp_path: Path
+) -> None:
+    report = land_cfpb_export(real_data_dir / "cfpb_export_2013_2017_labeled.csv", tmp_path)
+    frames = _read_all(tmp_path)
+    ids = [i for f in frames for i in f["complaint_id"]]
+    assert report.rows_landed == len(ids) == 3186
+    assert len(set(ids)) == 3186

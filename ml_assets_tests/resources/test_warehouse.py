@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from resources.warehouse import WarehouseIOManager, connect_with_patience
+from resources.warehouse import Warehouse, WarehouseIOManager, connect_with_patience
 
 daily = dg.DailyPartitionsDefinition(start_date="2016-01-01")
 
@@ -95,8 +95,24 @@ def test_a_lock_held_too_long_fails_with_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     holder = _hold_lock(db, 10)
     try:
-        with pytest.raises(dg.Failure, match="stayed locked by another process"):
+        with pytest.raises(dg.Failure, match="stayed locked by another process") as excinfo:
             connect_with_patience(str(db), {}, timeout_s=0.5)
+        # Resources do not know the project's pool names: the advice stays generic.
+        assert "run every writer in one concurrency pool (limit 1)" in str(excinfo.value)
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_partition_count_counts_the_rows_stored_for_one_day(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    io_manager = WarehouseIOManager(database=str(db))
+    for day, values in (("2016-01-02", [1, 2, 3]), ("2016-01-03", [4])):
+        assert dg.materialize(
+            [_numbers_asset(values)], resources={"io_manager": io_manager}, partition_key=day
+        ).success
+    warehouse = Warehouse(database=str(db))
+    assert warehouse.partition_count("public.numbers", "day", "2016-01-02") == 3
+    assert warehouse.partition_count("public.numbers", "day", "2016-01-03") == 1
+    assert warehouse.partition_count("public.numbers", "day", "2016-01-04") == 0
+    assert warehouse.partition_count("public.missing", "day", "2016-01-02") == 0

@@ -1,10 +1,11 @@
 import os
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import freeze_time
 
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import DATA_LAYER_ASSETS, data_layer_job
@@ -128,4 +129,51 @@ def test_a_day_already_ingested_with_the_same_bytes_is_not_requested_again(ticke
     assert result.success
     assert ticker.tick().run_requests == []  # a fresh cursor, but the instance knows the bytes
     path.write_text(csv_file(csv_line(State="NY")))
+    assert _partitions(ticker.tick()) == [DAY]
+
+
+def test_a_day_seen_before_it_was_a_partition_is_requested_once_it_is(ticker: Ticker) -> None:
+    # On 2016-01-05 (UTC) the last partition is 2016-01-04: that day's folder is early.
+    with freeze_time(datetime(2016, 1, 5, 6, tzinfo=UTC)):
+        land(ticker.landing, DAY, csv_file(csv_line()))
+        early = ticker.tick()
+        assert early.run_requests == []
+        assert DAY in early.skip_reason.skip_message
+        quiet = ticker.tick()  # reported when new or changed, not on every tick
+        assert quiet.skip_reason.skip_message == "no new or changed landing files"
+    assert _partitions(ticker.tick()) == [DAY]  # a day later it is a partition
+    assert ticker.tick().run_requests == []
+
+
+def test_an_early_day_that_changes_is_reported_again(ticker: Ticker) -> None:
+    with freeze_time(datetime(2016, 1, 5, 6, tzinfo=UTC)):
+        path = land(ticker.landing, DAY, csv_file(csv_line()))
+        assert DAY in ticker.tick().skip_reason.skip_message
+        path.write_text(csv_file(csv_line(State="NY")))
+        assert DAY in ticker.tick().skip_reason.skip_message
+
+
+def _age(*paths: Path) -> None:
+    """Give paths an old mtime, as `rsync -a`, `cp -p` and `mv` of a prepared folder keep."""
+    old = datetime(2016, 1, 1, tzinfo=UTC).timestamp()
+    for path in paths:
+        os.utime(path, (old, old))
+
+
+def test_a_day_folder_moved_in_with_old_mtimes_is_requested(ticker: Ticker, tmp_path: Path) -> None:
+    land(ticker.landing, DAY, csv_file(csv_line()))
+    assert _partitions(ticker.tick()) == [DAY]
+    staged = land(
+        tmp_path / "staging", "2016-01-06", csv_file(csv_line(Date_received="2016-01-06"))
+    )
+    _age(staged, staged.parent)
+    staged.parent.rename(ticker.landing / "complaints" / "2016-01-06")
+    assert _partitions(ticker.tick()) == ["2016-01-06"]
+
+
+def test_a_file_replaced_with_its_old_mtime_kept_is_requested_again(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    assert _partitions(ticker.tick()) == [DAY]
+    path.write_text(csv_file(csv_line(State="NY")))  # cp -p: new content, old mtime
+    _age(path, path.parent)
     assert _partitions(ticker.tick()) == [DAY]

@@ -1,0 +1,124 @@
+"""`model_evaluation`, its blocking `blessing` check, and `champion_model`."""
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.assets.training import MODEL_GROUP
+from ml_assets.constants import (
+    AUC_FLOOR,
+    CHAMPION_ALIAS,
+    CHAMPION_AUC_TOLERANCE,
+    MIN_SLICE_COUNT,
+    SLICE_AUC_TOLERANCE,
+    THRESHOLD_TAG,
+)
+from ml_assets.model.blessing import BlessingPolicy
+from ml_assets.model.evaluation import (
+    EvaluationReport,
+    ModelScores,
+    evaluate_models,
+    report_markdown,
+)
+from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.network import predict_proba
+from ml_assets.model.promotion import ChampionChange, promote
+from ml_assets.model.tracking import RegisteredModel, load_keras_model
+from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
+from resources.mlflow_registry import ModelRegistry
+
+EVALUATION_CODE_VERSION = "1"
+CHAMPION_CODE_VERSION = "1"
+
+
+class BlessingConfig(dg.Config):
+    """When a challenger may replace the champion (defaults in `ml_assets.constants`)."""
+
+    auc_floor: float = AUC_FLOOR
+    champion_tolerance: float = CHAMPION_AUC_TOLERANCE
+    slice_tolerance: float = SLICE_AUC_TOLERANCE
+    min_slice_count: int = MIN_SLICE_COUNT
+
+
+def _scores(
+    registry: ModelRegistry, version: str, threshold: float, rows: pd.DataFrame
+) -> ModelScores:
+    model = load_keras_model(version, registry.tracking_uri, registry.model_name)
+    return ModelScores(version, threshold, predict_proba(model, rows[list(FEATURE_COLUMNS)]))
+
+
+@dg.asset(
+    io_manager_key="model_io_manager",
+    group_name=MODEL_GROUP,
+    code_version=EVALUATION_CODE_VERSION,
+    kinds={"mlflow"},
+)
+def model_evaluation(
+    config: BlessingConfig,
+    dispute_model: RegisteredModel,
+    training_dataset: pd.DataFrame,
+    model_registry: ModelRegistry,
+) -> dg.Output[EvaluationReport]:
+    """Challenger and champion scored on the same evaluation split: metrics, slices, plots, blessing."""
+    rows = training_dataset[training_dataset[SPLIT_COLUMN] == EVALUATION].reset_index(drop=True)
+    challenger = _scores(model_registry, dispute_model.version, dispute_model.threshold, rows)
+    current = model_registry.version_for_alias(CHAMPION_ALIAS)
+    champion = None
+    if current is not None and current.version != dispute_model.version:
+        champion = _scores(
+            model_registry, current.version, float(current.tags.get(THRESHOLD_TAG, 0.5)), rows
+        )
+    report = evaluate_models(rows, challenger, champion, BlessingPolicy(**config.model_dump()))
+    metrics = {f"eval_{k}": v for k, v in report.metrics.to_dict().items() if isinstance(v, float)}
+    model_registry.log_to_run(dispute_model.run_id, metrics, report.plots, folder="evaluation")
+    return dg.Output(
+        report,
+        metadata={
+            "report": dg.MetadataValue.md(report_markdown(report)),
+            "roc_auc": report.metrics.roc_auc,
+            "champion_roc_auc": report.champion_metrics.roc_auc
+            if report.champion_metrics
+            else None,
+            "blessed": report.verdict.blessed,
+            "mlflow_run": dg.MetadataValue.url(model_registry.run_url(dispute_model.run_id)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="The challenger is good enough to replace the champion.",
+)
+def blessing(model_evaluation: EvaluationReport) -> dg.AssetCheckResult:
+    """Pass when the challenger clears the AUC floor, the champion's AUC and every big slice."""
+    verdict = model_evaluation.verdict
+    return dg.AssetCheckResult(
+        passed=verdict.blessed,
+        metadata={
+            "conditions": dg.MetadataValue.md(verdict.to_markdown()),
+            "failed": "; ".join(verdict.failures) or "none",
+            "challenger_version": model_evaluation.challenger_version,
+        },
+    )
+
+
+@dg.asset(
+    io_manager_key="model_io_manager",
+    group_name=MODEL_GROUP,
+    code_version=CHAMPION_CODE_VERSION,
+    kinds={"mlflow"},
+)
+def champion_model(
+    model_evaluation: EvaluationReport, model_registry: ModelRegistry
+) -> dg.Output[ChampionChange]:
+    """Moves the `champion` alias to the blessed challenger, recording the previous champion."""
+    if not model_evaluation.verdict.blessed:
+        # The blocking check stops this asset in the same run; this guards a separate launch.
+        raise dg.Failure(
+            f"challenger v{model_evaluation.challenger_version} was not blessed: "
+            + "; ".join(model_evaluation.verdict.failures)
+        )
+    change = promote(model_registry, model_evaluation.challenger_version)
+    return dg.Output(
+        change, metadata={"champion": change.champion, "previous": change.previous or "none"}
+    )

@@ -1,0 +1,172 @@
+"""`training_dataset` and `dispute_model`: a window of labelled features, and the model trained on it."""
+
+import hashlib
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from pydantic import Field
+
+from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
+from ml_assets.constants import (
+    CHALLENGER_ALIAS,
+    DUCKDB_POOL,
+    EVALUATION_DAYS,
+    INGESTION_DATE_COLUMN,
+    THRESHOLD_TAG,
+    TRAINING_WINDOW_DAYS,
+    WAREHOUSE_SCHEMA,
+)
+from ml_assets.model.network import ModelParams
+from ml_assets.model.tracking import RegisteredModel, log_training, register_model
+from ml_assets.model.training import (
+    split_dataset,
+    split_summary,
+    train_dispute_model,
+    training_window,
+)
+from resources.mlflow_registry import ModelRegistry
+from resources.warehouse import Warehouse
+
+MODEL_GROUP = "model"
+DATASET_CODE_VERSION = "1"
+MODEL_CODE_VERSION = "1"
+_DEFAULTS = ModelParams()
+
+
+class TrainingWindowConfig(dg.Config):
+    """Which labelled days the model learns from and how they are split."""
+
+    window_days: int = Field(default=TRAINING_WINDOW_DAYS, ge=2, description="days in the window")
+    evaluation_days: int = Field(
+        default=EVALUATION_DAYS, ge=1, description="most recent days held out (time split)"
+    )
+    split: Literal["time", "hash"] = Field(
+        default="time", description="'time' or the book's 9:1 'hash' split"
+    )
+    end_date: str | None = Field(
+        default=None, description="last day (YYYY-MM-DD); default: latest day with features"
+    )
+
+
+class ModelConfig(dg.Config):
+    """Hyperparameters of the dispute model (defaults: `ModelParams`)."""
+
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    learning_rate: float = _DEFAULTS.learning_rate
+    max_tokens: int = _DEFAULTS.max_tokens
+    sequence_length: int = _DEFAULTS.sequence_length
+    text_embedding_dim: int = _DEFAULTS.text_embedding_dim
+    hidden_units: int = _DEFAULTS.hidden_units
+    dropout: float = _DEFAULTS.dropout
+    patience: int = _DEFAULTS.patience
+    seed: int = _DEFAULTS.seed
+
+
+def _latest_feature_day(warehouse: Warehouse) -> pd.Timestamp:
+    with warehouse.connect() as conn:
+        (latest,) = conn.execute(
+            f"select max({INGESTION_DATE_COLUMN}) from {WAREHOUSE_SCHEMA}.complaint_features"
+        ).fetchone()
+    if latest is None:
+        raise dg.Failure(
+            "complaint_features is empty: materialize the data layer and features first."
+        )
+    return pd.Timestamp(latest)
+
+
+@dg.asset(
+    deps=[dg.AssetDep(complaint_features, partition_mapping=dg.LastPartitionMapping())],
+    metadata={"schema": WAREHOUSE_SCHEMA},
+    group_name=MODEL_GROUP,
+    code_version=DATASET_CODE_VERSION,
+    pool=DUCKDB_POOL,
+    kinds={"pandas", "duckdb"},
+)
+def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+    """Labelled features of the training window, split into train, validation and evaluation."""
+    end = pd.Timestamp(config.end_date) if config.end_date else _latest_feature_day(warehouse)
+    window = training_window(end, config.window_days)
+    with warehouse.connect() as conn:
+        features = conn.execute(
+            f"select * from {WAREHOUSE_SCHEMA}.complaint_features where {INGESTION_DATE_COLUMN} between ? and ?",
+            [window.start.to_pydatetime(), window.end.to_pydatetime()],
+        ).fetchdf()
+    dataset = split_dataset(features, window, config.split, config.evaluation_days)
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(dataset, index=False).to_numpy().tobytes()
+    ).hexdigest()
+    summary = split_summary(dataset)
+    return dg.Output(
+        dataset,
+        # The content decides the version: the same window and rows leave the model fresh.
+        data_version=dg.DataVersion(digest[:24]),
+        metadata={
+            "window": str(window),
+            "split": config.split,
+            "rows": len(dataset),
+            "splits": summary,
+        },
+    )
+
+
+TRAINING_DATASET_KEY = training_dataset.key
+
+
+@dg.asset(
+    # dagster-mlflow's resource is function-style, so the registry comes through the context too.
+    required_resource_keys={"mlflow", "model_registry"},
+    io_manager_key="model_io_manager",
+    group_name=MODEL_GROUP,
+    code_version=MODEL_CODE_VERSION,
+    kinds={"keras", "mlflow"},
+)
+def dispute_model(
+    context: dg.AssetExecutionContext, config: ModelConfig, training_dataset: pd.DataFrame
+) -> dg.Output[RegisteredModel]:
+    """The wide & deep Keras model trained on the window, logged and registered in MLflow as challenger."""
+    import mlflow
+
+    model_registry: ModelRegistry = context.resources.model_registry
+    days = pd.to_datetime(training_dataset[INGESTION_DATE_COLUMN])
+    window = f"{days.min().date()}..{days.max().date()}"
+    dataset_event = context.instance.get_latest_materialization_event(TRAINING_DATASET_KEY)
+    dataset_version = (
+        dataset_event.asset_materialization.tags.get(DATA_VERSION_TAG) if dataset_event else None
+    )
+    tags = {
+        "training_window": window,
+        "training_dataset_data_version": dataset_version or "unknown",
+        "code_version.complaint_features": FEATURES_CODE_VERSION,
+        "code_version.training_dataset": DATASET_CODE_VERSION,
+        "code_version.dispute_model": MODEL_CODE_VERSION,
+        "dagster_asset": "dispute_model",
+    }
+    try:
+        params = ModelParams(**config.model_dump())
+        trained = train_dispute_model(training_dataset, params)
+        log_training(trained, params, tags)
+        registered = register_model(trained, window)
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+    for key, value in {
+        **tags,
+        THRESHOLD_TAG: str(trained.threshold),
+        "dagster_run_id": context.run_id,
+    }.items():
+        model_registry.set_version_tag(registered.version, key, value)
+    model_registry.set_alias(CHALLENGER_ALIAS, registered.version)
+    return dg.Output(
+        registered,
+        metadata={
+            "version": registered.version,
+            "mlflow_run": dg.MetadataValue.url(model_registry.run_url(registered.run_id)),
+            "threshold": trained.threshold,
+            "best_val_auc": max(trained.history.get("val_auc", [float("nan")])),
+            "epochs": len(trained.history.get("loss", [])),
+        },
+    )

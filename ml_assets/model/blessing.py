@@ -1,0 +1,137 @@
+"""The blessing: whether a challenger model is good enough to replace the champion."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml_assets.constants import (
+    AUC_FLOOR,
+    CHAMPION_AUC_TOLERANCE,
+    MIN_SLICE_COUNT,
+    SLICE_AUC_TOLERANCE,
+)
+from ml_assets.model.metrics import BinaryMetrics
+
+# Comparisons sitting exactly on a boundary (0.70 vs 0.71 - 0.01) must not fail on float noise.
+_EPS = 1e-12
+_SLICE_KEY = ["slice_column", "slice_value"]
+
+
+@dataclass(frozen=True)
+class BlessingPolicy:
+    """Thresholds a challenger must meet to be blessed."""
+
+    auc_floor: float = AUC_FLOOR
+    champion_tolerance: float = CHAMPION_AUC_TOLERANCE
+    slice_tolerance: float = SLICE_AUC_TOLERANCE
+    min_slice_count: int = MIN_SLICE_COUNT
+
+
+@dataclass(frozen=True)
+class BlessingVerdict:
+    """The outcome and every condition checked, in words."""
+
+    blessed: bool
+    conditions: list[tuple[str, bool]]
+
+    @property
+    def failures(self) -> list[str]:
+        """The conditions that failed, in words."""
+        return [text for text, passed in self.conditions if not passed]
+
+    def to_markdown(self) -> str:
+        """A bullet list of the conditions marked ✅ or ❌."""
+        return "\n".join(f"- {'✅' if passed else '❌'} {text}" for text, passed in self.conditions)
+
+
+def _at_least(value: float, bound: float) -> bool:
+    return value >= bound - _EPS
+
+
+def _large_slices(slices: pd.DataFrame, min_count: int, prefix: str) -> pd.DataFrame:
+    """Slices with at least min_count rows and a defined AUC, keyed by column and string value."""
+    missing = [c for c in (*_SLICE_KEY, "count", "roc_auc") if c not in slices.columns]
+    if missing:
+        raise ValueError(f"{prefix} slice table lacks column(s) {missing}")
+    large = slices[(slices["count"] >= min_count) & slices["roc_auc"].notna()]
+    return pd.DataFrame(
+        {
+            "slice_column": large["slice_column"].astype(str),
+            "slice_value": large["slice_value"].astype(str),
+            f"{prefix}_auc": large["roc_auc"].astype(float),
+        }
+    )
+
+
+def _slice_conditions(
+    challenger_slices: pd.DataFrame, champion_slices: pd.DataFrame, policy: BlessingPolicy
+) -> list[tuple[str, bool]]:
+    tolerance = policy.slice_tolerance
+    matched = _large_slices(challenger_slices, policy.min_slice_count, "challenger").merge(
+        _large_slices(champion_slices, policy.min_slice_count, "champion"),
+        on=_SLICE_KEY,
+        how="inner",
+    )
+    conditions: list[tuple[str, bool]] = []
+    for row in matched.sort_values(_SLICE_KEY).itertuples(index=False):
+        if not _at_least(row.challenger_auc, row.champion_auc - tolerance):
+            conditions.append(
+                (
+                    f"{row.slice_column}={row.slice_value}: challenger AUC "
+                    f"{row.challenger_auc:.3f} < champion {row.champion_auc:.3f} - {tolerance:.3f}",
+                    False,
+                )
+            )
+    if not conditions:
+        conditions.append(
+            (
+                f"no slice regression: {len(matched)} slice(s) with >= {policy.min_slice_count} "
+                f"rows in both evaluations, none below champion AUC - {tolerance:.3f}",
+                True,
+            )
+        )
+    return conditions
+
+
+def bless(
+    challenger: BinaryMetrics,
+    challenger_slices: pd.DataFrame,
+    champion: BinaryMetrics | None,
+    champion_slices: pd.DataFrame | None,
+    policy: BlessingPolicy,
+) -> BlessingVerdict:
+    """Bless the challenger if it clears the floor, holds up against the champion and its slices."""
+    auc = challenger.roc_auc
+    if auc is None or math.isnan(auc):
+        return BlessingVerdict(
+            blessed=False,
+            conditions=[("challenger AUC undefined: evaluation split has one class only", False)],
+        )
+    floor = policy.auc_floor
+    above_floor = _at_least(auc, floor)
+    conditions = [
+        (f"challenger AUC {auc:.3f} {'>=' if above_floor else '<'} floor {floor:.3f}", above_floor)
+    ]
+    if champion is None:
+        conditions.append(("no champion yet: nothing to compare", True))
+    elif champion.roc_auc is None or math.isnan(champion.roc_auc):
+        conditions.append(("champion AUC undefined on this evaluation: nothing to compare", True))
+    else:
+        tolerance = policy.champion_tolerance
+        holds = _at_least(auc, champion.roc_auc - tolerance)
+        conditions.append(
+            (
+                f"challenger AUC {auc:.3f} {'>=' if holds else '<'} champion "
+                f"{champion.roc_auc:.3f} - {tolerance:.3f}",
+                holds,
+            )
+        )
+    if champion is not None:
+        if champion_slices is None:
+            conditions.append(("champion slice metrics unavailable: slices not compared", True))
+        else:
+            conditions += _slice_conditions(challenger_slices, champion_slices, policy)
+    return BlessingVerdict(blessed=all(passed for _, passed in conditions), conditions=conditions)

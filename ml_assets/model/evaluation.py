@@ -1,0 +1,118 @@
+"""Evaluating a challenger next to the champion on the same evaluation split, and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.model.blessing import BlessingPolicy, BlessingVerdict, bless
+from ml_assets.model.features import LABEL
+from ml_assets.model.metrics import BinaryMetrics, binary_metrics, calibration_table, slice_metrics
+from ml_assets.model.plots import calibration_png, markdown_image, pr_png, roc_png, slice_png
+
+PROBABILITY = "probability"
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's probabilities on the evaluation split, with its own decision threshold."""
+
+    version: str
+    threshold: float
+    probabilities: np.ndarray
+
+
+@dataclass
+class EvaluationReport:
+    """Metrics, slices, calibration and the blessing of a challenger (and the champion's, if any)."""
+
+    challenger_version: str
+    champion_version: str | None
+    rows: int
+    metrics: BinaryMetrics
+    champion_metrics: BinaryMetrics | None
+    slices: pd.DataFrame
+    calibration: pd.DataFrame
+    verdict: BlessingVerdict
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+def _slices(evaluation: pd.DataFrame, scores: ModelScores, min_count: int) -> pd.DataFrame:
+    scored = evaluation.assign(**{PROBABILITY: scores.probabilities})
+    return slice_metrics(scored, LABEL, PROBABILITY, scores.threshold, min_count=min_count)
+
+
+def evaluate_models(
+    evaluation: pd.DataFrame,
+    challenger: ModelScores,
+    champion: ModelScores | None,
+    policy: BlessingPolicy,
+) -> EvaluationReport:
+    """Score the challenger (and champion) on the evaluation rows and decide the blessing."""
+    if evaluation.empty:
+        raise ValueError(
+            "the evaluation split is empty: widen evaluation_days or land more labelled days"
+        )
+    labels = evaluation[LABEL].to_numpy(dtype="float64")
+    metrics = binary_metrics(labels, challenger.probabilities, challenger.threshold)
+    slices = _slices(evaluation, challenger, policy.min_slice_count)
+    champion_metrics = champion_slices = None
+    probabilities = {"challenger": challenger.probabilities}
+    if champion is not None:
+        champion_metrics = binary_metrics(labels, champion.probabilities, champion.threshold)
+        champion_slices = _slices(evaluation, champion, policy.min_slice_count)
+        probabilities["champion"] = champion.probabilities
+    verdict = bless(metrics, slices, champion_metrics, champion_slices, policy)
+    both = slices.assign(model="challenger")
+    if champion_slices is not None:
+        both = pd.concat([both, champion_slices.assign(model="champion")], ignore_index=True)
+    plots = {
+        "roc.png": roc_png(labels, probabilities),
+        "precision_recall.png": pr_png(labels, probabilities),
+        "calibration.png": calibration_png(labels, probabilities),
+        "slices_auc.png": slice_png(both),
+    }
+    return EvaluationReport(
+        challenger_version=challenger.version,
+        champion_version=champion.version if champion else None,
+        rows=len(evaluation),
+        metrics=metrics,
+        champion_metrics=champion_metrics,
+        slices=both,
+        calibration=calibration_table(labels, challenger.probabilities),
+        verdict=verdict,
+        plots=plots,
+    )
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
+
+
+def report_markdown(report: EvaluationReport) -> str:
+    """The evaluation as Markdown with the plots embedded, for the Dagster UI."""
+    champion = report.champion_metrics.to_dict() if report.champion_metrics else {}
+    lines = [
+        f"### Challenger v{report.challenger_version}"
+        + (
+            f" vs champion v{report.champion_version}"
+            if report.champion_version
+            else " (no champion yet)"
+        ),
+        f"Evaluation rows: {report.rows}. Blessed: **{'yes' if report.verdict.blessed else 'no'}**",
+        "",
+        report.verdict.to_markdown(),
+        "",
+        "| metric | challenger | champion |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [
+        f"| {k} | {_fmt(v)} | {_fmt(champion.get(k))} |"
+        for k, v in report.metrics.to_dict().items()
+    ]
+    small = report.slices[report.slices["too_small"] & (report.slices["model"] == "challenger")]
+    lines += ["", f"Slices too small to judge (< min count): {len(small)}", ""]
+    lines += [markdown_image(png, name.removesuffix(".png")) for name, png in report.plots.items()]
+    return "\n".join(lines)

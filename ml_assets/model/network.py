@@ -1,0 +1,199 @@
+"""The dispute model: a Keras 3 wide & deep network whose preprocessing layers live inside it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.model.features import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    HASHED_FEATURES,
+    TEXT_FEATURE,
+)
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+KERAS_FILE = "dispute_model.keras"
+NO_TEXT_SENTINEL = "notext"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyperparameters of the network and its training."""
+
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    zip3_bins: int = 1000
+    zip3_embedding_dim: int = 8
+    max_tokens: int = 8000
+    sequence_length: int = 160
+    text_embedding_dim: int = 16
+    hidden_units: int = 32
+    dropout: float = 0.2
+    patience: int = 3
+    seed: int = 7
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as plain values (for MLflow)."""
+        return asdict(self)
+
+
+def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
+    """A compiled wide & deep model with vocabularies adapted on the training inputs."""
+    import keras
+    import tensorflow as tf
+
+    from ml_assets.model.layers import MaskedMeanPooling
+
+    keras.utils.set_random_seed(params.seed)
+    inputs = {name: keras.Input(shape=(1,), dtype="string", name=name) for name in FEATURE_COLUMNS}
+    one_hots = []
+    for name in CATEGORICAL_FEATURES:
+        lookup = keras.layers.StringLookup(output_mode="one_hot", name=f"{name}_lookup")
+        lookup.adapt(tf.constant(train_inputs[name].astype(str).to_numpy()))
+        one_hots.append(lookup(inputs[name]))
+    wide = keras.layers.Concatenate(name="wide_features")(one_hots)
+
+    deep_parts = [wide]
+    for name in HASHED_FEATURES:
+        hashed = keras.layers.Hashing(num_bins=params.zip3_bins, name=f"{name}_hash")(inputs[name])
+        embedded = keras.layers.Embedding(
+            params.zip3_bins, params.zip3_embedding_dim, name=f"{name}_embedding"
+        )(hashed)
+        deep_parts.append(keras.layers.Flatten(name=f"{name}_flat")(embedded))
+
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=params.max_tokens,
+        output_sequence_length=params.sequence_length,
+        name="narrative_tokens",
+    )
+    texts = train_inputs[TEXT_FEATURE].astype(str).to_numpy()
+    # Real labelled exports rarely carry narratives: an empty vocabulary leaves the lookup
+    # table uninitialised, so one sentinel document keeps the layer valid.
+    vectorizer.adapt(tf.constant(np.append(texts, NO_TEXT_SENTINEL)))
+    tokens = vectorizer(inputs[TEXT_FEATURE])
+    token_embeddings = keras.layers.Embedding(
+        params.max_tokens, params.text_embedding_dim, name="narrative_embedding"
+    )(tokens)
+    deep_parts.append(MaskedMeanPooling(name="narrative_mean")(token_embeddings, tokens))
+
+    deep = keras.layers.Concatenate(name="deep_features")(deep_parts)
+    deep = keras.layers.Dense(params.hidden_units, activation="relu", name="deep_hidden")(deep)
+    deep = keras.layers.Dropout(params.dropout, seed=params.seed, name="deep_dropout")(deep)
+    logit = keras.layers.Add(name="wide_and_deep")(
+        [
+            keras.layers.Dense(1, name="wide_logit")(wide),
+            keras.layers.Dense(1, name="deep_logit")(deep),
+        ]
+    )
+    probability = keras.layers.Activation("sigmoid", name="dispute_probability")(logit)
+    model = keras.Model(inputs=inputs, outputs=probability, name="dispute_model")
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")],
+    )
+    return model
+
+
+def to_tensors(inputs: pd.DataFrame) -> dict[str, tf.Tensor]:
+    """Model inputs as string tensors of shape (n, 1): Keras rejects numpy object arrays."""
+    import tensorflow as tf
+
+    return {
+        name: tf.constant(inputs[name].astype(str).to_numpy().reshape(-1, 1))
+        for name in FEATURE_COLUMNS
+    }
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights that give both classes the same total weight (disputes are ~20 % of rows)."""
+    positives = float(labels.sum())
+    negatives = float(len(labels) - positives)
+    if positives == 0 or negatives == 0:
+        return {0: 1.0, 1: 1.0}
+    return {0: 1.0, 1: negatives / positives}
+
+
+def _dataset(
+    inputs: pd.DataFrame,
+    labels: np.ndarray,
+    weights: dict[int, float] | None,
+    batch: int,
+    shuffle_seed: int | None,
+) -> tf.data.Dataset:
+    import tensorflow as tf
+
+    y = labels.astype("float32").reshape(-1, 1)
+    parts: tuple[Any, ...] = (to_tensors(inputs), y)
+    if weights is not None:
+        parts = (*parts, np.where(labels > 0.5, weights[1], weights[0]).astype("float32"))
+    data = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle_seed is not None:
+        data = data.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch)
+
+
+def fit_model(
+    model: keras.Model,
+    train_inputs: pd.DataFrame,
+    train_labels: np.ndarray,
+    validation_inputs: pd.DataFrame,
+    validation_labels: np.ndarray,
+    params: ModelParams,
+) -> dict[str, list[float]]:
+    """Train with class weights and early stopping on validation AUC; returns per-epoch metrics."""
+    import keras
+
+    train = _dataset(
+        train_inputs, train_labels, class_weights(train_labels), params.batch_size, params.seed
+    )
+    validation = _dataset(validation_inputs, validation_labels, None, 1024, None)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=params.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train,
+        validation_data=validation,
+        epochs=params.epochs,
+        callbacks=[stop],
+        verbose=0,
+        shuffle=False,  # the dataset shuffles itself, seeded
+    )
+    return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+def predict_proba(model: keras.Model, inputs: pd.DataFrame, batch_size: int = 1024) -> np.ndarray:
+    """Dispute probabilities for model inputs, in batches."""
+    if inputs.empty:
+        return np.zeros(0, dtype="float64")
+    chunks = []
+    for start in range(0, len(inputs), batch_size):
+        tensors = to_tensors(inputs.iloc[start : start + batch_size])
+        chunks.append(np.asarray(model(tensors, training=False)).reshape(-1))
+    return np.concatenate(chunks).astype("float64")
+
+
+def save_model(model: keras.Model, folder: Path) -> Path:
+    """Save the model with its preprocessing layers as a single `.keras` file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / KERAS_FILE
+    model.save(path)
+    return path
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a saved dispute model (its custom layers are registered first)."""
+    import keras
+
+    import ml_assets.model.layers  # noqa: F401  (registers the custom layers for loading)
+
+    return keras.models.load_model(path)

@@ -1,0 +1,28 @@
+"""The MLflow pyfunc flavour of the dispute model: a DataFrame of raw complaint fields in, probabilities out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from ml_assets.model.features import to_model_inputs
+from ml_assets.model.network import load_model, predict_proba
+
+KERAS_ARTIFACT = "keras_model"
+
+
+class DisputeModel(mlflow.pyfunc.PythonModel):
+    """Maps raw canonical fields to model inputs, then runs the Keras model (MLflow's own Keras
+    pyfunc cannot take string columns)."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = load_model(Path(context.artifacts[KERAS_ARTIFACT]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        return predict_proba(self.model, to_model_inputs(pd.DataFrame(model_input)))

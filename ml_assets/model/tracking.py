@@ -1,0 +1,80 @@
+"""Logging a trained model to the active MLflow run and registering it (imports mlflow lazily)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ml_assets.constants import MODEL_NAME
+from ml_assets.model.network import ModelParams, save_model
+from ml_assets.model.training import TrainedModel
+
+if TYPE_CHECKING:
+    import keras
+
+MODEL_ARTIFACT = "model"
+# Pinned by hand: MLflow's inference of requirements costs ~11 s per model on this machine.
+PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pandas==2.3.3", "mlflow==3.17.2"]
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A trained model as registered in MLflow: what later assets and the server load."""
+
+    name: str
+    version: str
+    run_id: str
+    threshold: float
+    window: str
+
+
+def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, str]) -> None:
+    """Parameters, per-epoch metrics and tags of the active run."""
+    import mlflow
+
+    mlflow.log_params(params.as_dict())
+    mlflow.set_tags(dict(tags))
+    for name, values in trained.history.items():
+        for epoch, value in enumerate(values):
+            mlflow.log_metric(name, value, step=epoch)
+    mlflow.log_metric("epochs_trained", len(next(iter(trained.history.values()), [])))
+    mlflow.log_metric("decision_threshold", trained.threshold)
+
+
+def register_model(trained: TrainedModel, window: str, name: str = MODEL_NAME) -> RegisteredModel:
+    """Log the model as a pyfunc artifact of the active run and register a new version."""
+    import mlflow
+
+    from ml_assets.model.pyfunc import KERAS_ARTIFACT, DisputeModel
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError(
+            "register_model needs an active MLflow run (the dagster-mlflow resource starts one)"
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        keras_path = save_model(trained.model, Path(scratch))
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=DisputeModel(),
+            artifacts={KERAS_ARTIFACT: str(keras_path)},
+            registered_model_name=name,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+    return RegisteredModel(
+        name, str(info.registered_model_version), run.info.run_id, trained.threshold, window
+    )
+
+
+def load_keras_model(version: str, tracking_uri: str, name: str = MODEL_NAME) -> keras.Model:
+    """The Keras network of a registered version (for scoring the model's own input columns)."""
+    import mlflow
+
+    # Download progress bars would flood run logs and the terminal.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model

@@ -1,0 +1,141 @@
+"""MLflow: the tracking resource of dagster-mlflow, and the model registry the pipeline promotes in."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def sqlite_tracking_uri(folder: Path) -> str:
+    """The tracking URI of a sqlite MLflow store in `folder` (the registry needs a database)."""
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _prepare_store(tracking_uri: str) -> None:
+    """Create the folder of a sqlite store: sqlite creates the file, not its folder."""
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
+    """The id of the experiment, created with its artifacts under the project home if missing."""
+    from mlflow import MlflowClient
+
+    _prepare_store(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # Without an explicit location MLflow would write artifacts to ./mlruns of the current
+    # directory; everything the project writes belongs under ML_ASSETS_HOME.
+    Path(artifact_location).mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=Path(artifact_location).as_uri())
+
+
+def mlflow_tracking_resource(
+    tracking_uri: str, experiment_name: str, artifact_location: str
+) -> dg.ResourceDefinition:
+    """dagster-mlflow's `mlflow_tracking` resource, with the experiment created in the project home first."""
+
+    def start(context: dg.InitResourceContext) -> Any:
+        # dagster_mlflow imports mlflow (seconds): only steps that use the resource pay for it.
+        from dagster_mlflow.resources import MlFlow
+
+        ensure_experiment(tracking_uri, experiment_name, artifact_location)
+        return MlFlow(context)
+
+    # The subset of dagster-mlflow's config that MlFlow reads; the rest defaults to unset.
+    return dg.ResourceDefinition(
+        resource_fn=start,
+        config_schema={
+            "experiment_name": dg.Field(str, default_value=experiment_name),
+            "mlflow_tracking_uri": dg.Field(str, default_value=tracking_uri),
+        },
+        description="dagster-mlflow tracking: one MLflow run per Dagster run, tagged with its id.",
+    )
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered model version and what was recorded with it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: Mapping[str, str]
+    aliases: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _version(found: Any) -> ModelVersion:
+    # MLflow returns the version as a string from some calls and an int from others.
+    return ModelVersion(
+        found.name, str(found.version), found.run_id, dict(found.tags), tuple(found.aliases)
+    )
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """The MLflow model registry of the project: versions, aliases, and evaluation artifacts."""
+
+    tracking_uri: str
+    artifact_location: str
+    experiment_name: str
+    model_name: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        _prepare_store(self.tracking_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        return ensure_experiment(self.tracking_uri, self.experiment_name, self.artifact_location)
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def get_version(self, version: str) -> ModelVersion:
+        return _version(self.client().get_model_version(self.model_name, version))
+
+    def version_for_alias(self, alias: str) -> ModelVersion | None:
+        """The version an alias points at, or None when the alias (or the model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client().get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        return _version(found)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(self.model_name, alias, version)
+
+    def set_version_tag(self, version: str, key: str, value: str) -> None:
+        self.client().set_model_version_tag(self.model_name, version, key, value)
+
+    def log_to_run(
+        self, run_id: str, metrics: Mapping[str, float], files: Mapping[str, bytes], folder: str
+    ) -> None:
+        """Add metrics and files (name -> bytes) to a finished run, e.g. its evaluation."""
+        client = self.client()
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, data in files.items():
+                path = Path(scratch) / name
+                path.write_bytes(data)
+                client.log_artifact(run_id, str(path), artifact_path=folder)
