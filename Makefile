@@ -10,8 +10,9 @@ ROWS_PER_DAY ?= 400
 SEED ?= 7
 DEFECT_RATE ?= 0.01
 UI_PORT ?= 3000
+MLFLOW_PORT ?= 5000
 
-.PHONY: install demo test lint format dev counts clean
+.PHONY: install demo test lint format dev mlflow counts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +30,11 @@ demo: install
 	$(BIN)/ml-assets generate --days $(DAYS) --rows-per-day $(ROWS_PER_DAY) --seed $(SEED) --defect-rate $(DEFECT_RATE)
 	$(BIN)/ml-assets materialize
 	$(BIN)/ml-assets counts
+	$(BIN)/ml-assets train
 	@echo
-	@echo "Data layer materialized: tables in $(ML_ASSETS_HOME)/warehouse.duckdb (schema 'complaints')."
-	@echo "Open the Dagster UI with:  make dev   (then http://127.0.0.1:$(UI_PORT))"
+	@echo "Tables: $(ML_ASSETS_HOME)/warehouse.duckdb (schema 'complaints'); models: MLflow in $(ML_ASSETS_HOME)/mlflow."
+	@echo "Dagster UI:  make dev      (then http://127.0.0.1:$(UI_PORT))"
+	@echo "MLflow UI:   make mlflow   (then http://127.0.0.1:$(MLFLOW_PORT))"
 
 test: install
 	$(BIN)/python -m pytest
@@ -47,6 +50,10 @@ format: install
 dev: install
 	$(BIN)/ml-assets init
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
+
+mlflow: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ML_ASSETS_HOME)/mlflow/mlflow.db \
+		--default-artifact-root $(ML_ASSETS_HOME)/mlflow/artifacts -h 127.0.0.1 -p $(MLFLOW_PORT)
 
 counts: install
 	$(BIN)/ml-assets counts --by-day

@@ -233,3 +233,22 @@ def test_a_changed_feature_mapping_reruns_down_the_chain_and_never_upstream(worl
     assert dataset.success
     assert status(dg.AssetKey("dispute_model")) == StaleStatus.STALE
     assert all(status(key, day) == StaleStatus.FRESH for key in upstream)
+
+
+def test_the_registered_pyfunc_scores_a_dataframe_of_raw_fields(world: World) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(world.registry.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{world.registry.model_name}/1")
+    raw = pd.DataFrame(
+        [
+            {
+                "product": "Mortgage",
+                "zip_code": "94110",
+                "consumer_complaint_narrative": "no one responded",
+            },
+            {"product": "Never seen", "timely_response": "No"},
+        ]
+    )
+    probabilities = model.predict(raw)
+    assert probabilities.shape == (2,) and ((probabilities > 0) & (probabilities < 1)).all()

@@ -125,3 +125,19 @@ def test_dagster_cli_loads_the_code_location_and_materializes_a_partition(tmp_pa
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         record = instance.get_latest_materialization_event(dg.AssetKey("validated_complaints"))
         assert record is not None and record.asset_materialization.partition == "2016-02-01"
+
+
+def test_train_twice_then_roll_back_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cli = str(BIN / "ml-assets")
+    ok(run(home, cli, "generate", "--days", "12", "--rows-per-day", "400"))
+    ok(run(home, cli, "materialize"))
+    first = ok(run(home, cli, "train", "--window-days", "12", "--evaluation-days", "4"))
+    assert "check blessing: passed" in first and "the challenger is the champion now" in first
+    second = ok(run(home, cli, "train", "--window-days", "12", "--evaluation-days", "4"))
+    assert "check blessing: passed" in second  # the same data and seed: as good as the champion
+    assert "'previous': '1'" in second
+    assert "version 2 -> 1" in ok(run(home, cli, "rollback"))
+    result = run(home, cli, "rollback")
+    assert result.returncode == 1 and "nothing to roll back" in result.stderr
+    assert not (REPO / "mlruns").exists()
