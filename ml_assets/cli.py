@@ -259,6 +259,69 @@ def cmd_rollback(args: argparse.Namespace, home: ProjectHome) -> int:
     return 0
 
 
+def cmd_ray_up(args: argparse.Namespace, home: ProjectHome) -> int:
+    import os
+
+    from resources.ray_cluster import cluster_pids, start_head
+
+    if cluster_pids(home.ray_tmp):
+        print(f"the project's Ray head is already running (temp dir {home.ray_tmp})")
+        return 0
+    # Ray's session paths end in unix sockets (at most 107 bytes): keep the temp dir short.
+    start_head(home.ray_tmp, home.ray_token, num_cpus=args.num_cpus or os.cpu_count() or 2)
+    print(f"Ray head started on 127.0.0.1 (temp dir {home.ray_tmp}, token {home.ray_token})")
+    return 0
+
+
+def cmd_ray_down(args: argparse.Namespace, home: ProjectHome) -> int:
+    from resources.ray_cluster import stop_head
+
+    stopped = stop_head(home.ray_tmp)
+    print(f"stopped {stopped} Ray processes of {home.ray_tmp}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, home: ProjectHome) -> int:
+    import dagster as dg
+
+    from ml_assets.definitions import build_definitions
+
+    init_home(home)
+    job = build_definitions(home).resolve_job_def("deployment_job")
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        )
+    for event in result.get_asset_materialization_events():
+        shown = {k: v.value for k, v in event.materialization.metadata.items()}
+        print(f"deployed_model: {shown}")
+    if not result.success:
+        for failure in result.get_step_failure_events():
+            print(f"error: {failure.step_failure_data.error.message.strip()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, home: ProjectHome) -> int:
+    import json
+
+    import requests
+
+    if args.json:
+        complaints = [json.loads(args.json)]
+    else:
+        lines = Path(args.file).read_text().splitlines()
+        complaints = [json.loads(line) for line in lines if line.strip()]
+    answer = requests.post(f"{args.url}/predict", json={"complaints": complaints}, timeout=60)
+    if not answer.ok:
+        print(f"error {answer.status_code}: {answer.text}", file=sys.stderr)
+        return 1
+    body = answer.json()
+    for prediction in body["predictions"]:
+        print(json.dumps({**prediction, "model": f"{body['model_name']} v{body['model_version']}"}))
+    return 0
+
+
 def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
     from resources.warehouse import Warehouse
 
@@ -344,6 +407,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "rollback", help="move the champion alias back to the previous champion"
     ).set_defaults(func=cmd_rollback)
+
+    up = sub.add_parser("ray-up", help="start the project's local Ray head (127.0.0.1, token auth)")
+    up.add_argument("--num-cpus", type=int)
+    up.set_defaults(func=cmd_ray_up)
+    sub.add_parser("ray-down", help="stop the project's Ray processes (by PID)").set_defaults(
+        func=cmd_ray_down
+    )
+    sub.add_parser("deploy", help="serve the champion on Ray Serve and check it").set_defaults(
+        func=cmd_deploy
+    )
+    predict = sub.add_parser("predict", help="query the served model")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="JSON lines, one complaint per line")
+    source.add_argument("--json", help="one complaint as a JSON object")
+    predict.add_argument("--url", default="http://127.0.0.1:8000")
+    predict.set_defaults(func=cmd_predict)
 
     counts = sub.add_parser("counts", help="rows read, valid and rejected in the warehouse")
     counts.add_argument("--by-day", action="store_true")

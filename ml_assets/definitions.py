@@ -11,13 +11,16 @@ from ml_assets.jobs import (
     DATA_LAYER_ASSETS,
     MODEL_LAYER_ASSETS,
     MODEL_LAYER_CHECKS,
+    SERVING_ASSETS,
     data_layer_job,
+    deployment_job,
     training_job,
 )
 from ml_assets.partitions import daily_partitions
 from resources.home import ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
 from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
+from resources.ray_cluster import DEFAULT_GCS_PORT, RayCluster
 from resources.warehouse import Warehouse, WarehouseIOManager
 from sensors.landing_files import make_landing_file_sensor
 
@@ -34,6 +37,13 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
         "warehouse": Warehouse(database=str(home.warehouse)),
         "landing_zone": LocalLandingZone(root=str(home.landing)),
         "mlflow": mlflow_tracking_resource(tracking_uri, MLFLOW_EXPERIMENT, artifacts),
+        "ray_cluster": RayCluster(
+            address=os.environ.get("RAY_ADDRESS", f"127.0.0.1:{DEFAULT_GCS_PORT}"),
+            token_path=str(home.ray_token),
+            predictions_dir=str(home.predictions),
+            http_host=os.environ.get("ML_ASSETS_SERVE_HOST", "127.0.0.1"),
+            http_port=int(os.environ.get("ML_ASSETS_SERVE_PORT", "8000")),
+        ),
         "model_registry": ModelRegistry(
             tracking_uri=tracking_uri,
             artifact_location=artifacts,
@@ -57,9 +67,9 @@ def build_definitions(
             f"{ENVIRONMENT_ENV_VAR}={environment!r} is not one of {sorted(RESOURCES_BY_ENVIRONMENT)}"
         )
     return dg.Definitions(
-        assets=[*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS],
+        assets=[*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *SERVING_ASSETS],
         asset_checks=MODEL_LAYER_CHECKS,
-        jobs=[data_layer_job, training_job],
+        jobs=[data_layer_job, training_job, deployment_job],
         sensors=[make_landing_file_sensor(data_layer_job, daily_partitions)],
         resources=RESOURCES_BY_ENVIRONMENT[environment](home or project_home()),
     )

@@ -5,6 +5,7 @@ import dagster as dg
 from ml_assets.assets.evaluation import blessing, champion_model, model_evaluation
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.ingestion import raw_complaints
+from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
@@ -31,3 +32,12 @@ training_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Build the training window, train, evaluate against the champion, bless and promote.",
 )
+
+# Needs a running Ray cluster (`make serve-up`); kept apart so training works without one.
+deployment_job = dg.define_asset_job(
+    "deployment_job",
+    selection=dg.AssetSelection.assets(deployed_model),
+    executor_def=dg.in_process_executor,
+    description="Serve the champion on Ray Serve and check it over HTTP.",
+)
+SERVING_ASSETS = [deployed_model]

@@ -17,6 +17,7 @@ ASSETS = {
     "dispute_model",
     "model_evaluation",
     "champion_model",
+    "deployed_model",
 }
 
 

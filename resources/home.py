@@ -48,6 +48,16 @@ class ProjectHome:
         return self.root / "storage"
 
     @property
+    def predictions(self) -> Path:
+        """Answered predictions, one folder per day (the feedback for monitoring)."""
+        return self.root / "predictions"
+
+    @property
+    def ray_token(self) -> Path:
+        """The Ray cluster's authentication token (owner-readable only)."""
+        return self.ray_tmp / "auth_token"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 

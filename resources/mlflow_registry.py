@@ -121,6 +121,10 @@ class ModelRegistry(dg.ConfigurableResource):
             raise
         return _version(found)
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of a run."""
+        return dict(self.client().get_run(run_id).data.metrics)
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ FEATURES_TABLE_COLUMNS: tuple[str, ...] = (
 # One token for "no value": lookups learn it like any category, so a missing field is not an error.
 MISSING_TOKEN = "[missing]"
 _ZIP3 = re.compile(r"^(\d{3})(\d{2}|XX)$")
+_TIMELY_TOKENS = {"true": "yes", "yes": "yes", "false": "no", "no": "no"}
 # Raw canonical fields the mapping reads (serving accepts exactly these).
 RAW_INPUT_FIELDS: tuple[str, ...] = (
     "product",
@@ -57,30 +59,58 @@ def zip3(zip_code: object) -> str:
     return match.group(1) if match else MISSING_TOKEN
 
 
-def _category(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.where(text.notna() & (text != ""), MISSING_TOKEN).astype(object)
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _timely(values: pd.Series) -> pd.Series:
-    # Validated tables hold booleans; serving may receive the export's Yes/No strings.
-    tokens = values.astype("string").str.strip().str.lower()
-    mapped = tokens.map({"true": "yes", "yes": "yes", "false": "no", "no": "no"})
-    return mapped.where(mapped.notna(), MISSING_TOKEN).astype(object)
+def _category(value: object) -> str:
+    if _is_missing(value):
+        return MISSING_TOKEN
+    text = str(value).strip()
+    return text or MISSING_TOKEN
+
+
+def _timely(value: object) -> str:
+    # Validated tables hold booleans; serving receives the export's Yes/No strings or JSON booleans.
+    if _is_missing(value):
+        return MISSING_TOKEN
+    return _TIMELY_TOKENS.get(str(value).strip().lower(), MISSING_TOKEN)
+
+
+def model_input_row(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """One complaint's raw fields mapped to the model inputs, in FEATURE_COLUMNS order.
+
+    The single mapping used by training (via `to_model_inputs`) and by the server, so the two
+    cannot drift apart."""
+    get = record.get
+    narrative = get("consumer_complaint_narrative")
+    return (
+        *(
+            _timely(get(c)) if c == "timely_response" else _category(get(c))
+            for c in CATEGORICAL_FEATURES
+        ),
+        zip3(get("zip_code")),
+        "" if _is_missing(narrative) else str(narrative),
+    )
+
+
+def records_to_arrays(records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Model input arrays (one string array per feature) for raw complaint records."""
+    rows = [model_input_row(r) for r in records]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in FEATURE_COLUMNS]
+    return {
+        name: np.array(values, dtype=object)
+        for name, values in zip(FEATURE_COLUMNS, columns, strict=True)
+    }
 
 
 def to_model_inputs(complaints: pd.DataFrame) -> pd.DataFrame:
     """Raw canonical complaint fields mapped to the model's input columns (strings only)."""
     frame = complaints.reindex(columns=list(RAW_INPUT_FIELDS))
-    out = pd.DataFrame(index=complaints.index)
-    for column in CATEGORICAL_FEATURES:
-        out[column] = (
-            _timely(frame[column]) if column == "timely_response" else _category(frame[column])
-        )
-    out["zip3"] = frame["zip_code"].map(zip3).astype(object)
-    narrative = frame["consumer_complaint_narrative"].astype("string").fillna("")
-    out[TEXT_FEATURE] = narrative.astype(object)
-    return out.loc[:, list(FEATURE_COLUMNS)]
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return pd.DataFrame(
+        records_to_arrays(records), index=complaints.index, columns=list(FEATURE_COLUMNS)
+    )
 
 
 def to_features(validated: pd.DataFrame) -> pd.DataFrame:
@@ -97,13 +127,6 @@ def to_features(validated: pd.DataFrame) -> pd.DataFrame:
     label = validated[LABEL_COLUMN].astype("boolean")
     out[LABEL] = label.astype("Float64")
     return out.loc[:, list(FEATURES_TABLE_COLUMNS)].reset_index(drop=True)
-
-
-def records_to_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Raw complaint dicts (as received over HTTP) as a frame of the raw input fields."""
-    return pd.DataFrame(
-        [{f: r.get(f) for f in RAW_INPUT_FIELDS} for r in records], columns=list(RAW_INPUT_FIELDS)
-    )
 
 
 def input_arrays(inputs: pd.DataFrame) -> dict[str, np.ndarray]:

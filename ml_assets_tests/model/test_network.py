@@ -10,9 +10,8 @@ from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import (
     FEATURE_COLUMNS,
     LABEL,
-    records_to_frame,
+    records_to_arrays,
     to_features,
-    to_model_inputs,
 )
 from ml_assets.model.network import (
     ModelParams,
@@ -56,7 +55,7 @@ def test_raw_complaint_in_probability_out(model) -> None:
         "zip_code": "94110",
         "consumer_complaint_narrative": "still has not been resolved",
     }
-    probability = predict_proba(model, to_model_inputs(records_to_frame([record])))
+    probability = predict_proba(model, pd.DataFrame(records_to_arrays([record])))
     assert probability.shape == (1,) and 0.0 < probability[0] < 1.0
 
 
@@ -70,7 +69,7 @@ def test_empty_narratives_and_unseen_categories_work(model) -> None:
             "consumer_complaint_narrative": "",
         },
     ]
-    probability = predict_proba(model, to_model_inputs(records_to_frame(records)))
+    probability = predict_proba(model, pd.DataFrame(records_to_arrays(records)))
     assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
 
 

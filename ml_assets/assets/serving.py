@@ -1,0 +1,120 @@
+"""`deployed_model`: the champion served by Ray Serve, checked over HTTP before it counts as deployed."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ml_assets.assets.evaluation import champion_model
+from ml_assets.assets.training import MODEL_GROUP
+from ml_assets.constants import CHAMPION_ALIAS, THRESHOLD_TAG
+from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.promotion import ChampionChange
+from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
+from ml_assets.serving.schemas import DEFAULT_MAX_COMPLAINTS, ServingConfig
+from resources.mlflow_registry import ModelRegistry
+from resources.ray_cluster import RayCluster
+
+SERVING_CODE_VERSION = "1"
+
+
+class DeploymentConfig(dg.Config):
+    """How the champion is served and checked."""
+
+    smoke_rows: int = Field(
+        default=20, ge=1, description="evaluation complaints sent as smoke requests"
+    )
+    max_complaints: int = Field(
+        default=DEFAULT_MAX_COMPLAINTS, ge=1, description="per /predict request"
+    )
+
+
+def serving_config(
+    registry: ModelRegistry, version: str, predictions_dir: str, max_complaints: int
+) -> ServingConfig:
+    """The Serve `user_config` of a registered version, with its provenance."""
+    found = registry.get_version(version)
+    tags = found.tags
+    metrics = registry.run_metrics(found.run_id)
+    return ServingConfig(
+        tracking_uri=registry.tracking_uri,
+        model_name=found.name,
+        model_version=found.version,
+        decision_threshold=float(tags.get(THRESHOLD_TAG, 0.5)),
+        predictions_dir=predictions_dir,
+        max_complaints=max_complaints,
+        provenance={
+            "alias": CHAMPION_ALIAS,
+            "mlflow_run_id": found.run_id,
+            "dagster_run_id": tags.get("dagster_run_id"),
+            "training_window": tags.get("training_window"),
+            "data_versions": {
+                "training_dataset": tags.get("training_dataset_data_version", "unknown")
+            },
+            "code_versions": {
+                k.removeprefix("code_version."): v
+                for k, v in tags.items()
+                if k.startswith("code_version.")
+            },
+            "evaluation": {
+                k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_")
+            },
+        },
+    )
+
+
+@dg.asset(
+    group_name=MODEL_GROUP,
+    code_version=SERVING_CODE_VERSION,
+    io_manager_key="model_io_manager",
+    deps=[champion_model],
+    kinds={"ray"},
+)
+def deployed_model(
+    config: DeploymentConfig,
+    champion_model: ChampionChange,
+    training_dataset: pd.DataFrame,
+    ray_cluster: RayCluster,
+    model_registry: ModelRegistry,
+) -> dg.Output[ServingConfig]:
+    """Deploys (or moves in place) the Ray Serve app to the champion and checks it over HTTP."""
+    from ml_assets.model.network import predict_proba
+    from ml_assets.model.tracking import load_keras_model
+    from ml_assets.serving.deploy import deploy, features_to_record, served_version, smoke_test
+
+    wanted = serving_config(
+        model_registry, champion_model.champion, ray_cluster.predictions_dir, config.max_complaints
+    )
+    ray_cluster.connect()
+    previous = served_version(ray_cluster.endpoint)
+    deploy(wanted, ray_cluster.http_host, ray_cluster.http_port)
+    sample = training_dataset[training_dataset[SPLIT_COLUMN] == EVALUATION].head(config.smoke_rows)
+    model = load_keras_model(
+        wanted.model_version, model_registry.tracking_uri, model_registry.model_name
+    )
+    expected = predict_proba(model, sample[list(FEATURE_COLUMNS)])
+    records = [features_to_record(r) for r in sample[list(FEATURE_COLUMNS)].to_dict("records")]
+    try:
+        smoke = smoke_test(ray_cluster.endpoint, records, expected, wanted.model_version)
+    except (RuntimeError, OSError) as exc:
+        if previous and previous != wanted.model_version:
+            deploy(
+                serving_config(
+                    model_registry, previous, wanted.predictions_dir or "", wanted.max_complaints
+                ),
+                ray_cluster.http_host,
+                ray_cluster.http_port,
+            )
+        raise dg.Failure(
+            f"version {wanted.model_version} failed its smoke test ({exc}); version {previous} serves again"
+        ) from exc
+    return dg.Output(
+        wanted,
+        metadata={
+            "endpoint": dg.MetadataValue.url(f"{ray_cluster.endpoint}/docs"),
+            "version": wanted.model_version,
+            "previous_version": previous or "none",
+            "smoke_requests": smoke.requests,
+            "smoke_latency_ms_p50": smoke.latency_ms_p50,
+            "smoke_max_difference": smoke.max_difference,
+        },
+    )

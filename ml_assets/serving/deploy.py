@@ -1,0 +1,103 @@
+"""Deploying the Serve app to a running cluster, and checking it over HTTP (imports Ray lazily)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import requests
+
+from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
+from ml_assets.serving.schemas import ServingConfig
+
+APP_NAME = "dispute_model"
+SMOKE_TOLERANCE = 1e-4  # |served - offline| allowed per probability (float32 math, same model)
+
+
+def deploy(config: ServingConfig, host: str, port: int) -> None:
+    """Deploy the app, or move it to a new version by an in-place `user_config` change."""
+    from ray import serve
+
+    from ml_assets.serving.app import DisputeModelServer
+
+    serve.start(http_options={"host": host, "port": port})
+    # Same code, new user_config: Serve calls `reconfigure` on the running replicas instead of
+    # replacing them, so requests in flight finish and none fail during the swap.
+    app = DisputeModelServer.options(user_config=config.model_dump()).bind()
+    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def served_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
+    """The model version the endpoint serves, or None when it is not up."""
+    try:
+        answer = requests.get(f"{endpoint}/healthz", timeout=timeout_s)
+    except requests.RequestException:
+        return None
+    return answer.json().get("model_version") if answer.ok else None
+
+
+def features_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A raw complaint that maps back to the given model inputs (for checking the live path)."""
+    record: dict[str, Any] = {}
+    for name, value in row.items():
+        if value == MISSING_TOKEN or value is None:
+            continue
+        if name == "zip3":
+            record["zip_code"] = f"{value}XX"
+        elif name == TEXT_FEATURE:
+            if value:
+                record["consumer_complaint_narrative"] = value
+        elif name == "timely_response":
+            record[name] = value == "yes"
+        else:
+            record[name] = value
+    return record
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """How the endpoint's answers compared with offline predictions."""
+
+    requests: int
+    max_difference: float
+    latency_ms_p50: float
+    version: str
+
+
+def smoke_test(
+    endpoint: str, records: Sequence[Mapping[str, Any]], expected: np.ndarray, version: str
+) -> SmokeResult:
+    """Send records one by one and in one batch; raise when answers or version disagree."""
+    latencies, served = [], []
+    for record in records:
+        began = time.perf_counter()
+        answer = requests.post(
+            f"{endpoint}/predict", json={"complaints": [dict(record)]}, timeout=30
+        )
+        latencies.append((time.perf_counter() - began) * 1000)
+        answer.raise_for_status()
+        body = answer.json()
+        if body["model_version"] != version:
+            raise RuntimeError(
+                f"endpoint answered with version {body['model_version']}, expected {version}"
+            )
+        served.append(body["predictions"][0]["dispute_probability"])
+    batch = requests.post(
+        f"{endpoint}/predict", json={"complaints": [dict(r) for r in records]}, timeout=60
+    )
+    batch.raise_for_status()
+    batched = [p["dispute_probability"] for p in batch.json()["predictions"]]
+    difference = float(
+        np.max(
+            np.abs(np.concatenate([np.asarray(served), np.asarray(batched)]) - np.tile(expected, 2))
+        )
+    )
+    if difference > SMOKE_TOLERANCE:
+        raise RuntimeError(
+            f"served probabilities differ from offline ones by up to {difference:.2e} "
+            f"(tolerance {SMOKE_TOLERANCE:.0e}) on {len(records)} evaluation complaints"
+        )
+    return SmokeResult(len(records) + 1, difference, float(np.median(latencies)), version)
