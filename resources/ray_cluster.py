@@ -56,20 +56,35 @@ def start_head(
     )
 
 
-def cluster_pids(temp_dir: Path) -> list[int]:
-    """PIDs of the processes of the Ray cluster that uses `temp_dir` (and no other cluster's)."""
-    marker = str(temp_dir.resolve()).encode()
-    pids = []
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every process: pid -> (parent pid, command line)."""
+    table = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if marker in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        # The command name in stat is parenthesised and may hold spaces: split after it.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        table[int(entry.name)] = (parent, cmdline)
+    return table
+
+
+def cluster_pids(temp_dir: Path) -> list[int]:
+    """PIDs of the Ray cluster that uses `temp_dir` and of their descendants (workers rename
+    themselves `ray::...`, so they are found through their parents), and no other cluster's."""
+    marker = str(temp_dir.resolve()).encode()
+    table = _processes()
+    found = {pid for pid, (_, cmdline) in table.items() if marker in cmdline and pid != os.getpid()}
+    grew = True
+    while grew:
+        children = {pid for pid, (parent, _) in table.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found)
 
 
 def stop_head(temp_dir: Path, timeout_s: float = 30.0) -> int:
