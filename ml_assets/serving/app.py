@@ -4,7 +4,6 @@
 (`ServingConfig`) naming the model version, and moves versions with in-place reconfigures.
 """
 
-import itertools
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from ml_assets.serving.feedback import PredictionLog
+from ml_assets.serving.predictor import split_by_lengths
 from ml_assets.serving.schemas import (
     Health,
     ModelInfo,
@@ -104,8 +104,7 @@ class DisputeModelServer:
     async def _score(self, batches: list[list[dict[str, Any]]]) -> list[np.ndarray]:
         flat = [record for batch in batches for record in batch]
         probabilities = self.predictor.predict_records(flat)
-        bounds = np.cumsum([0] + [len(b) for b in batches])
-        return [probabilities[start:end] for start, end in itertools.pairwise(bounds)]
+        return split_by_lengths(probabilities, [len(b) for b in batches])
 
     @api.post("/predict", response_model=PredictResponse)
     async def predict(self, body: PredictRequest) -> Any:

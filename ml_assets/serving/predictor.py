@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,14 @@ def serving_function(model: Any) -> Callable[[dict[str, Any]], Any]:
         return model(inputs, training=False)
 
     return predict
+
+
+def split_by_lengths(values: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
+    """Consecutive slices of `values` with the given lengths (a batch's answers, per request)."""
+    if len(values) != sum(lengths):
+        raise ValueError(f"{len(values)} values for {sum(lengths)} requested")
+    bounds = np.cumsum([0, *lengths])
+    return [values[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 class Predictor:
