@@ -57,21 +57,17 @@ def wait_for(predicate, timeout: float, what: str, log: Path) -> None:
 
 def test_the_daemon_ingests_a_landed_day_once(home: Path, daemon: subprocess.Popen[bytes]) -> None:
     env = {**os.environ, "ML_ASSETS_HOME": str(home)}
-    subprocess.run(
-        [
-            str(BIN / "ml-assets"),
-            "generate",
-            "--start",
-            "2016-03-01",
-            "--days",
-            "2",
-            "--rows-per-day",
-            "30",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    land_two_days = [
+        str(BIN / "ml-assets"),
+        "generate",
+        "--start",
+        "2016-03-01",
+        "--days",
+        "2",
+        "--rows-per-day",
+        "30",
+    ]
+    subprocess.run(land_two_days, env=env, check=True, capture_output=True)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
 
         def finished_runs() -> list[dg.DagsterRun]:
@@ -92,20 +88,6 @@ def test_the_daemon_ingests_a_landed_day_once(home: Path, daemon: subprocess.Pop
 
         # The same files landed again: the next tick requests nothing.
         before = len(ticks())
-        subprocess.run(
-            [
-                str(BIN / "ml-assets"),
-                "generate",
-                "--start",
-                "2016-03-01",
-                "--days",
-                "2",
-                "--rows-per-day",
-                "30",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(land_two_days, env=env, check=True, capture_output=True)
         wait_for(lambda: len(ticks()) > before, 120, "another sensor tick", home / "daemon.log")
         assert len(instance.get_runs()) == 2
