@@ -5,20 +5,28 @@ Measures, in one run on this machine and one registered model version:
  (1) in-process calls of the model's `tf.function` (`Predictor.predict_inputs`, precomputed
      arrays) at batch 1 and 64 — the limit;
  (2) the Ray Serve endpoint (`DisputeModelServer` on a Ray head of its own) with single-complaint
-     requests at several client concurrencies;
+     requests at several client concurrencies, through each replica's own HTTP server (direct
+     ingress) and through the Serve proxy;
  (3) the endpoint with 64-complaint requests;
  (4) a naive server: FastAPI + uvicorn calling `model.predict` per request;
  (5) a plain server: the same request schema on one uvicorn worker calling the `tf.function`
-     directly, no Ray;
+     directly, no Ray (serving_servers.py);
 
 and the p99 latency of (2) under an open-loop load at half of its best single-request rate.
-For each: complaints/s, requests/s, p50/p99 latency, CPU seconds of the client process and of the
-server processes (utime+stime from /proc around the measured window).
+For each: complaints/s, requests/s, p50/p99 latency, CPU seconds of the client process, of the
+server processes (utime+stime from /proc around the measured window; for Ray every process of the
+cluster) and of anything else on the machine. The load client (serving_client.py: aiohttp, keep-
+alive, a fixed number of workers or a fixed rate, bounded by time) runs in its own process.
 
     .venv/bin/python bench/serving.py [--home PATH] [--version N] [--seconds 8] [--out PREFIX]
 
 Writes PREFIX.md and PREFIX.json (default bench/results/serving) and prints as its last line
 `serving ratios: endpoint_vs_naive=.. endpoint_vs_fastapi=.. batched_vs_limit=.. p99_ms_at_half_load=..`.
+
+Ray settings (default: the best found on a 2-core machine): Serve's throughput-optimized mode,
+worker niceness 0, one replica per CPU; `--serve-defaults --replicas 0` measures Ray's and the
+app's defaults instead. The app is measured as it is; `--suggested` also measures it with the
+changes this benchmark suggests (serving_variants.py), redeployed on the same head.
 
 Everything it starts (a Ray head with its own temp dir, token and ports; two uvicorn servers; the
 load clients) is ended by PID before it exits; an already running project cluster is not touched.
@@ -318,6 +326,7 @@ def in_process(predictor: Any, records: list[dict[str, Any]], batch: int, second
         predictor.predict_inputs(arrays)
     busy_before = GATE.wait()
     latencies = []
+    busy0 = machine_busy()
     cpu0, began = time.process_time(), time.perf_counter()
     end = began + seconds
     now = began
@@ -328,6 +337,7 @@ def in_process(predictor: Any, records: list[dict[str, Any]], batch: int, second
         latencies.append(done - now)
         now = done
     elapsed, cpu = now - began, time.process_time() - cpu0
+    machine_cpu = (machine_busy()[0] - busy0[0]) / CLK_TCK
     latencies.sort()
     calls = len(latencies)
     return {
@@ -349,6 +359,8 @@ def in_process(predictor: Any, records: list[dict[str, Any]], batch: int, second
         "server_cpu_ms_per_request": 1000 * cpu / calls,
         "client_cpu_ms_per_request": 0.0,
         "busy_before_cores": busy_before,
+        "machine_cpu_s": machine_cpu,
+        "other_cpu_s": machine_cpu - cpu,
     }
 
 
@@ -651,7 +663,7 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument(
         "--asgi-body-limit",
         action="store_true",
-        help="FastAPI(max_body_size=...) instead of the app's @api.middleware body check",
+        help="the app's body-size check as a plain ASGI middleware, not @api.middleware",
     )
     variants.add_argument("--batch-wait-s", type=float, help="@serve.batch batch_wait_timeout_s")
     variants.add_argument("--max-batch-size", type=int, help="@serve.batch max_batch_size")
