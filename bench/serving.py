@@ -25,8 +25,8 @@ Writes PREFIX.md and PREFIX.json (default bench/results/serving) and prints as i
 
 Ray settings (default: the best found on a 2-core machine): Serve's throughput-optimized mode,
 worker niceness 0, one replica per CPU; `--serve-defaults --replicas 0` measures Ray's and the
-app's defaults instead. The app is measured as it is; `--suggested` also measures it with the
-changes this benchmark suggests (serving_variants.py), redeployed on the same head.
+app's defaults instead. The app is measured as it is; `--batch-wait-s` / `--max-batch-size`
+measure other `@serve.batch` settings without editing it (serving_variants.py).
 
 Everything it starts (a Ray head with its own temp dir, token and ports; two uvicorn servers; the
 load clients) is ended by PID before it exits; an already running project cluster is not touched.
@@ -63,9 +63,9 @@ THROUGHPUT_OPTIMIZED_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 # Ray starts its workers at niceness 15 (RAY_worker_niceness): under a load client on the same
 # cores the replicas would lose the CPU to it; the uvicorn servers run at 0 too.
 TUNED_ENV = {**THROUGHPUT_OPTIMIZED_ENV, "RAY_worker_niceness": "0"}
-# The app changes suggested by this benchmark (see serving_variants.py), measured with --suggested.
-SUGGESTED_CHANGES = {"asgi_body_limit": True, "batch_wait_s": 0.0}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WARMUP_S = 1.0  # load before each measured window
+WARMUP_FIRST_S = 3.0  # before the first window of a server: new input shapes warm up TF
 SMOKE_TOLERANCE = 1e-4
 CASE_NUMBER = {"naive": "4", "plain": "5"}
 
@@ -202,7 +202,7 @@ def run_client(
     *,
     concurrency: int | None = None,
     rate: float | None = None,
-    warmup_s: float = 1.0,
+    warmup_s: float = WARMUP_S,
     max_requests: int = 10_000_000,
 ) -> dict[str, Any]:
     """One measurement: the load client in a subprocess, server CPU read around its window."""
@@ -322,8 +322,12 @@ def in_process(predictor: Any, records: list[dict[str, Any]], batch: int, second
         records_to_arrays(records[i : i + batch])
         for i in range(0, min(len(records), 64 * batch) - batch + 1, batch)
     ]
-    for arrays in batches[:3]:
-        predictor.predict_inputs(arrays)
+    # Warm up on every batch: each new input shape costs oneDNN/TF a first-time setup, and the
+    # throughput only settles after all of them were seen (about +40% at batch 64 here).
+    warm_until = time.perf_counter() + WARMUP_FIRST_S
+    while time.perf_counter() < warm_until:
+        for arrays in batches:
+            predictor.predict_inputs(arrays)
     busy_before = GATE.wait()
     latencies = []
     busy0 = machine_busy()
@@ -517,8 +521,6 @@ def deploy_ray(config: Any, args: argparse.Namespace, http_port: int) -> dict[st
 def app_variant(args: argparse.Namespace) -> dict[str, Any]:
     """Changes to the app under test (serving_variants.py); empty: the app as it is."""
     variant: dict[str, Any] = {}
-    if args.asgi_body_limit:
-        variant["asgi_body_limit"] = True
     if args.batch_wait_s is not None:
         variant["batch_wait_timeout_s"] = args.batch_wait_s
     if args.max_batch_size is not None:
@@ -549,7 +551,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['machine']['cpus']} CPUs, {report['machine']['python']}, ray "
         f"{report['versions']['ray']}, tensorflow {report['versions']['tensorflow']}; "
-        f"{report['settings']['seconds']:.0f} s per measurement after a 1 s warm-up; client: "
+        f"{report['settings']['seconds']:.0f} s per measurement after a {WARMUP_S:.0f} s warm-up "
+        f"({WARMUP_FIRST_S:.0f} s before a server's first); client: "
         "aiohttp + uvloop in its own process, keep-alive, on the same machine. CPU columns: "
         "seconds used during the measured window by the client process, by the server's "
         "processes (all processes of the Ray cluster for Ray Serve), and by anything else on the "
@@ -588,14 +591,6 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         *(f"- {k}: {fmt(v, 2)}" for k, v in ratios.items()),
     ]
-    if report.get("ratios_suggested_app"):
-        lines += [
-            "",
-            "The same with the suggested app changes (rows '(2)/(3) Ray Serve, suggested app'; "
-            f"{json.dumps(report['settings']['ray']['suggested']['app_variant'])}):",
-            "",
-            *(f"- {k}: {fmt(v, 2)}" for k, v in report["ratios_suggested_app"].items()),
-        ]
     idle = report["settings"]["ray"].get("idle")
     if idle:
         lines += [
@@ -632,6 +627,11 @@ def parse_args() -> argparse.Namespace:
         "--proxy-concurrency", default="1,32", help="clients for (2) through the Serve proxy"
     )
     parser.add_argument(
+        "--load-fractions",
+        default="0.5,0.25",
+        help="open-loop rates for (2), as fractions of its best single-request rate (0.5: the ratio)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=60.0,
@@ -660,18 +660,8 @@ def parse_args() -> argparse.Namespace:
     tuning.add_argument("--max-ongoing", type=int, help="max_ongoing_requests (default: the app's)")
     tuning.add_argument("--replica-cpus", type=float, help="ray_actor_options num_cpus")
     variants = parser.add_argument_group("app changes to measure (default: the app as it is)")
-    variants.add_argument(
-        "--asgi-body-limit",
-        action="store_true",
-        help="the app's body-size check as a plain ASGI middleware, not @api.middleware",
-    )
     variants.add_argument("--batch-wait-s", type=float, help="@serve.batch batch_wait_timeout_s")
     variants.add_argument("--max-batch-size", type=int, help="@serve.batch max_batch_size")
-    variants.add_argument(
-        "--suggested",
-        action="store_true",
-        help="also measure the app with the suggested changes (ASGI body limit, no batch wait)",
-    )
     variants.add_argument(
         "--no-feedback", action="store_true", help="predictions_dir unset (no feedback log)"
     )
@@ -698,6 +688,10 @@ def resolve_version(registry: Any, wanted: str | None) -> str:
 
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
 
 
 def main() -> None:
@@ -804,8 +798,11 @@ def main() -> None:
             for key, (case, port, process) in running.items():
                 server = Server(case, [f"http://127.0.0.1:{port}"], lambda p=process: [p.pid])
                 levels = ints(args.naive_concurrency if key == "naive" else args.concurrency)
-                for clients in levels:
-                    row = run_client(server, singles, 1, args.seconds, workdir, concurrency=clients)
+                for i, clients in enumerate(levels):
+                    row = run_client(
+                        server, singles, 1, args.seconds, workdir, concurrency=clients,
+                        warmup_s=WARMUP_FIRST_S if i == 0 else WARMUP_S,
+                    )  # fmt: skip
                     add(case, f"{CASE_NUMBER[key]}_c{clients}", row)
 
         if "ray" not in skip:
@@ -852,7 +849,6 @@ def main() -> None:
         "checks": checks,
         "results": results,
         "ratios": ratios,
-        "ratios_suggested_app": ratios_of("s") if args.suggested else None,
         "wall_s": time.monotonic() - began,
     }
     out = Path(args.out)
@@ -881,14 +877,10 @@ def measure_ray(
     checks: dict[str, float],
     settings: dict[str, Any],
 ) -> None:
-    """(2), (3) and the half-load latency on a Ray head of this run's own; with --suggested the
-    same again for the app with the suggested changes, redeployed on the same head."""
+    """(2), (3) and the open-loop latencies on a Ray head of this run's own."""
     from resources.ray_cluster import RayCluster, start_head
 
     ray_env = {} if args.serve_defaults else dict(TUNED_ENV)
-    if args.suggested:
-        # Direct-ingress replicas otherwise linger 30 s after a redeploy (for load balancers).
-        ray_env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "1"
     for item in args.ray_env:
         key, _, value = item.partition("=")
         ray_env[key] = value
@@ -935,20 +927,30 @@ def measure_ray(
             server = Server(f"Ray Serve ({name})", paths[name], pids)
             label = f"(2) {title}, {'direct ingress' if name == 'direct' else 'via proxy'}"
             levels = ints(args.concurrency if name == "direct" else args.proxy_concurrency)
-            for clients in levels:
-                row = run_client(server, singles, 1, args.seconds, workdir, concurrency=clients)
+            for i, clients in enumerate(levels):
+                row = run_client(
+                    server, singles, 1, args.seconds, workdir, concurrency=clients,
+                    warmup_s=WARMUP_FIRST_S if i == 0 else WARMUP_S,
+                )  # fmt: skip
                 add(label, f"{tag}2_{name}_c{clients}", row)
                 if row["requests_per_s"] > best_rps:
                     best_path, best_rps = name, row["requests_per_s"]
         where = "direct ingress" if best_path == "direct" else "via proxy"
         server = Server(f"Ray Serve ({best_path})", paths[best_path], pids)
-        for clients in ints(args.batched_concurrency):
-            row = run_client(server, batches, 64, args.seconds, workdir, concurrency=clients)
+        for i, clients in enumerate(ints(args.batched_concurrency)):
+            row = run_client(
+                server, batches, 64, args.seconds, workdir, concurrency=clients,
+                warmup_s=WARMUP_FIRST_S if i == 0 else WARMUP_S,
+            )  # fmt: skip
             add(f"(3) {title} 64/request, {where}", f"{tag}3_{best_path}_c{clients}", row)
-        rate = best_rps / 2
-        row = run_client(server, singles, 1, args.seconds, workdir, rate=rate)
-        add(f"(2) {title} at half load, {where}", f"{tag}2_half", row)
-        return {"best_path": best_path, "half_load_rate": rate}
+        rates = {}
+        for fraction in floats(args.load_fractions):
+            rate = rates[fraction] = best_rps * fraction
+            row = run_client(server, singles, 1, args.seconds, workdir, rate=rate)
+            name = "half" if fraction == 0.5 else f"{fraction:g}"
+            key = f"{tag}2_half" if fraction == 0.5 else f"{tag}2_open{fraction:g}"
+            add(f"(2) {title} at {name} load, {where}", key, row)
+        return {"best_path": best_path, "open_loop_rates": rates}
 
     try:
         started = time.monotonic()
@@ -963,21 +965,6 @@ def measure_ray(
         )
         settings["idle"] = idle_cpu(pids, 3.0)
         settings.update(measure(deployed["paths"], "", "Ray Serve", proxy=True))
-        if args.suggested:
-            import ray
-            from ray import serve
-
-            from ml_assets.serving.deploy import APP_NAME
-
-            cluster.connect()
-            serve.delete(APP_NAME)
-            ray.shutdown()
-            suggested = argparse.Namespace(**{**vars(args), **SUGGESTED_CHANGES})
-            deployed = deploy(suggested)
-            settings["suggested"] = {
-                "app_variant": deployed["app_variant"],
-                **measure(deployed["paths"], "s", "Ray Serve, suggested app", proxy=False),
-            }
     finally:
         with contextlib.suppress(Exception):
             import ray

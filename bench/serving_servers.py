@@ -92,9 +92,9 @@ def plain_app() -> FastAPI:
     feedback = PredictionLog(Path(folder)) if folder else None
     api = FastAPI(title="plain model server")
     if os.environ.get("BENCH_PLAIN_MIDDLEWARE", "1") == "1":
-        from ml_assets.serving.app import invalid_request, limit_body_size
+        from ml_assets.serving.app import BodySizeLimit, invalid_request
 
-        api.middleware("http")(limit_body_size)
+        api.add_middleware(BodySizeLimit)
         api.exception_handler(RequestValidationError)(invalid_request)
 
     @api.get("/healthz", response_model=Health)

@@ -3,10 +3,6 @@
 `variant_deployment(...)` returns a Serve deployment that is `DisputeModelServer` (same handlers,
 same `_score` batching, same feedback log: it subclasses the app's own class) with:
 
-- asgi_body_limit: the app's body-size check (the same Content-Length test and the same 413 answer)
-  as a plain ASGI middleware class instead of an `@api.middleware("http")` function, which
-  Starlette runs as a `BaseHTTPMiddleware` (an anyio task group, memory stream and streaming
-  response wrapper per request);
 - batch_wait_timeout_s / max_batch_size: other `@serve.batch` parameters, set through the
   batch handler's setters after `reconfigure`.
 """
@@ -18,13 +14,11 @@ from ml_assets.serving.schemas import Health, ModelInfo, PredictRequest, Predict
 
 
 def variant_deployment(
-    asgi_body_limit: bool = False,
     batch_wait_timeout_s: float | None = None,
     max_batch_size: int | None = None,
 ) -> Any:
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from ray import serve
 
     from ml_assets.serving import app as served
@@ -35,36 +29,10 @@ def variant_deployment(
         for c in served.DisputeModelServer.func_or_class.__mro__[1:]
         if c.__name__ == "DisputeModelServer"
     )
-    limit = served.MAX_BODY_BYTES
-
-    # Defined here, not at module level: Serve pickles it by value for the replicas, which cannot
-    # import this bench module.
-    class BodySizeLimit:
-        """`limit_body_size` as a plain ASGI middleware: same test, same 413 answer."""
-
-        def __init__(self, app: Any) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                for name, value in scope["headers"]:
-                    if name == b"content-length":
-                        if value.isdigit() and int(value) > limit:
-                            answer = JSONResponse(
-                                status_code=413, content={"detail": f"body over {limit} bytes"}
-                            )
-                            await answer(scope, receive, send)
-                            return
-                        break
-            await self.app(scope, receive, send)
-
     api = FastAPI(
         title=served.api.title, description=served.api.description, version=served.api.version
     )
-    if asgi_body_limit:
-        api.add_middleware(BodySizeLimit)
-    else:
-        api.middleware("http")(served.limit_body_size)
+    api.add_middleware(served.BodySizeLimit)
     api.exception_handler(RequestValidationError)(served.invalid_request)
 
     class DisputeModelVariant(base):  # type: ignore[misc, valid-type]

@@ -37,15 +37,30 @@ api = FastAPI(
 )
 
 
-@api.middleware("http")
-async def limit_body_size(request: Request, call_next: Any) -> Any:
-    """Refuse bodies over the limit before reading them."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        return JSONResponse(
-            status_code=413, content={"detail": f"body over {MAX_BODY_BYTES} bytes"}
-        )
-    return await call_next(request)
+class BodySizeLimit:
+    """Refuse bodies over the limit (413) from their Content-Length, before reading them."""
+
+    # A plain ASGI middleware: `@api.middleware("http")` would wrap every request in Starlette's
+    # BaseHTTPMiddleware (task group, memory stream, response wrapper), which bench/serving.py
+    # measured at about a third of the replica's CPU per single-complaint request.
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                        answer = JSONResponse(
+                            status_code=413, content={"detail": f"body over {MAX_BODY_BYTES} bytes"}
+                        )
+                        await answer(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
+api.add_middleware(BodySizeLimit)
 
 
 @api.exception_handler(RequestValidationError)
@@ -100,7 +115,10 @@ class DisputeModelServer:
         self.config = config
         logger.info("serving %s version %s", config.model_name, config.model_version)
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.003)
+    # No waiting for a batch to fill: under load the requests that queued while the previous
+    # batch ran form the next one anyway, and a lone request is not held back (measured in
+    # bench/serving.py: 142 -> 520 req/s at 1 client, p99 at 64 clients 57 -> 41 ms).
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def _score(self, batches: list[list[dict[str, Any]]]) -> list[np.ndarray]:
         flat = [record for batch in batches for record in batch]
         probabilities = self.predictor.predict_records(flat)
