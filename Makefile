@@ -5,14 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export ML_ASSETS_HOME ?= $(CURDIR)/.ml_assets
 export DAGSTER_HOME := $(ML_ASSETS_HOME)/dagster
-DAYS ?= 30
-ROWS_PER_DAY ?= 400
-SEED ?= 7
-DEFECT_RATE ?= 0.01
+DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo test lint format dev mlflow serve-up down counts clean
+.PHONY: install demo backfill up test ui-deps ui-check lint format dev mlflow serve-up down counts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,23 +22,32 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The platform runs itself: Ray, dagster dev (daemon: sensors + automation) and the MLflow UI
+# stay up afterwards; `make down` stops them (by PID).
 demo: install
-	$(BIN)/ml-assets init
-	$(BIN)/ml-assets generate --days $(DAYS) --rows-per-day $(ROWS_PER_DAY) --seed $(SEED) --defect-rate $(DEFECT_RATE)
-	$(BIN)/ml-assets materialize
-	$(BIN)/ml-assets counts
-	$(BIN)/ml-assets train
-	$(BIN)/ml-assets ray-up
-	$(BIN)/ml-assets deploy
-	$(BIN)/ml-assets predict --json '{"complaint_id": "demo-1", "product": "Mortgage", "issue": "Loan servicing, payments, escrow account", "state": "CA", "zip_code": "94110", "company_response": "Closed with explanation", "timely_response": "Yes", "submitted_via": "Web", "consumer_complaint_narrative": "I called five times and it still has not been resolved."}'
-	@echo
-	@echo "Tables: $(ML_ASSETS_HOME)/warehouse.duckdb (schema 'complaints'); models: MLflow in $(ML_ASSETS_HOME)/mlflow."
-	@echo "Dagster UI:  make dev      (then http://127.0.0.1:$(UI_PORT))"
-	@echo "MLflow UI:   make mlflow   (then http://127.0.0.1:$(MLFLOW_PORT))"
-	@echo "Endpoint:    http://127.0.0.1:8000/predict (OpenAPI at /docs); stop Ray with: make down"
+	$(BIN)/ml-assets demo --days $(DAYS) --ui-port $(UI_PORT)
+
+# A data-layer backfill through the running Dagster (start it with `make up` or `make demo`).
+backfill: install
+	@test -n "$(START)" -a -n "$(END)" || (echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD" && exit 2)
+	$(BIN)/ml-assets backfill --start $(START) --end $(END) --url http://127.0.0.1:$(UI_PORT)
+
+up: install
+	$(BIN)/ml-assets up --ui-port $(UI_PORT)
 
 test: install
 	$(BIN)/python -m pytest
+
+# The browser check's tools: Debian's Chromium and playwright-core (no browser download).
+ui-deps:
+	command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	cd ml_assets_tests/ui && npm ci --no-audit --no-fund
+
+# Only the browser check (also part of `make test`); screenshots in $(ML_ASSETS_HOME)/screenshots.
+ui-check: install ui-deps
+	REQUIRE_UI=1 ML_ASSETS_UI_SHOTS=$(ML_ASSETS_HOME)/screenshots $(BIN)/python -m pytest ml_assets_tests/e2e/test_ui.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -63,7 +69,7 @@ serve-up: install
 	$(BIN)/ml-assets ray-up
 
 down: install
-	$(BIN)/ml-assets ray-down
+	$(BIN)/ml-assets down
 
 counts: install
 	$(BIN)/ml-assets counts --by-day

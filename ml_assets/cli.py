@@ -353,6 +353,84 @@ def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
     return 0 if read == valid + rejected else 2
 
 
+def cmd_demo(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.demo import DemoSettings, run_demo
+
+    init_home(home)
+    began = time.monotonic()
+    cmd_ray_up(argparse.Namespace(num_cpus=None), home)
+    settings = DemoSettings(days=args.days, more_days=args.more_days, ui_port=args.ui_port)
+    last_line = run_demo(home, settings, utc_today() - timedelta(days=1))
+    print(f"demo took {time.monotonic() - began:.0f} s")
+    print(last_line)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.demo import DemoSettings, start_services
+
+    init_home(home)
+    cmd_ray_up(argparse.Namespace(num_cpus=None), home)
+    start_services(home, DemoSettings(ui_port=args.ui_port))
+    print(
+        f"Dagster UI http://127.0.0.1:{args.ui_port}, MLflow UI http://127.0.0.1:5000; logs in {home.logs}"
+    )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.demo import stop_services
+
+    stopped = stop_services(home)
+    print(f"stopped: {', '.join(stopped) or 'no Dagster or MLflow UI was running'}")
+    return cmd_ray_down(args, home)
+
+
+def cmd_backfill(args: argparse.Namespace, home: ProjectHome) -> int:
+    import dagster as dg
+
+    from ml_assets.jobs import DATA_LAYER_KEYS
+    from ml_assets.operations import backfill_status, launch_backfill, runs_after, wait_until
+
+    days = [
+        (args.start + timedelta(days=i)).isoformat()
+        for i in range((args.end - args.start).days + 1)
+    ]
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        known = {r.run_id for r in instance.get_runs()}
+        began = time.monotonic()
+        backfill_id = launch_backfill(f"{args.url}/graphql", DATA_LAYER_KEYS, days)
+        print(f"backfill {backfill_id}: {len(days)} days {days[0]}..{days[-1]}, data layer")
+        finished = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}
+
+        def progress() -> str:
+            runs = [r for r in runs_after(instance, known) if r.launched_by.endswith(backfill_id)]
+            done = sum(r.status == "SUCCESS" for r in runs)
+            return f"{backfill_status(instance, backfill_id)}: {done}/{len(runs)} runs succeeded"
+
+        wait_until(
+            lambda: (
+                backfill_status(instance, backfill_id) in finished
+                and not any(
+                    r.status in ("QUEUED", "STARTED", "STARTING", "NOT_STARTED")
+                    for r in runs_after(instance, known)
+                )
+            ),
+            progress,
+            args.timeout,
+            f"backfill {backfill_id}",
+        )
+        runs = [r for r in runs_after(instance, known) if r.launched_by.endswith(backfill_id)]
+        failed = [r for r in runs if r.status != "SUCCESS"]
+        print(
+            f"backfill {backfill_id} {backfill_status(instance, backfill_id)} in "
+            f"{time.monotonic() - began:.0f} s: {len(runs)} runs, {len(failed)} not successful"
+        )
+        for run in failed:
+            print(f"  {run.describe()}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
@@ -427,6 +505,25 @@ def build_parser() -> argparse.ArgumentParser:
     counts = sub.add_parser("counts", help="rows read, valid and rejected in the warehouse")
     counts.add_argument("--by-day", action="store_true")
     counts.set_defaults(func=cmd_counts)
+    demo = sub.add_parser("demo", help="the whole platform on synthetic data, driven by sensors")
+    demo.add_argument("--days", type=int, default=60)
+    demo.add_argument("--more-days", type=int, default=3)
+    demo.add_argument("--ui-port", type=int, default=3000)
+    demo.set_defaults(func=cmd_demo)
+    up_all = sub.add_parser("up", help="start Ray, dagster dev (with its daemon) and the MLflow UI")
+    up_all.add_argument("--ui-port", type=int, default=3000)
+    up_all.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop dagster dev, the MLflow UI and Ray (by PID)").set_defaults(
+        func=cmd_down
+    )
+    backfill = sub.add_parser(
+        "backfill", help="backfill the data layer for a date range through the running Dagster"
+    )
+    backfill.add_argument("--start", type=_date, required=True)
+    backfill.add_argument("--end", type=_date, required=True)
+    backfill.add_argument("--url", default="http://127.0.0.1:3000", help="the Dagster webserver")
+    backfill.add_argument("--timeout", type=float, default=3600.0)
+    backfill.set_defaults(func=cmd_backfill)
     return parser
 
 

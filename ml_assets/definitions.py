@@ -6,25 +6,33 @@ import os
 
 import dagster as dg
 
+from ml_assets.assets.ingestion import raw_complaints
+from ml_assets.automation import RetrainPolicy, automated_assets
 from ml_assets.constants import MLFLOW_EXPERIMENT, MODEL_NAME, WAREHOUSE_SCHEMA
 from ml_assets.jobs import (
-    DATA_LAYER_ASSETS,
-    MODEL_LAYER_ASSETS,
+    DATA_LAYER_KEYS,
     MODEL_LAYER_CHECKS,
-    SERVING_ASSETS,
     data_layer_job,
     deployment_job,
     training_job,
 )
 from ml_assets.partitions import daily_partitions
+from resources.alerts import FileAndWebhookNotifier
 from resources.home import ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
 from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
 from resources.ray_cluster import DEFAULT_GCS_PORT, RayCluster
 from resources.warehouse import Warehouse, WarehouseIOManager
 from sensors.landing_files import make_landing_file_sensor
+from sensors.run_failures import make_run_failure_sensor
 
 ENVIRONMENT_ENV_VAR = "ML_ASSETS_ENV"
+# Read here, at the composition root, and nowhere else.
+RETRAIN_MIN_PARTITIONS_ENV_VAR = "ML_ASSETS_RETRAIN_MIN_PARTITIONS"
+RETRAIN_CRON_ENV_VAR = "ML_ASSETS_RETRAIN_CRON"
+SENSOR_INTERVAL_ENV_VAR = "ML_ASSETS_SENSOR_INTERVAL_S"
+FAILURE_WEBHOOK_ENV_VAR = "ML_ASSETS_FAILURE_WEBHOOK_URL"
+DEFAULT_SENSOR_INTERVAL_S = 30
 
 
 def local_resources(home: ProjectHome) -> dict[str, object]:
@@ -44,6 +52,10 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
             http_host=os.environ.get("ML_ASSETS_SERVE_HOST", "127.0.0.1"),
             http_port=int(os.environ.get("ML_ASSETS_SERVE_PORT", "8000")),
         ),
+        "failure_notifier": FileAndWebhookNotifier(
+            path=str(home.logs / "run_failures.jsonl"),
+            webhook_url=dg.EnvVar(FAILURE_WEBHOOK_ENV_VAR).get_value(""),
+        ),
         "model_registry": ModelRegistry(
             tracking_uri=tracking_uri,
             artifact_location=artifacts,
@@ -57,6 +69,17 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
 RESOURCES_BY_ENVIRONMENT = {"local": local_resources}
 
 
+def retrain_policy() -> RetrainPolicy:
+    """The retraining policy, with the environment's overrides of its defaults."""
+    defaults = RetrainPolicy()
+    return RetrainPolicy(
+        min_new_partitions=int(
+            os.environ.get(RETRAIN_MIN_PARTITIONS_ENV_VAR, defaults.min_new_partitions)
+        ),
+        cron=os.environ.get(RETRAIN_CRON_ENV_VAR, defaults.cron),
+    )
+
+
 def build_definitions(
     home: ProjectHome | None = None, environment: str | None = None
 ) -> dg.Definitions:
@@ -66,12 +89,27 @@ def build_definitions(
         raise ValueError(
             f"{ENVIRONMENT_ENV_VAR}={environment!r} is not one of {sorted(RESOURCES_BY_ENVIRONMENT)}"
         )
+    interval = int(os.environ.get(SENSOR_INTERVAL_ENV_VAR, DEFAULT_SENSOR_INTERVAL_S))
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "automation_sensor",
+        target=dg.AssetSelection.all(include_sources=False),
+        # The implicit default sensor would be STOPPED; the retrain policy runs user code.
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        use_user_code_server=True,
+        minimum_interval_seconds=interval,
+    )
     return dg.Definitions(
-        assets=[*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *SERVING_ASSETS],
+        assets=[raw_complaints, *automated_assets(retrain_policy())],
         asset_checks=MODEL_LAYER_CHECKS,
         jobs=[data_layer_job, training_job, deployment_job],
-        sensors=[make_landing_file_sensor(data_layer_job, daily_partitions)],
+        sensors=[
+            make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS, interval),
+            automation_sensor,
+            make_run_failure_sensor(interval),
+        ],
         resources=RESOURCES_BY_ENVIRONMENT[environment](home or project_home()),
+        # Every run in one process: a step subprocess re-imports the code location (~5 s each).
+        executor=dg.in_process_executor,
     )
 
 

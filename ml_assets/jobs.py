@@ -12,6 +12,7 @@ from ml_assets.assets.validation import validate_complaints
 from ml_assets.partitions import daily_partitions
 
 DATA_LAYER_ASSETS = [raw_complaints, validate_complaints, complaint_statistics, complaint_features]
+DATA_LAYER_KEYS = [key for asset in DATA_LAYER_ASSETS for key in asset.keys]
 MODEL_LAYER_ASSETS = [training_dataset, dispute_model, model_evaluation, champion_model]
 MODEL_LAYER_CHECKS = [blessing]
 

@@ -1,6 +1,7 @@
 """A sensor factory: new or changed landing files request a data-layer run for their day."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -58,6 +59,7 @@ class LandingCursor:
 def make_landing_file_sensor(
     job: UnresolvedAssetJobDefinition,
     partitions_def: dg.TimeWindowPartitionsDefinition,
+    asset_keys: Sequence[dg.AssetKey],
     minimum_interval_seconds: int = 30,
 ) -> dg.SensorDefinition:
     """A RUNNING sensor that requests `job` for exactly the days whose landing files changed."""
@@ -114,6 +116,9 @@ def make_landing_file_sensor(
                 dg.RunRequest(
                     run_key=f"{day}@{digest}#{int(revision) + 1}",
                     partition_key=day,
+                    # Named explicitly so the run records its assets: automation conditions then
+                    # see that the run that updated a day also updated its downstream assets.
+                    asset_selection=list(asset_keys),
                     tags={DIGEST_TAG: digest},
                 )
             )

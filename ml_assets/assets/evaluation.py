@@ -88,6 +88,8 @@ def model_evaluation(
     asset=model_evaluation,
     blocking=True,
     description="The challenger is good enough to replace the champion.",
+    # Evaluated whenever its report is: automated runs only execute checks whose condition holds.
+    automation_condition=dg.AutomationCondition.any_deps_updated(),
 )
 def blessing(model_evaluation: EvaluationReport) -> dg.AssetCheckResult:
     """Pass when the challenger clears the AUC floor, the champion's AUC and every big slice."""

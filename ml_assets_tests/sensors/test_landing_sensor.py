@@ -8,7 +8,7 @@ import pytest
 from dagster._core.test_utils import freeze_time
 
 from ml_assets.definitions import local_resources
-from ml_assets.jobs import DATA_LAYER_ASSETS, data_layer_job
+from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
 from ml_assets_tests.factories import csv_file, csv_line, land
 from resources.home import ProjectHome
@@ -16,7 +16,7 @@ from resources.landing_zone import LocalLandingZone
 from sensors.landing_files import make_landing_file_sensor
 
 DAY = "2016-01-05"
-sensor = make_landing_file_sensor(data_layer_job, daily_partitions)
+sensor = make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS)
 
 
 class Ticker:

@@ -1,0 +1,150 @@
+"""Declarative automation: which assets rerun when, and the retraining policy (defined once)."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ml_assets.assets.evaluation import champion_model, model_evaluation
+from ml_assets.assets.features import complaint_features
+from ml_assets.assets.serving import deployed_model
+from ml_assets.assets.statistics import complaint_statistics
+from ml_assets.assets.training import dispute_model, training_dataset
+from ml_assets.assets.validation import validate_complaints
+
+AutomationCondition = dg.AutomationCondition
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """When the model retrains: whichever of these comes first, never while training runs."""
+
+    # A week of new labelled days is enough new evidence to be worth a training run here.
+    min_new_partitions: int = 7
+    cron: str = "0 4 * * 1"  # weekly, Monday 04:00 UTC: a model never gets older than a week
+    cron_timezone: str = "UTC"
+
+
+class NewLabelledPartitions(AutomationCondition):
+    """True when enough features partitions with labels were written since the target last ran,
+    and no features partition is being written right now (retrain once the landing settles)."""
+
+    def __init__(self, features_key: dg.AssetKey, minimum: int) -> None:
+        self.features_key = features_key
+        self.minimum = minimum
+
+    @property
+    def name(self) -> str:
+        return f"new_labelled_partitions>={self.minimum}"
+
+    @property
+    def description(self) -> str:
+        return (
+            f"at least {self.minimum} partitions of {self.features_key.to_user_string()} "
+            "with labelled rows were written since the last materialization, none in progress"
+        )
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        view = context.asset_graph_view
+        in_progress = await view.compute_run_in_progress_subset(
+            key=self.features_key, from_subset=view.get_full_subset(key=self.features_key)
+        )
+        fresh = (
+            not in_progress.is_empty
+            or new_labelled_partitions(view.instance, context.key, self.features_key) < self.minimum
+        )
+        true_subset = context.get_empty_subset() if fresh else context.candidate_subset
+        return dg.AutomationResult(context, true_subset)
+
+
+def new_labelled_partitions(
+    instance: dg.DagsterInstance, target: dg.AssetKey, features_key: dg.AssetKey
+) -> int:
+    """Distinct features partitions with labelled rows materialized after the target's latest run."""
+    latest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=target), limit=1)
+    after = latest.records[0].storage_id if latest.records else None
+    partitions: set[str] = set()
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=features_key, after_storage_id=after),
+            limit=1000,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in page.records:
+            materialization = record.asset_materialization
+            labelled = materialization.metadata.get("labelled") if materialization else None
+            if materialization and materialization.partition and labelled and labelled.value:
+                partitions.add(materialization.partition)
+        if not page.has_more:
+            return len(partitions)
+        cursor = page.cursor
+
+
+def per_partition_condition() -> AutomationCondition:
+    """Rerun a partition when its own upstream partition changed or this asset's code did.
+
+    `eager()` without its latest-time-window clause: a late file or a correction for any day
+    must reach that day's downstream partitions.
+    """
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()
+        .with_label("upstream_or_code_changed")
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("partition_changed")
+
+
+def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
+    """The retraining policy for `training_dataset`, the root of the model chain."""
+    features_key = complaint_features.key
+    return (
+        (
+            NewLabelledPartitions(features_key, policy.min_new_partitions)
+            | AutomationCondition.cron_tick_passed(policy.cron, policy.cron_timezone)
+            | AutomationCondition.code_version_changed()
+            # The features' code changed: their partitions are requested in the same tick, so
+            # the same backfill rewrites them first and then retrains.
+            | AutomationCondition.any_deps_match(AutomationCondition.code_version_changed())
+        )
+        .since_last_handled()
+        .with_label("retrain_policy")
+        # No `~any_deps_missing()`: the dependency is the *latest* features partition, which is
+        # missing whenever the newest landed day is older than yesterday (real exports always).
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("retrain")
+
+
+def downstream_condition() -> AutomationCondition:
+    """Follow an upstream update (or own code change) along the model chain, in the same run."""
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()
+        .with_label("upstream_or_code_changed")
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("follow_upstream")
+
+
+def promotion_condition() -> AutomationCondition:
+    """Like `downstream_condition`, and only when the blessing passed (or runs in the same run)."""
+    return (
+        downstream_condition() & AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("follow_blessed_upstream")
+
+
+def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
+    """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
+    per_partition = [validate_complaints, complaint_statistics, complaint_features]
+    chain = {dispute_model: downstream_condition(), model_evaluation: downstream_condition()}
+    follow_blessing = [champion_model, deployed_model]
+    return [
+        *(a.with_attributes(automation_condition=per_partition_condition()) for a in per_partition),
+        training_dataset.with_attributes(automation_condition=retrain_condition(policy)),
+        *(a.with_attributes(automation_condition=c) for a, c in chain.items()),
+        *(a.with_attributes(automation_condition=promotion_condition()) for a in follow_blessing),
+    ]

@@ -1,0 +1,222 @@
+"""`ml-assets demo`: the platform runs itself on synthetic data, and the demo watches and tells.
+
+Starts (or reuses) the Ray head, `dagster dev` and the MLflow UI, lands 60 days, waits while the
+landing sensor and declarative automation ingest, train, bless, promote and deploy, asks the
+endpoint for a prediction, then lands 3 more days and shows which runs that caused.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import requests
+
+from ml_assets.constants import MODEL_NAME
+from ml_assets.ingest.generator import generate_landing
+from ml_assets.operations import (
+    RunSummary,
+    materialized_partitions,
+    runs_after,
+    wait_quiet,
+    wait_until,
+)
+from resources.home import ProjectHome
+from resources.local_services import (
+    group_pids,
+    rss_bytes,
+    running_pid,
+    start_service,
+    stop_service,
+    wait_http,
+)
+from resources.ray_cluster import cluster_pids
+
+DAGSTER_SERVICE = "dagster-dev"
+MLFLOW_SERVICE = "mlflow-ui"
+FEATURES_KEY = dg.AssetKey("complaint_features")
+DEPLOYED_KEY = dg.AssetKey("deployed_model")
+SAMPLE_COMPLAINT = {
+    "complaint_id": "demo-1",
+    "product": "Mortgage",
+    "issue": "Loan servicing, payments, escrow account",
+    "state": "CA",
+    "zip_code": "94110",
+    "company_response": "Closed with explanation",
+    "timely_response": "Yes",
+    "submitted_via": "Web",
+    "consumer_complaint_narrative": "I called five times and it still has not been resolved.",
+}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo lands and where its services listen."""
+
+    days: int = 60
+    more_days: int = 3
+    rows_per_day: int = 400
+    seed: int = 7
+    defect_rate: float = 0.01
+    ui_port: int = 3000
+    mlflow_port: int = 5000
+    endpoint: str = "http://127.0.0.1:8000"
+    timeout_s: float = 1800.0
+    settle_s: float = 45.0  # quiet this long = the sensors had their ticks and found nothing
+
+
+def start_services(home: ProjectHome, settings: DemoSettings) -> None:
+    """Start dagster dev (webserver + daemon) and the MLflow UI unless already running."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "ML_ASSETS_HOME": str(home.root)}
+    repo = Path(__file__).resolve().parent.parent
+    if running_pid(home.logs, DAGSTER_SERVICE) is None:
+        argv = [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(settings.ui_port)]
+        argv += ["-w", str(repo / "workspace.yaml")]
+        start_service(home.logs, DAGSTER_SERVICE, argv, env)
+    if running_pid(home.logs, MLFLOW_SERVICE) is None:
+        argv = [str(bin_dir / "mlflow"), "ui", "-h", "127.0.0.1", "-p", str(settings.mlflow_port)]
+        argv += ["--backend-store-uri", f"sqlite:///{home.mlflow / 'mlflow.db'}"]
+        argv += ["--default-artifact-root", str(home.mlflow / "artifacts")]
+        start_service(home.logs, MLFLOW_SERVICE, argv, env)
+    ui = f"http://127.0.0.1:{settings.ui_port}"
+    wait_http(f"{ui}/server_info", 180, home.logs / f"{DAGSTER_SERVICE}.log")
+    wait_http(f"http://127.0.0.1:{settings.mlflow_port}", 120, home.logs / f"{MLFLOW_SERVICE}.log")
+
+
+def stop_services(home: ProjectHome) -> list[str]:
+    """Stop the services this module started (by their process groups); the names stopped."""
+    return [name for name in (DAGSTER_SERVICE, MLFLOW_SERVICE) if stop_service(home.logs, name)]
+
+
+class MemoryWatch:
+    """Resident memory of Dagster, MLflow UI and Ray together; keeps the peak it saw."""
+
+    def __init__(self, home: ProjectHome) -> None:
+        self.home = home
+        self.peak: dict[str, int] = {"total": 0}
+
+    def sample(self) -> dict[str, int]:
+        """Current RSS per service (bytes), updating the peak."""
+        now = {"ray": rss_bytes(cluster_pids(self.home.ray_tmp))}
+        for name in (DAGSTER_SERVICE, MLFLOW_SERVICE):
+            pid = running_pid(self.home.logs, name)
+            now[name] = rss_bytes(group_pids(pid)) if pid else 0
+        now["total"] = sum(now.values())
+        if now["total"] > self.peak["total"]:
+            self.peak = now
+        return now
+
+
+def gib(n: int) -> str:
+    """Bytes as GiB for a terminal."""
+    return f"{n / 2**30:.2f} GiB"
+
+
+def land(home: ProjectHome, start: date, days: int, settings: DemoSettings) -> list[str]:
+    """Write `days` synthetic landing days from `start`; the day keys."""
+    generate_landing(
+        home.landing,
+        start,
+        days,
+        settings.rows_per_day,
+        settings.seed,
+        defect_rate=settings.defect_rate,
+    )
+    return [(start + timedelta(days=i)).isoformat() for i in range(days)]
+
+
+def served(endpoint: str) -> dict[str, object] | None:
+    """The endpoint's health answer, or None when nothing answers."""
+    try:
+        answer = requests.get(f"{endpoint}/healthz", timeout=5)
+    except requests.RequestException:
+        return None
+    return answer.json() if answer.ok else None
+
+
+def print_runs(title: str, runs: list[RunSummary]) -> None:
+    """The runs a step of the story caused."""
+    print(f"{title}: {len(runs)} run(s)")
+    for run in runs:
+        print(f"  {run.describe()}")
+
+
+def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
+    """The story; returns the last line (`demo ok: ...`)."""
+    start_services(home, settings)
+    memory = MemoryWatch(home)
+    first = yesterday - timedelta(days=settings.days + settings.more_days - 1)
+    more = yesterday - timedelta(days=settings.more_days - 1)
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        known = {r.run_id for r in instance.get_runs()}
+        days = land(home, first, settings.days, settings)
+        print(f"landed {len(days)} days {days[0]}..{days[-1]} under {home.complaints_landing}")
+        print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")
+
+        def features_done() -> int:
+            return len(materialized_partitions(instance, FEATURES_KEY) & set(days))
+
+        def deployed() -> bool:
+            return instance.get_latest_materialization_event(DEPLOYED_KEY) is not None
+
+        wait_until(
+            lambda: memory.sample() and features_done() == len(days) and deployed(),
+            lambda: (
+                f"{features_done()}/{len(days)} days featurized, "
+                f"{len(runs_after(instance, known))} runs launched, "
+                f"deployed: {'yes' if deployed() else 'not yet'}"
+            ),
+            settings.timeout_s,
+            "the first served model",
+        )
+        wait_quiet(
+            instance, settings.settle_s, settings.timeout_s, "the platform to settle", memory.sample
+        )
+        first_runs = runs_after(instance, known)
+        print_runs(f"the first {len(days)} days caused", first_runs)
+        health = served(settings.endpoint)
+        if not health or not health.get("model_loaded"):
+            raise RuntimeError(f"nothing serves at {settings.endpoint} after deployment: {health}")
+        before = str(health["model_version"])
+        answer = requests.post(
+            f"{settings.endpoint}/predict", json={"complaints": [SAMPLE_COMPLAINT]}, timeout=60
+        )
+        answer.raise_for_status()
+        print(f"prediction from {settings.endpoint}/predict: {json.dumps(answer.json())}")
+
+        known = {r.run_id for r in instance.get_runs()}
+        new_days = land(home, more, settings.more_days, settings)
+        print(f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}")
+        time.sleep(5)  # let the landing sensor see them before judging quiet
+        wait_quiet(instance, settings.settle_s, settings.timeout_s, "the new days", memory.sample)
+        later = runs_after(instance, known)
+        print_runs("the new days caused", later)
+        partitions = sorted({r.partition for r in later if r.partition})
+        others = sorted(set(partitions) - set(new_days))
+        print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
+        if others:
+            raise RuntimeError(f"partitions other than the new days ran: {others}")
+        retrained = any("dispute_model" in r.assets for r in later)
+        now = served(settings.endpoint) or {}
+        version = str(now.get("model_version"))
+        print(
+            f"retrained: {'yes' if retrained else 'no (the policy waits for more new days)'}; "
+            f"serving version {version} (before: {before})"
+        )
+    now = memory.sample()
+    print(
+        f"memory now: {gib(now['total'])} (Ray {gib(now['ray'])}, dagster dev "
+        f"{gib(now[DAGSTER_SERVICE])}, MLflow UI {gib(now[MLFLOW_SERVICE])}); peak seen "
+        f"{gib(memory.peak['total'])} (Ray {gib(memory.peak['ray'])}, dagster dev "
+        f"{gib(memory.peak[DAGSTER_SERVICE])}, MLflow UI {gib(memory.peak[MLFLOW_SERVICE])})"
+    )
+    print(f"Dagster UI: http://127.0.0.1:{settings.ui_port}")
+    print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
+    print(f"Endpoint:   {settings.endpoint}/predict (OpenAPI at {settings.endpoint}/docs)")
+    print("Stop everything: make down")
+    return f"demo ok: model {MODEL_NAME} version {version} serving at {settings.endpoint}/predict"

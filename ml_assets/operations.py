@@ -1,0 +1,161 @@
+"""The running platform seen from outside: what the Dagster instance says, and a backfill client.
+
+Used by `ml-assets demo`, `ml-assets backfill` and `ml-assets status`; these watch and report, they
+never materialize anything themselves (the sensors and automation do).
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import requests
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+LAUNCH_BACKFILL = """
+mutation LaunchBackfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One launched run: what it was for and how it ended."""
+
+    run_id: str
+    status: str
+    partition: str | None
+    assets: tuple[str, ...]
+    launched_by: str
+
+    def describe(self) -> str:
+        """One line for a terminal."""
+        where = f"[{self.partition}] " if self.partition else ""
+        return f"{self.run_id[:8]} {self.status.lower():8} {where}{', '.join(self.assets)} ({self.launched_by})"
+
+
+def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.AssetKey]:
+    """The assets a run set out to materialize (a job run without a selection runs all of its)."""
+    if run.asset_selection:
+        return set(run.asset_selection)
+    events = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    return {
+        e.event_log_entry.dagster_event.asset_key for e in events if e.event_log_entry.dagster_event
+    }
+
+
+def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunSummary:
+    """What a run did, from its tags and planned assets."""
+    tags = run.tags
+    launched_by = (
+        tags.get("dagster/sensor_name")
+        or ("backfill " + tags["dagster/backfill"] if "dagster/backfill" in tags else "")
+        or "manual"
+    )
+    return RunSummary(
+        run_id=run.run_id,
+        status=run.status.value,
+        partition=tags.get("dagster/partition"),
+        assets=tuple(sorted(k.to_user_string() for k in planned_assets(instance, run))),
+        launched_by=launched_by,
+    )
+
+
+def runs_after(instance: dg.DagsterInstance, known: set[str]) -> list[RunSummary]:
+    """Runs not in `known`, oldest first."""
+    runs = [r for r in instance.get_runs() if r.run_id not in known]
+    return [summarize(instance, r) for r in reversed(runs)]
+
+
+def in_flight(instance: dg.DagsterInstance) -> int:
+    """Runs queued or running, plus backfills still requesting runs."""
+    runs = instance.get_runs_count(dg.RunsFilter(statuses=IN_FLIGHT))
+    backfills = instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
+    )
+    return runs + len(backfills)
+
+
+def materialized_partitions(instance: dg.DagsterInstance, key: dg.AssetKey) -> set[str]:
+    """Partition keys of `key` that have a materialization."""
+    return set(instance.get_materialized_partitions(key))
+
+
+def wait_until(
+    done: Callable[[], bool],
+    progress: Callable[[], str],
+    timeout_s: float,
+    what: str,
+    every_s: float = 10.0,
+) -> None:
+    """Poll `done`, printing `progress()` every `every_s`; raise after `timeout_s`."""
+    began = time.monotonic()
+    shown = 0.0
+    while not done():
+        elapsed = time.monotonic() - began
+        if elapsed > timeout_s:
+            raise TimeoutError(f"gave up after {timeout_s:.0f} s waiting for {what}: {progress()}")
+        if elapsed - shown >= every_s:
+            print(f"  [{elapsed:5.0f} s] {progress()}", flush=True)
+            shown = elapsed
+        time.sleep(2)
+
+
+def wait_quiet(instance: dg.DagsterInstance, settle_s: float, timeout_s: float, what: str) -> None:
+    """Wait until nothing has been in flight for `settle_s` (sensors get their ticks in)."""
+    quiet_since = [time.monotonic()]
+
+    def settled() -> bool:
+        if in_flight(instance):
+            quiet_since[0] = time.monotonic()
+            return False
+        return time.monotonic() - quiet_since[0] >= settle_s
+
+    wait_until(
+        settled,
+        lambda: f"{in_flight(instance)} runs or backfills in flight",
+        timeout_s,
+        what,
+    )
+
+
+def launch_backfill(graphql_url: str, assets: Sequence[dg.AssetKey], partitions: list[str]) -> str:
+    """Launch an asset backfill through the webserver's GraphQL API (as the UI does); its id."""
+    params = {
+        "assetSelection": [{"path": list(k.path)} for k in assets],
+        "partitionNames": partitions,
+        "tags": [{"key": "launched_by", "value": "ml-assets backfill"}],
+    }
+    answer = requests.post(
+        graphql_url, json={"query": LAUNCH_BACKFILL, "variables": {"params": params}}, timeout=60
+    )
+    answer.raise_for_status()
+    body = answer.json()
+    result = (body.get("data") or {}).get("launchPartitionBackfill") or {}
+    if result.get("__typename") != "LaunchBackfillSuccess":
+        raise RuntimeError(f"the webserver refused the backfill: {body}")
+    return result["backfillId"]
+
+
+def backfill_status(instance: dg.DagsterInstance, backfill_id: str) -> str:
+    """The backfill's status (REQUESTED while it still launches runs)."""
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise KeyError(f"no backfill {backfill_id} in this Dagster instance")
+    return backfill.status.value

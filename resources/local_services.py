@@ -1,0 +1,110 @@
+"""Long-running local services (dagster dev, the MLflow UI), started and stopped by PID."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+
+def pid_file(logs: Path, name: str) -> Path:
+    """Where a service's process-group id is kept."""
+    return logs / f"{name}.pid"
+
+
+def running_pid(logs: Path, name: str) -> int | None:
+    """The service's PID when its process is alive, else None (a stale PID file is removed)."""
+    path = pid_file(logs, name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip() or 0)
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def start_service(logs: Path, name: str, argv: list[str], env: dict[str, str]) -> int:
+    """Start `argv` in its own session (so the whole group can be stopped), logging to a file."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: `dagster dev` ignores SIGTERM when started as a background
+            # job of a non-interactive shell, but a session leader of its own stops on it.
+            start_new_session=True,
+        )
+    pid_file(logs, name).write_text(str(process.pid))
+    return process.pid
+
+
+def stop_service(logs: Path, name: str, timeout_s: float = 60.0) -> bool:
+    """SIGTERM the service's process group, SIGKILL it after `timeout_s`; False if not running."""
+    pid = running_pid(logs, name)
+    if pid is None:
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.5)
+    if _group_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    pid_file(logs, name).unlink(missing_ok=True)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_http(url: str, timeout_s: float, log: Path) -> None:
+    """Wait until `url` answers 200; raise with the log's tail when it does not in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{tail}")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    return pids
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of these processes together (those that ended meanwhile count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
