@@ -117,11 +117,18 @@ def wait_until(
         time.sleep(2)
 
 
-def wait_quiet(instance: dg.DagsterInstance, settle_s: float, timeout_s: float, what: str) -> None:
+def wait_quiet(
+    instance: dg.DagsterInstance,
+    settle_s: float,
+    timeout_s: float,
+    what: str,
+    on_poll: Callable[[], object] = lambda: None,
+) -> None:
     """Wait until nothing has been in flight for `settle_s` (sensors get their ticks in)."""
     quiet_since = [time.monotonic()]
 
     def settled() -> bool:
+        on_poll()
         if in_flight(instance):
             quiet_since[0] = time.monotonic()
             return False
