@@ -82,7 +82,11 @@ def start_services(home: ProjectHome, settings: DemoSettings) -> None:
         argv = [str(bin_dir / "mlflow"), "ui", "-h", "127.0.0.1", "-p", str(settings.mlflow_port)]
         argv += ["--backend-store-uri", f"sqlite:///{home.mlflow / 'mlflow.db'}"]
         argv += ["--default-artifact-root", str(home.mlflow / "artifacts")]
-        start_service(home.logs, MLFLOW_SERVICE, argv, env)
+        # A browsing UI for one user: one worker, and no background job runner (its consumers
+        # took ~2.5 GiB here for features this project does not use).
+        argv += ["--workers", "1"]
+        mlflow_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        start_service(home.logs, MLFLOW_SERVICE, argv, mlflow_env)
     ui = f"http://127.0.0.1:{settings.ui_port}"
     wait_http(f"{ui}/server_info", 180, home.logs / f"{DAGSTER_SERVICE}.log")
     wait_http(f"http://127.0.0.1:{settings.mlflow_port}", 120, home.logs / f"{MLFLOW_SERVICE}.log")
@@ -140,10 +144,18 @@ def served(endpoint: str) -> dict[str, object] | None:
 
 
 def print_runs(title: str, runs: list[RunSummary]) -> None:
-    """The runs a step of the story caused."""
+    """The runs a step of the story caused: one line per partitioned kind, one per other run."""
     print(f"{title}: {len(runs)} run(s)")
+    by_kind: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
     for run in runs:
-        print(f"  {run.describe()}")
+        if run.partition:
+            key = (run.status.lower(), run.assets, run.launched_by)
+            by_kind.setdefault(key, []).append(run.partition)
+        else:
+            print(f"  {run.describe()}")
+    for (status, assets, launched_by), days in by_kind.items():
+        span = days[0] if len(days) == 1 else f"{min(days)}..{max(days)}"
+        print(f"  {len(days)} x {status:8} [{span}] {', '.join(assets)} ({launched_by})")
 
 
 def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
