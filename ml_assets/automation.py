@@ -81,11 +81,11 @@ def new_labelled_partitions(
         cursor = page.cursor
 
 
-def per_partition_condition() -> AutomationCondition:
-    """Rerun a partition when its own upstream partition changed or this asset's code did.
+def upstream_or_code_changed(label: str) -> AutomationCondition:
+    """Rerun when an upstream partition changed or this asset's code did, once deps are ready.
 
     `eager()` without its latest-time-window clause: a late file or a correction for any day
-    must reach that day's downstream partitions.
+    must reach that day's downstream partitions; unpartitioned assets follow their upstream.
     """
     return (
         (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
@@ -94,7 +94,7 @@ def per_partition_condition() -> AutomationCondition:
         & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
-    ).with_label("partition_changed")
+    ).with_label(label)
 
 
 def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
@@ -118,32 +118,27 @@ def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
     ).with_label("retrain")
 
 
-def downstream_condition() -> AutomationCondition:
-    """Follow an upstream update (or own code change) along the model chain, in the same run."""
-    return (
-        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
-        .since_last_handled()
-        .with_label("upstream_or_code_changed")
-        & ~AutomationCondition.any_deps_missing()
-        & ~AutomationCondition.any_deps_in_progress()
-        & ~AutomationCondition.in_progress()
-    ).with_label("follow_upstream")
-
-
 def promotion_condition() -> AutomationCondition:
     """Like `downstream_condition`, and only when the blessing passed (or runs in the same run)."""
     return (
-        downstream_condition() & AutomationCondition.all_deps_blocking_checks_passed()
+        upstream_or_code_changed("follow_upstream")
+        & AutomationCondition.all_deps_blocking_checks_passed()
     ).with_label("follow_blessed_upstream")
 
 
 def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
     """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
     per_partition = [validate_complaints, complaint_statistics, complaint_features]
-    chain = {dispute_model: downstream_condition(), model_evaluation: downstream_condition()}
+    chain = {
+        dispute_model: upstream_or_code_changed("follow_upstream"),
+        model_evaluation: upstream_or_code_changed("follow_upstream"),
+    }
     follow_blessing = [champion_model, deployed_model]
     return [
-        *(a.with_attributes(automation_condition=per_partition_condition()) for a in per_partition),
+        *(
+            a.with_attributes(automation_condition=upstream_or_code_changed("partition_changed"))
+            for a in per_partition
+        ),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),
         *(a.with_attributes(automation_condition=c) for a, c in chain.items()),
         *(a.with_attributes(automation_condition=promotion_condition()) for a in follow_blessing),

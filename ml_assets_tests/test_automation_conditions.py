@@ -16,6 +16,13 @@ START = date(2016, 3, 1)
 MIN_PARTITIONS = 3
 FEATURES = dg.AssetKey("complaint_features")
 TRAINING = dg.AssetKey("training_dataset")
+MODEL_CHAIN = {
+    "training_dataset",
+    "dispute_model",
+    "model_evaluation",
+    "champion_model",
+    "deployed_model",
+}
 
 
 class Ticks:
@@ -73,13 +80,7 @@ def test_the_retrain_policy_waits_for_enough_new_labelled_days(home: ProjectHome
         ingest(defs, instance, START + timedelta(days=MIN_PARTITIONS - 1))
         requested = ticks.tick()
         # The whole model chain in one tick (one run), gated by the blessing on the way.
-        assert set(requested) == {
-            "training_dataset",
-            "dispute_model",
-            "model_evaluation",
-            "champion_model",
-            "deployed_model",
-        }
+        assert set(requested) == MODEL_CHAIN
         assert ticks.tick() == {}  # requested once, not again while it is handled
 
 
@@ -122,13 +123,7 @@ def test_a_feature_code_bump_requests_every_ingested_day_once(home: ProjectHome)
         requested = ticks.tick()
         assert requested.pop("complaint_features") == [d.isoformat() for d in days]
         # The model chain follows (too few new days for the policy: the code change triggers it).
-        assert set(requested) == {
-            "training_dataset",
-            "dispute_model",
-            "model_evaluation",
-            "champion_model",
-            "deployed_model",
-        }
+        assert set(requested) == MODEL_CHAIN
         features = next(a for a in DATA_LAYER_ASSETS if FEATURES in a.keys)
         bumped_features = bumped.resolve_assets_def(FEATURES)
         assert (
