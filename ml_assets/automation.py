@@ -20,7 +20,8 @@ class RetrainPolicy:
 
     # A week of new labelled days is enough new evidence to be worth a training run here.
     min_new_partitions: int = 7
-    cron: str = "0 4 * * 1"  # weekly, Monday 04:00 UTC: a model never gets older than a week
+    # Weekly, Monday 04:00 UTC: a model never gets older than a week. None: evidence only.
+    cron: str | None = "0 4 * * 1"
     cron_timezone: str = "UTC"
 
 
@@ -100,17 +101,19 @@ def upstream_or_code_changed(label: str) -> AutomationCondition:
 def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
     """The retraining policy for `training_dataset`, the root of the model chain."""
     features_key = complaint_features.key
-    return (
-        (
-            NewLabelledPartitions(features_key, policy.min_new_partitions)
-            | AutomationCondition.cron_tick_passed(policy.cron, policy.cron_timezone)
-            | AutomationCondition.code_version_changed()
-            # The features' code changed: their partitions are requested in the same tick, so
-            # the same backfill rewrites them first and then retrains.
-            | AutomationCondition.any_deps_match(AutomationCondition.code_version_changed())
+    triggers = (
+        NewLabelledPartitions(features_key, policy.min_new_partitions)
+        | AutomationCondition.code_version_changed()
+        # The features' code changed: their partitions are requested in the same tick, so
+        # the same backfill rewrites them first and then retrains.
+        | AutomationCondition.any_deps_match(AutomationCondition.code_version_changed())
+    )
+    if policy.cron:
+        triggers = triggers | AutomationCondition.cron_tick_passed(
+            policy.cron, policy.cron_timezone
         )
-        .since_last_handled()
-        .with_label("retrain_policy")
+    return (
+        triggers.since_last_handled().with_label("retrain_policy")
         # No `~any_deps_missing()`: the dependency is the *latest* features partition, which is
         # missing whenever the newest landed day is older than yesterday (real exports always).
         & ~AutomationCondition.any_deps_in_progress()

@@ -6,12 +6,13 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ml_assets.constants import DATE_FORMAT, EVALUATION_DAYS, TRAINING_WINDOW_DAYS, WAREHOUSE_SCHEMA
 from ml_assets.ingest.cfpb_format import LandingFileError
+from ml_assets.ingest.generator import NARRATIVE_SHARE
 from resources.home import ProjectHome, project_home
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
@@ -52,9 +53,18 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from exc
 
 
-def utc_today() -> date:
-    """Today in UTC: the daily partitions are UTC days, whatever the machine's time zone."""
-    return datetime.now(UTC).date()
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def init_home(home: ProjectHome) -> None:
@@ -79,13 +89,20 @@ def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
-    from ml_assets.ingest.generator import generate_landing
+    from ml_assets.ingest.generator import NarrativeSignal, generate_landing
+    from ml_assets.partitions import platform_today
 
-    start = args.start or (utc_today() - timedelta(days=args.days))
+    start = args.start or (platform_today() - timedelta(days=args.days))
     init_home(home)
     began = time.monotonic()
     paths = generate_landing(
-        home.landing, start, args.days, args.rows_per_day, args.seed, defect_rate=args.defect_rate
+        home.landing,
+        start,
+        args.days,
+        args.rows_per_day,
+        args.seed,
+        defect_rate=args.defect_rate,
+        signal=NarrativeSignal(args.narrative_share, args.text_signal),
     )
     last = start + timedelta(days=args.days - 1)
     print(
@@ -355,12 +372,13 @@ def cmd_counts(args: argparse.Namespace, home: ProjectHome) -> int:
 
 def cmd_demo(args: argparse.Namespace, home: ProjectHome) -> int:
     from ml_assets.demo import DemoSettings, run_demo
+    from ml_assets.partitions import platform_today
 
     init_home(home)
     began = time.monotonic()
     cmd_ray_up(argparse.Namespace(num_cpus=None), home)
     settings = DemoSettings(days=args.days, more_days=args.more_days, ui_port=args.ui_port)
-    last_line = run_demo(home, settings, utc_today() - timedelta(days=1))
+    last_line = run_demo(home, settings, platform_today() - timedelta(days=1))
     print(f"demo took {time.monotonic() - began:.0f} s")
     print(last_line)
     return 0
@@ -452,6 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--defect-rate", type=float, default=0.0, help="share of rows with realistic defects"
+    )
+    gen.add_argument(
+        "--narrative-share",
+        type=_share,
+        default=NARRATIVE_SHARE,
+        help=f"share of complaints with a narrative (default {NARRATIVE_SHARE})",
+    )
+    gen.add_argument(
+        "--text-signal",
+        type=_non_negative,
+        default=1.0,
+        help="how strongly narrative wording tracks disputes: 1 default, 0 none, 2 easy to learn",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -8,6 +8,8 @@ from typing import Final
 # The CFPB complaint database starts on 2011-12-01; the synthetic feed runs up to yesterday.
 PARTITIONS_START_DATE: Final = "2011-12-01"
 DATE_FORMAT: Final = "%Y-%m-%d"
+# Pins the platform's today (YYYY-MM-DD, UTC): a replay of a past period, or a test's fixed world.
+TODAY_ENV_VAR: Final = "ML_ASSETS_TODAY"
 
 # --- the canonical schema: every source maps to these snake_case columns ------------------------
 CANONICAL_COLUMNS: Final[tuple[str, ...]] = (

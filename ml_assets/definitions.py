@@ -76,7 +76,8 @@ def retrain_policy() -> RetrainPolicy:
         min_new_partitions=int(
             os.environ.get(RETRAIN_MIN_PARTITIONS_ENV_VAR, defaults.min_new_partitions)
         ),
-        cron=os.environ.get(RETRAIN_CRON_ENV_VAR, defaults.cron),
+        # Set but empty: no calendar trigger, the model retrains on new evidence only.
+        cron=os.environ.get(RETRAIN_CRON_ENV_VAR, defaults.cron) or None,
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -64,3 +68,31 @@ def land(landing_root: Path, day: str, text: str | bytes, name: str = "test.csv"
     else:
         path.write_bytes(text)
     return path
+
+
+def touch(path: Path, seconds_ahead: float = 0.0) -> int:
+    """A new mtime for a file, its bytes unchanged (`touch`, or a source rewriting the same data):
+    now, or `seconds_ahead` in the future (a source whose clock runs fast). Returns the stamp."""
+    stamp = time.time_ns() + int(seconds_ahead * 1e9)
+    os.utime(path, ns=(stamp, stamp))
+    return stamp
+
+
+def edit_keeping_size_and_mtime(path: Path) -> None:
+    """Correct the last digit of one ZIP code in a landing file, keeping its size and its mtime.
+
+    What a tool that preserves times (`rsync -t`, `cp -p`) leaves after a correction of the same
+    length: only the file's ctime tells that it changed. The model sees ZIP3 only, so the model
+    inputs stay the same.
+    """
+    before = path.stat()
+    rows = list(csv.reader(io.StringIO(path.read_text(), newline="")))
+    zip_column = rows[0].index("ZIP code")
+    row = next(r for r in reversed(rows[1:]) if r[zip_column][-1:].isdigit())
+    row[zip_column] = row[zip_column][:-1] + str((int(row[zip_column][-1]) + 1) % 10)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    data = buffer.getvalue().encode()
+    assert len(data) == before.st_size, f"{path}: an edit must keep the size"
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -1,13 +1,17 @@
 """The automation conditions, evaluated tick by tick against a real instance and DuckDB."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ml_assets.automation import new_labelled_partitions
-from ml_assets.definitions import RETRAIN_MIN_PARTITIONS_ENV_VAR, build_definitions
+from ml_assets.definitions import (
+    RETRAIN_CRON_ENV_VAR,
+    RETRAIN_MIN_PARTITIONS_ENV_VAR,
+    build_definitions,
+)
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS
 from resources.home import ProjectHome
@@ -31,10 +35,10 @@ class Ticks:
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
         self.defs, self.instance, self.cursor = defs, instance, None
 
-    def tick(self) -> dict[str, list[str | None]]:
-        """Requested partitions (None: unpartitioned) by asset."""
+    def tick(self, at: datetime | None = None) -> dict[str, list[str | None]]:
+        """Requested partitions (None: unpartitioned) by asset, evaluated at `at` (default now)."""
         result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.cursor
+            defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=at
         )
         self.cursor = result.cursor
         requested: dict[str, list[str | None]] = {}
@@ -51,6 +55,8 @@ class Ticks:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectHome:
     monkeypatch.setenv(RETRAIN_MIN_PARTITIONS_ENV_VAR, str(MIN_PARTITIONS))
+    # Ticks here run on the real clock: no calendar trigger may fall between two of them.
+    monkeypatch.setenv(RETRAIN_CRON_ENV_VAR, "")
     home = ProjectHome(tmp_path / "home")
     generate_landing(home.landing, START, MIN_PARTITIONS + 1, 40, seed=3)
     return home
@@ -141,3 +147,26 @@ def test_a_feature_code_bump_requests_every_ingested_day_once(home: ProjectHome)
             )
         # Rewritten with the new code: no partition is requested again.
         assert "complaint_features" not in ticks.tick()
+
+
+# A Monday: the default policy's weekly tick is Monday 04:00 UTC.
+MONDAY_MORNING = datetime(2016, 3, 7, 3, 58, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("cron", "retrains"), [("0 4 * * 1", True), ("", False)])
+def test_the_calendar_trigger_retrains_once_after_its_tick_or_never_when_disabled(
+    home: ProjectHome, monkeypatch: pytest.MonkeyPatch, cron: str, retrains: bool
+) -> None:
+    assert MONDAY_MORNING.weekday() == 0
+    monkeypatch.setenv(RETRAIN_CRON_ENV_VAR, cron)
+    monkeypatch.setenv(RETRAIN_MIN_PARTITIONS_ENV_VAR, "100")  # the evidence trigger stays quiet
+    defs = build_definitions(home)
+    with dg.instance_for_test() as instance:
+        ingest(defs, instance, START)
+        ticks = Ticks(defs, instance)
+        minute = timedelta(minutes=1)
+        assert ticks.tick(MONDAY_MORNING) == {}
+        assert ticks.tick(MONDAY_MORNING + minute) == {}  # 03:59: the tick has not passed
+        requested = ticks.tick(MONDAY_MORNING + 3 * minute)  # 04:01
+        assert set(requested) == (MODEL_CHAIN if retrains else set())
+        assert ticks.tick(MONDAY_MORNING + 4 * minute) == {}  # once per tick

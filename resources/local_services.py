@@ -62,11 +62,18 @@ def stop_service(logs: Path, name: str, timeout_s: float = 60.0) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    # Not `killpg(pgid, 0)`: it succeeds while an exited member waits to be reaped (a zombie,
+    # e.g. a service started by the calling process itself), and the stop would wait it out.
+    return any(not _is_zombie(pid) for pid in group_pids(pgid))
+
+
+def _is_zombie(pid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True  # gone: as good as dead
+    # The command name is parenthesised and may hold spaces: the state follows the last ")".
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def wait_http(url: str, timeout_s: float, log: Path) -> None:

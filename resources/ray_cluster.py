@@ -15,6 +15,8 @@ from pathlib import Path
 import dagster as dg
 
 DEFAULT_GCS_PORT = 6379
+# `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
+HEAD_START_TIMEOUT_S = 180
 
 
 def auth_env(token_path: Path) -> dict[str, str]:
@@ -47,13 +49,20 @@ def start_head(
         "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
         f"--temp-dir={temp_dir}",
     ]  # fmt: skip
-    subprocess.run(
-        command,
-        env={**os.environ, **auth_env(token_path)},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    try:
+        subprocess.run(
+            command,
+            env={**os.environ, **auth_env(token_path)},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=HEAD_START_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"`ray start --head` did not finish in {HEAD_START_TIMEOUT_S} s; its logs are under "
+            f"{temp_dir}/session_latest/logs (stop what it started with `ml-assets ray-down`)"
+        ) from exc
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:

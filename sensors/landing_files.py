@@ -1,6 +1,7 @@
 """A sensor factory: new or changed landing files request a data-layer run for their day."""
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from resources.landing_zone import LandingZone, is_day_folder
 MTIME_LOOKBACK_NS = 5_000_000_000
 DIGEST_CHARS = 16
 DIGEST_TAG = "ml_assets/landing_digest"
+UNCHANGED_SHOWN = 10  # days named in a tick's skip reason, of those re-read and found unchanged
 
 
 def ingested_digest(instance: dg.DagsterInstance, day: str) -> str | None:
@@ -91,6 +93,7 @@ def make_landing_file_sensor(
         )
         requests: list[dg.RunRequest] = []
         reported: list[str] = []
+        unchanged: list[str] = []  # read again (new stamps) but holding the bytes already seen
         for day in sorted(candidates):
             files = landing_zone.files_for_day(day)
             if not files:
@@ -105,10 +108,12 @@ def make_landing_file_sensor(
             cursor.outside.pop(day, None)
             seen_digest, revision = cursor.days.get(day, ["", 0])
             if digest == seen_digest:
+                unchanged.append(day)
                 continue
             cursor.days[day] = [digest, int(revision) + 1]
             if ingested_digest(context.instance, day) == full_digest:
                 # Already ingested with these exact bytes (by another run or before a cursor reset).
+                unchanged.append(day)
                 continue
             # Content plus revision: an unchanged file never triggers twice, and a file that
             # changes back to an earlier content (A -> B -> A) still triggers.
@@ -122,13 +127,16 @@ def make_landing_file_sensor(
                     tags={DIGEST_TAG: digest},
                 )
             )
-        cursor.watermark_ns = newest
+        # A stamp from the future (a source's fast clock, `touch -d`) must not hide the changes
+        # of the coming minutes: the watermark never passes now, so such a file is re-read (and
+        # found unchanged) each tick until the clock catches up with it.
+        cursor.watermark_ns = min(newest, time.time_ns())
         if reported:
             context.log.warning(
                 f"Landing folders outside the daily partitions (or not named YYYY-MM-DD), not "
                 f"ingested yet: {', '.join(reported)}. Partitions run from "
-                f"{partitions_def.start.date()} to yesterday (UTC); a day folder is requested once "
-                "its day is a partition."
+                f"{partitions_def.start.date()} to {partitions_def.get_last_partition_key()} "
+                "(yesterday, UTC); a day folder is requested once its day is a partition."
             )
         skip = None
         if not requests:
@@ -137,6 +145,14 @@ def make_landing_file_sensor(
                 if reported
                 else "no new or changed landing files"
             )
+            if unchanged:
+                shown = ", ".join(unchanged[:UNCHANGED_SHOWN])
+                more = (
+                    f" and {len(unchanged) - UNCHANGED_SHOWN} more"
+                    if len(unchanged) > UNCHANGED_SHOWN
+                    else ""
+                )
+                skip += f"; re-read with unchanged content: {shown}{more}"
         return dg.SensorResult(run_requests=requests, cursor=cursor.dumps(), skip_reason=skip)
 
     return landing_file_sensor

@@ -71,6 +71,33 @@ PHRASE_RATES: dict[tuple[bool, str], float] = {
     (False, "resolved"): 0.8,
 }
 
+
+@dataclass(frozen=True)
+class NarrativeSignal:
+    """How many complaints carry a narrative, and how strongly its wording tracks the dispute.
+
+    `strength` scales the log-ratio of each phrase kind's rate between disputed and undisputed
+    complaints: 1 is the default world, 0 wording without signal, 2 a world in which a model
+    learns the wording from a few thousand rows (the tests' fixtures).
+    """
+
+    share: float = NARRATIVE_SHARE
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"narrative share must be in [0, 1], got {self.share}")
+        if self.strength < 0:
+            raise ValueError(f"narrative signal strength must be >= 0, got {self.strength}")
+
+    def phrase_rate(self, disputed: bool, kind: str) -> float:
+        """Mean phrases of a kind per narrative; the default strength keeps PHRASE_RATES exactly."""
+        own, other = PHRASE_RATES[(disputed, kind)], PHRASE_RATES[(not disputed, kind)]
+        return own * (own / other) ** ((self.strength - 1.0) / 2.0)
+
+
+DEFAULT_SIGNAL = NarrativeSignal()
+
 _OPENINGS: dict[str, tuple[str, ...]] = {
     "mortgage": (
         "I have a mortgage with {company} and on {date} they sent me a letter about my loan.",
@@ -463,11 +490,13 @@ def unmasked_pii(rng: np.random.Generator) -> str:
     return template.format(email=email, phone=phone)
 
 
-def tone_phrases(rng: np.random.Generator, disputed: bool) -> list[str]:
+def tone_phrases(
+    rng: np.random.Generator, disputed: bool, signal: NarrativeSignal = DEFAULT_SIGNAL
+) -> list[str]:
     """Dispute and resolution phrases for a narrative, more of the former when disputed."""
     phrases: list[str] = []
     for kind, pool in (("dispute", DISPUTE_PHRASES), ("resolved", RESOLVED_PHRASES)):
-        count = min(int(rng.poisson(PHRASE_RATES[(disputed, kind)])), 3)
+        count = min(int(rng.poisson(signal.phrase_rate(disputed, kind))), 3)
         phrases += [pool[i] for i in rng.choice(len(pool), size=count, replace=False)]
     return phrases
 
@@ -479,6 +508,7 @@ def narrative(
     disputed: bool,
     model: Model,
     year: int,
+    signal: NarrativeSignal = DEFAULT_SIGNAL,
 ) -> str:
     """A complaint narrative from templates, the product's vocabulary and tone phrases."""
     target = float(sample_quantiles(rng, model.lengths.get(product, model.lengths[""]), 1)[0])
@@ -498,7 +528,7 @@ def narrative(
             rng, _BODY_SENTENCES[int(pick)], [str(w) for w in words[3 * k : 3 * k + 3]], year
         )
         sentences.append(sentence)
-    for phrase in tone_phrases(rng, disputed):
+    for phrase in tone_phrases(rng, disputed, signal):
         sentences.insert(int(rng.integers(1, len(sentences) + 1)), phrase)
     if rng.random() < UNMASKED_PII_SHARE:
         sentences.append(unmasked_pii(rng))
@@ -506,7 +536,11 @@ def narrative(
 
 
 def sample_records(
-    rng: np.random.Generator, day: date, rows: int, model: Model
+    rng: np.random.Generator,
+    day: date,
+    rows: int,
+    model: Model,
+    signal: NarrativeSignal = DEFAULT_SIGNAL,
 ) -> list[dict[str, str]]:
     """`rows` valid complaints received on `day`, keyed by official header name."""
     products = model.products.draw(rng, rows)
@@ -516,7 +550,7 @@ def sample_records(
     delays = np.rint(sample_quantiles(rng, model.delay, rows)).astype(int)
     disputed = dispute_labels(rng, products, responses, model)
     label_missing = rng.random(rows) < model.label_missing_share
-    has_narrative = rng.random(rows) < NARRATIVE_SHARE
+    has_narrative = rng.random(rows) < signal.share
     timely = rng.random(rows) < model.timely_rate
     columns: dict[str, Sequence[Any]] = {
         "Product": products,
@@ -543,7 +577,8 @@ def sample_records(
         record["Consumer disputed?"] = "" if label_missing[i] else ("Yes" if disputed[i] else "No")
         record["Consumer complaint narrative"] = ""
         if has_narrative[i]:
-            text = narrative(rng, products[i] or "", issues[i], bool(disputed[i]), model, day.year)
+            product = products[i] or ""
+            text = narrative(rng, product, issues[i], bool(disputed[i]), model, day.year, signal)
             record["Consumer complaint narrative"] = text
             # The CFPB only publishes a narrative the consumer consented to share.
             record["Consumer consent provided?"] = "Consent provided"
@@ -603,7 +638,12 @@ def truncated(rng: np.random.Generator, line: str) -> str:
 
 
 def generate_day(
-    day: date, rows: int, seed: int, defect_rate: float = 0.0, profile: dict | None = None
+    day: date,
+    rows: int,
+    seed: int,
+    defect_rate: float = 0.0,
+    profile: dict | None = None,
+    signal: NarrativeSignal = DEFAULT_SIGNAL,
 ) -> str:
     """The CSV text of one day's landing file in the official CFPB export format."""
     if not 0 <= rows < IDS_PER_DAY:
@@ -614,7 +654,7 @@ def generate_day(
         raise ValueError(f"day must be on or after {ID_EPOCH.isoformat()}, got {day.isoformat()}")
     model = compile_model(profile if profile is not None else _default_profile())
     rng = day_rng(seed, day)
-    records = sample_records(rng, day, rows, model)
+    records = sample_records(rng, day, rows, model, signal)
     cut_last = apply_defects(rng, records, defect_rate, day)
     lines = [csv_line(OFFICIAL_HEADER)]
     lines += [csv_line([r[name] for name in OFFICIAL_HEADER]) for r in records]
@@ -637,13 +677,14 @@ def generate_landing(
     seed: int,
     defect_rate: float = 0.0,
     profile: dict | None = None,
+    signal: NarrativeSignal = DEFAULT_SIGNAL,
 ) -> list[Path]:
     """Write `days` daily synthetic files from `start` under landing_root; returns their paths."""
     chosen = profile if profile is not None else _default_profile()
     paths: list[Path] = []
     for offset in range(days):
         day = start + timedelta(days=offset)
-        text = generate_day(day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen)
+        text = generate_day(day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen, signal)
         path = day_folder(landing_root, day) / LANDING_FILE_NAME
         write_atomically(path, text.encode("utf-8"))
         paths.append(path)

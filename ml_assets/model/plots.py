@@ -59,6 +59,11 @@ def _note(ax: Axes, text: str) -> None:
 
 
 def roc_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
+    """The ROC figure as PNG bytes."""
+    return _png(roc_figure(y_true, probs))
+
+
+def roc_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
     """ROC curves, one per model, with AUC in the legend and the chance diagonal."""
     figure = _figure()
     ax = figure.add_subplot()
@@ -73,10 +78,15 @@ def roc_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate")
     ax.set_title("ROC", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
-    return _png(figure)
+    return figure
 
 
 def pr_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
+    """The precision-recall figure as PNG bytes."""
+    return _png(pr_figure(y_true, probs))
+
+
+def pr_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
     """Precision-recall curves, one per model, with average precision and the base rate."""
     figure = _figure()
     ax = figure.add_subplot()
@@ -94,18 +104,27 @@ def pr_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
         for name, prob in probs.items():
             recall, precision, _ = pr_curve(labels, prob)
             ap = binary_metrics(labels, prob, 0.5).pr_auc
-            ax.step(recall, precision, where="post", linewidth=1.4, label=f"{name} (AP {ap:.3f})")
+            # Recall rises along the arrays, so each step takes the precision at its right end,
+            # as average precision counts it: the area under the steps is the AP shown.
+            ax.step(recall, precision, where="pre", linewidth=1.4, label=f"{name} (AP {ap:.3f})")
     else:
         _note(ax, "one class only: no precision-recall curve")
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall", ylabel="precision")
     ax.set_title("Precision-recall", fontsize=10)
     ax.legend(loc="upper right", fontsize=7)
-    return _png(figure)
+    return figure
 
 
 def calibration_png(
     y_true: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = CALIBRATION_BINS
 ) -> bytes:
+    """The reliability diagram as PNG bytes."""
+    return _png(calibration_figure(y_true, probs, bins))
+
+
+def calibration_figure(
+    y_true: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = CALIBRATION_BINS
+) -> Figure:
     """Reliability diagram: observed positive rate against mean predicted probability per bin."""
     figure = _figure()
     ax = figure.add_subplot()
@@ -124,7 +143,7 @@ def calibration_png(
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="mean predicted probability", ylabel="observed rate")
     ax.set_title("Reliability", fontsize=10)
     ax.legend(loc="upper left", fontsize=7)
-    return _png(figure)
+    return figure
 
 
 def _slice_label(column: Any, value: Any) -> str:
@@ -132,6 +151,11 @@ def _slice_label(column: Any, value: Any) -> str:
 
 
 def slice_png(slices: pd.DataFrame, metric: str = "roc_auc") -> bytes:
+    """The per-slice bar chart as PNG bytes."""
+    return _png(slice_figure(slices, metric))
+
+
+def slice_figure(slices: pd.DataFrame, metric: str = "roc_auc") -> Figure:
     """Horizontal bars of a metric per large-enough slice, grouped by slice column (and by model)."""
     if metric not in slices.columns:
         raise ValueError(f"slice_png: no column {metric!r} in the slice table")
@@ -152,7 +176,7 @@ def slice_png(slices: pd.DataFrame, metric: str = "roc_auc") -> bytes:
     if not keys:
         _note(ax, "no slice large enough to plot")
         ax.set_axis_off()
-        return _png(figure)
+        return figure
     position = {key: i for i, key in enumerate(keys)}
     bar_height = 0.8 / len(models)
     for m, model in enumerate(models):
@@ -188,7 +212,7 @@ def slice_png(slices: pd.DataFrame, metric: str = "roc_auc") -> bytes:
             fontsize=7,
             frameon=False,
         )
-    return _png(figure)
+    return figure
 
 
 def markdown_image(png: bytes, alt: str) -> str:

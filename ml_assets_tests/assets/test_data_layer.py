@@ -243,3 +243,26 @@ def test_ids_of_an_export_without_ids_stay_unique_over_its_days(home: ProjectHom
             ).fetchall()
         ]
     assert ids == ["export-L2", "export-L3", "export-L4"]
+
+
+def test_warning_checks_fail_on_data_built_for_them_and_do_not_block(home: ProjectHome) -> None:
+    # 40 labelled complaints, every one disputed: far outside the expected dispute rate; and
+    # 4 of them (9 %) with an unknown state: above the rejected-rate threshold.
+    records = [
+        csv_line(Complaint_ID=str(i), Consumer_disputed="Yes", State="ZZ" if i < 4 else "MA")
+        for i in range(44)
+    ]
+    land(home.landing, DAY, csv_file(*records))
+    result = materialize(home, DAY)
+    assert result.success  # warnings do not stop the run
+    checks = check_results(result)
+    for name in ("rejected_rate", "label_balance"):
+        assert not checks[name].passed, name
+        assert checks[name].severity == dg.AssetCheckSeverity.WARN, name
+    assert checks["rejected_rate"].metadata["rejected_rate"].value == pytest.approx(
+        4 / 44, abs=1e-4
+    )
+    assert "state:isin" in checks["rejected_rate"].metadata["failing_samples"].value
+    assert checks["label_balance"].metadata["dispute_rate"].value == 1.0
+    assert checks["rows_reconcile"].passed and checks["typed_contract"].passed
+    assert count(home, "complaint_features") == 40  # downstream ran on the valid rows

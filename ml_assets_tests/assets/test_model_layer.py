@@ -1,8 +1,19 @@
-"""The model layer in process: real DuckDB and a real MLflow sqlite store under tmp_path."""
+"""The model layer in process: real DuckDB and a real MLflow sqlite store under tmp_path.
 
+One world for the module (the tests' fixed dates, `ml_assets_tests.world`): 14 days of complaints
+whose wording the model can learn, then three trainings, each set up for one outcome:
+- "first": no champion yet; blessed because it clears the AUC floor by a wide margin;
+- "worse": a network left at its random initialisation; not blessed because it is worse than
+  the champion;
+- "retrained": the first model's recipe on the same data; blessed on its merits (as good as the
+  champion) and promoted.
+Tests that change the world (rollback, new data, a changed feature mapping) work on a copy.
+"""
+
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -11,45 +22,65 @@ import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from ml_assets.assets.features import complaint_features
 from ml_assets.constants import (
+    AUC_FLOOR,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
+    CHAMPION_AUC_TOLERANCE,
     PREVIOUS_CHAMPION_TAG,
     THRESHOLD_TAG,
+    WAREHOUSE_SCHEMA,
 )
 from ml_assets.definitions import local_resources
-from ml_assets.ingest.generator import generate_landing
+from ml_assets.demo import SAMPLE_COMPLAINT
+from ml_assets.ingest.generator import DISPUTE_PHRASES, RESOLVED_PHRASES, generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS
-from ml_assets.model.features import to_features
+from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_features
+from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import rollback
+from ml_assets.model.tracking import load_keras_model
+from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
+from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.mlflow_registry import ModelRegistry
+from resources.warehouse import Warehouse
 
-# The window ends yesterday (UTC), the newest daily partition, as in the live feed: Dagster
-# tracks the training window's staleness through the last partition (LastPartitionMapping).
-DAYS = 14
-YESTERDAY = datetime.now(UTC).date() - timedelta(days=1)
-START = YESTERDAY - timedelta(days=DAYS - 1)
+pytestmark = pytest.mark.timeout(900)
+DAYS = days_up_to_yesterday(14)
+ROWS_PER_DAY = 250
+SEED = 5
 ALL_ASSETS = [*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *MODEL_LAYER_CHECKS]
 MODEL_KEYS = [a.key for a in MODEL_LAYER_ASSETS]
-WINDOW = {"training_dataset": {"config": {"window_days": DAYS, "evaluation_days": 4}}}
+WINDOW = {"training_dataset": {"config": {"window_days": len(DAYS), "evaluation_days": 4}}}
+# So small a learning rate for one epoch that the network stays at its random initialisation.
+UNTRAINED = {"learning_rate": 1e-7, "epochs": 1}
+# How much worse than the champion the untrained network is, at least (AUC).
+UNTRAINED_GAP = 0.10
 
 
 @dataclass
 class World:
     home: ProjectHome
+    instance_dir: Path
     instance: dg.DagsterInstance
     registry: ModelRegistry
     runs: dict[str, dg.ExecuteInProcessResult]
 
 
-def ingest(home: ProjectHome, instance: dg.DagsterInstance, day: date) -> None:
+def open_instance(folder: Path) -> dg.DagsterInstance:
+    """A persistent Dagster instance in `folder` (copied with the home by `scratch`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.local_temp(str(folder))
+
+
+def ingest(home: ProjectHome, instance: dg.DagsterInstance, day: str) -> None:
     result = dg.materialize(
         DATA_LAYER_ASSETS,
         resources=local_resources(home),
-        partition_key=day.isoformat(),
+        partition_key=day,
         instance=instance,
     )
     assert result.success
@@ -69,41 +100,80 @@ def train(world: World, name: str, **ops: dict) -> dg.ExecuteInProcessResult:
     return result
 
 
+def build_world(root: Path, instance: dg.DagsterInstance) -> World:
+    """The fixture's landed, ingested days and its first model, under `root`."""
+    home = ProjectHome(root / "home")
+    generate_landing(home.landing, DAYS[0], len(DAYS), ROWS_PER_DAY, SEED, signal=LEARNABLE)
+    for day in DAYS:
+        ingest(home, instance, day.isoformat())
+    world = World(home, root / "instance", instance, local_resources(home)["model_registry"], {})
+    train(world, "first")
+    return world
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    home = ProjectHome(tmp_path_factory.mktemp("model_layer") / "home")
-    generate_landing(home.landing, START, DAYS, 250, seed=5)
-    with dg.instance_for_test() as instance:
-        for offset in range(DAYS):
-            ingest(home, instance, START + timedelta(days=offset))
-        world = World(home, instance, local_resources(home)["model_registry"], {})
-        train(world, "first")
-        # Deliberately worse: a learning rate so small that the network stays near its random init.
-        train(world, "worse", dispute_model={"learning_rate": 1e-7, "epochs": 1})
-        # A policy that blesses anything: the champion moves and records the one it replaced.
-        train(
-            world,
-            "forced",
-            model_evaluation={"auc_floor": 0.0, "champion_tolerance": 1.0, "slice_tolerance": 1.0},
-        )
+    root = tmp_path_factory.mktemp("model_layer")
+    with open_instance(root / "instance") as instance:
+        world = build_world(root, instance)
+        train(world, "worse", dispute_model=UNTRAINED)
+        train(world, "retrained")
         yield world
 
 
-def evaluation_metadata(result: dg.ExecuteInProcessResult) -> dict:
-    return result.asset_materializations_for_node("model_evaluation")[0].metadata
+@pytest.fixture
+def scratch(world: World, tmp_path: Path) -> Iterator[World]:
+    """A copy of the module's world (project home and Dagster instance) for a test to change."""
+    shutil.copytree(world.home.root, tmp_path / "home")
+    shutil.copytree(world.instance_dir, tmp_path / "instance")
+    home = ProjectHome(tmp_path / "home")
+    with open_instance(tmp_path / "instance") as instance:
+        registry = local_resources(home)["model_registry"]
+        yield World(home, tmp_path / "instance", instance, registry, dict(world.runs))
 
 
-def test_first_training_registers_evaluates_blesses_and_promotes(world: World) -> None:
+def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+def blessing_of(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (check,) = result.get_asset_check_evaluations()
+    return check
+
+
+def test_first_training_is_blessed_because_it_clears_the_floor_by_a_margin(world: World) -> None:
     result = world.runs["first"]
+    auc = metadata(result, "model_evaluation")["roc_auc"]
+    assert auc >= AUC_FLOOR + FIRST_MODEL_MARGIN, (
+        f"the first model's evaluation AUC {auc:.3f} is only {auc - AUC_FLOOR:+.3f} from the "
+        f"blessing floor {AUC_FLOOR}; the fixture needs a margin of {FIRST_MODEL_MARGIN}: give "
+        "its synthetic world more signal or rows"
+    )
     assert result.success
-    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
-    model_meta = result.asset_materializations_for_node("dispute_model")[0].metadata
-    assert model_meta["version"].value == "1"
-    assert model_meta["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
-    report = evaluation_metadata(result)["report"].value
-    assert "data:image/png;base64," in report and "| roc_auc |" in report
-    dataset_meta = result.asset_materializations_for_node("training_dataset")[0].metadata
-    assert set(dataset_meta["splits"].value) == {"train", "validation", "evaluation"}
+    check = blessing_of(result)
+    assert check.passed and check.metadata["failed"].value == "none"
+    assert metadata(result, "dispute_model")["version"] == "1"
+    assert (
+        metadata(result, "champion_model").items() >= {"champion": "1", "previous": "none"}.items()
+    )
+    report = metadata(result, "model_evaluation")["report"]
+    assert f"| roc_auc | {auc:.4f} |" in report and "data:image/png;base64," in report
+    dataset = metadata(result, "training_dataset")
+    assert set(dataset["splits"]) == {"train", "validation", "evaluation"}
+    assert dataset["window"] == f"{DAYS[0]}..{YESTERDAY}"
+
+
+def test_the_reported_auc_is_the_registered_models_auc_on_the_evaluation_split(
+    world: World,
+) -> None:
+    with Warehouse(database=str(world.home.warehouse)).connect() as conn:
+        dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
+    evaluation = dataset[dataset[SPLIT_COLUMN] == EVALUATION]
+    model = load_keras_model("1", world.registry.tracking_uri, world.registry.model_name)
+    probabilities = predict_proba(model, evaluation[list(FEATURE_COLUMNS)])
+    expected = roc_auc_score(evaluation[LABEL].astype(int), probabilities)
+    # The dataset table holds the latest window: every training of the fixture used the same one.
+    assert metadata(world.runs["first"], "model_evaluation")["roc_auc"] == pytest.approx(expected)
 
 
 def test_the_mlflow_run_is_finished_and_carries_lineage(world: World) -> None:
@@ -113,61 +183,92 @@ def test_the_mlflow_run_is_finished_and_carries_lineage(world: World) -> None:
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["dagster_run_id"] == world.runs["first"].run_id
-    assert tags["training_window"] == f"{START}..{YESTERDAY}"
+    assert tags["training_window"] == f"{DAYS[0]}..{YESTERDAY}"
     expected_code = complaint_features.code_versions_by_key[complaint_features.key]
     assert tags["code_version.complaint_features"] == expected_code
     assert tags["training_dataset_data_version"] not in ("", "unknown")
-    assert "learning_rate" in run.data.params and "eval_roc_auc" in run.data.metrics
-    assert len(client.get_metric_history(version.run_id, "val_auc")) >= 1
+    assert run.data.params["learning_rate"] == "0.003"
+    assert run.data.metrics["eval_roc_auc"] == pytest.approx(
+        metadata(world.runs["first"], "model_evaluation")["roc_auc"]
+    )
+    val_auc = [m.value for m in client.get_metric_history(version.run_id, "val_auc")]
+    assert max(val_auc) == pytest.approx(
+        metadata(world.runs["first"], "dispute_model")["best_val_auc"]
+    )
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
     assert {
         "evaluation/roc.png",
         "evaluation/calibration.png",
         "evaluation/slices_auc.png",
     } <= artifacts
-    assert float(version.tags[THRESHOLD_TAG]) > 0
+    assert float(version.tags[THRESHOLD_TAG]) == pytest.approx(
+        metadata(world.runs["first"], "dispute_model")["threshold"]
+    )
 
 
-def test_a_worse_challenger_fails_the_blessing_and_the_champion_stays(world: World) -> None:
+def test_a_worse_challenger_fails_the_blessing_because_it_is_worse(world: World) -> None:
     result = world.runs["worse"]
+    auc = metadata(result, "model_evaluation")["roc_auc"]
+    champion_auc = metadata(result, "model_evaluation")["champion_roc_auc"]
+    assert champion_auc == pytest.approx(
+        metadata(world.runs["first"], "model_evaluation")["roc_auc"]
+    )
+    assert champion_auc - auc >= UNTRAINED_GAP, (
+        f"the untrained challenger (AUC {auc:.3f}) is only {champion_auc - auc:.3f} worse than "
+        f"the champion ({champion_auc:.3f}); the scenario needs a gap of {UNTRAINED_GAP}"
+    )
     assert not result.success
-    (check,) = result.get_asset_check_evaluations()
+    check = blessing_of(result)
     assert not check.passed
-    assert "champion" in check.metadata["failed"].value
+    regression = (
+        f"challenger AUC {auc:.3f} < champion {champion_auc:.3f} - {CHAMPION_AUC_TOLERANCE:.3f}"
+    )
+    assert regression in check.metadata["failed"].value.split("; ")
     assert not result.asset_materializations_for_node("champion_model")
-    first_auc = evaluation_metadata(world.runs["first"])["roc_auc"].value
-    assert evaluation_metadata(result)["champion_roc_auc"].value == pytest.approx(first_auc)
-    assert (
-        world.registry.get_version("2").aliases == ()
-    )  # never champion; challenger moved on to v3
+    assert world.registry.get_version("2").aliases == ()  # never champion; the challenger moved on
+    # The champion stayed: the next evaluation compared against the first model.
+    assert metadata(world.runs["retrained"], "model_evaluation")["champion_roc_auc"] == (
+        pytest.approx(champion_auc)
+    )
 
 
-def test_a_blessed_challenger_becomes_champion_and_records_the_previous_one(world: World) -> None:
-    assert world.runs["forced"].success
+def test_a_challenger_as_good_as_the_champion_is_blessed_on_its_merits(world: World) -> None:
+    result = world.runs["retrained"]
+    evaluation = metadata(result, "model_evaluation")
+    assert evaluation["roc_auc"] >= evaluation["champion_roc_auc"] - CHAMPION_AUC_TOLERANCE
+    check = blessing_of(result)
+    assert check.passed, check.metadata["failed"].value
+    conditions = check.metadata["conditions"].value
+    assert "❌" not in conditions and "champion" in conditions and "slice" in conditions
+    assert result.success
+    assert metadata(result, "champion_model").items() >= {"champion": "3", "previous": "1"}.items()
     champion = world.registry.version_for_alias(CHAMPION_ALIAS)
-    assert champion is not None and champion.version == "3"
-    assert champion.tags[PREVIOUS_CHAMPION_TAG] == "1"
+    assert champion.version == "3" and champion.tags[PREVIOUS_CHAMPION_TAG] == "1"
     assert world.registry.version_for_alias(CHALLENGER_ALIAS).version == "3"
 
 
 def test_right_after_training_the_model_layer_is_fresh(world: World) -> None:
     resolver = get_stale_status_resolver(world.instance, ALL_ASSETS)
-    for key in MODEL_KEYS:
-        assert resolver.get_status(key) == StaleStatus.FRESH, key
+    assert {key: resolver.get_status(key) for key in MODEL_KEYS} == dict.fromkeys(
+        MODEL_KEYS, StaleStatus.FRESH
+    )
 
 
-def test_rollback_moves_the_champion_back_and_stops_at_the_first(world: World) -> None:
-    change = rollback(world.registry)
+def test_rollback_moves_the_champion_back_and_stops_at_the_first(scratch: World) -> None:
+    change = rollback(scratch.registry)
     assert (change.champion, change.previous) == ("1", "3")
-    assert world.registry.version_for_alias(CHAMPION_ALIAS).version == "1"
+    assert scratch.registry.version_for_alias(CHAMPION_ALIAS).version == "1"
     with pytest.raises(ValueError, match="nothing to roll back"):
-        rollback(world.registry)
+        rollback(scratch.registry)
 
 
-def test_new_data_for_the_newest_day_makes_the_training_window_stale(world: World) -> None:
-    generate_landing(world.home.landing, YESTERDAY, 1, 300, seed=6)  # a corrected, longer file
-    ingest(world.home, world.instance, YESTERDAY)
-    resolver = get_stale_status_resolver(world.instance, ALL_ASSETS)
+def test_new_data_for_the_newest_day_makes_the_training_window_stale(scratch: World) -> None:
+    resolver = get_stale_status_resolver(scratch.instance, ALL_ASSETS)
+    assert resolver.get_status(dg.AssetKey("training_dataset")) == StaleStatus.FRESH
+    # A corrected, longer file for the newest day.
+    generate_landing(scratch.home.landing, YESTERDAY, 1, 300, seed=6, signal=LEARNABLE)
+    ingest(scratch.home, scratch.instance, YESTERDAY.isoformat())
+    resolver = get_stale_status_resolver(scratch.instance, ALL_ASSETS)
     assert resolver.get_status(dg.AssetKey("training_dataset")) == StaleStatus.STALE
 
 
@@ -197,37 +298,39 @@ def changed_feature_mapping() -> dg.AssetsDefinition:
     return changed
 
 
-def test_a_changed_feature_mapping_reruns_down_the_chain_and_never_upstream(world: World) -> None:
+def test_a_changed_feature_mapping_reruns_down_the_chain_and_never_upstream(
+    scratch: World,
+) -> None:
     assets = [changed_feature_mapping() if a is complaint_features else a for a in ALL_ASSETS]
     upstream = [
         dg.AssetKey(n) for n in ("raw_complaints", "validated_complaints", "complaint_statistics")
     ]
 
     def status(key: dg.AssetKey, partition: str | None = None) -> StaleStatus:
-        return get_stale_status_resolver(world.instance, assets).get_status(key, partition)
+        return get_stale_status_resolver(scratch.instance, assets).get_status(key, partition)
 
     day = YESTERDAY.isoformat()
     assert status(complaint_features.key, day) == StaleStatus.STALE  # its code changed
     assert all(status(key, day) == StaleStatus.FRESH for key in upstream)
+    assert status(dg.AssetKey("training_dataset")) == StaleStatus.FRESH  # not yet: one hop a run
 
     # Dagster 1.13 marks an asset stale for its own code version or a new upstream data version:
-    # the change travels down as each stale asset reruns (what automation does, issue 5).
-    for offset in range(DAYS):
-        partition = (START + timedelta(days=offset)).isoformat()
+    # the change travels down as each stale asset reruns (what automation does).
+    for partition in DAYS:
         rerun = dg.materialize(
             assets,
             selection=[complaint_features.key],
-            resources=local_resources(world.home),
-            partition_key=partition,
-            instance=world.instance,
+            resources=local_resources(scratch.home),
+            partition_key=partition.isoformat(),
+            instance=scratch.instance,
         )
         assert rerun.success
     assert status(dg.AssetKey("training_dataset")) == StaleStatus.STALE
     dataset = dg.materialize(
         assets,
         selection=[dg.AssetKey("training_dataset")],
-        resources=local_resources(world.home),
-        instance=world.instance,
+        resources=local_resources(scratch.home),
+        instance=scratch.instance,
         run_config={"ops": WINDOW},
     )
     assert dataset.success
@@ -235,20 +338,55 @@ def test_a_changed_feature_mapping_reruns_down_the_chain_and_never_upstream(worl
     assert all(status(key, day) == StaleStatus.FRESH for key in upstream)
 
 
-def test_the_registered_pyfunc_scores_a_dataframe_of_raw_fields(world: World) -> None:
+def complaint(narrative: str) -> dict[str, str]:
+    """The demo's ordinary mortgage complaint with the given narrative."""
+    return {**SAMPLE_COMPLAINT, "consumer_complaint_narrative": narrative}
+
+
+def test_the_registered_model_reads_dispute_wording_from_raw_fields(world: World) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(world.registry.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{world.registry.model_name}/1")
+    story = "My home loan was transferred to XXXX on XX/XX/XXXX and problems started right away."
     raw = pd.DataFrame(
         [
-            {
-                "product": "Mortgage",
-                "zip_code": "94110",
-                "consumer_complaint_narrative": "no one responded",
-            },
-            {"product": "Never seen", "timely_response": "No"},
+            complaint(" ".join([story, *DISPUTE_PHRASES[:3]])),
+            complaint(story),
+            complaint(" ".join([story, *RESOLVED_PHRASES[:3]])),
         ]
     )
-    probabilities = model.predict(raw)
-    assert probabilities.shape == (2,) and ((probabilities > 0) & (probabilities < 1)).all()
+    disputed, plain, resolved = model.predict(raw)
+    assert disputed > plain > resolved, (disputed, plain, resolved)
+
+
+def first_model_figures(world: World) -> dict[str, object]:
+    """What the first training produced: its data, its training and its evaluation."""
+    result = world.runs["first"]
+    dataset = metadata(result, "training_dataset")
+    model = metadata(result, "dispute_model")
+    evaluation = metadata(result, "model_evaluation")
+    return {
+        "window": dataset["window"],
+        "splits": dataset["splits"],
+        "threshold": model["threshold"],
+        "epochs": model["epochs"],
+        "best_val_auc": model["best_val_auc"],
+        "roc_auc": evaluation["roc_auc"],
+    }
+
+
+@pytest.mark.timeout(1200)
+def test_the_world_and_its_first_model_are_the_same_on_another_date(
+    world: World, tmp_path: Path
+) -> None:
+    import time_machine
+
+    # The clock crosses midnight and a new year while the world is built (it takes > 5 s).
+    other_day = datetime(2031, 12, 31, 23, 59, 55, tzinfo=UTC)
+    with (
+        time_machine.travel(other_day, tick=True),
+        open_instance(tmp_path / "instance") as instance,
+    ):
+        other = build_world(tmp_path, instance)
+    assert first_model_figures(other) == first_model_figures(world)

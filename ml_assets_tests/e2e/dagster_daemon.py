@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+COMMAND_TIMEOUT_S = 600  # one `ml-assets` command (the longest, `train`, takes about a minute)
+STOP_TIMEOUT_S = 60
 
 
 def home_env(home: Path, **extra: str) -> dict[str, str]:
@@ -25,12 +28,17 @@ def home_env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def ml_assets(home: Path, *args: str) -> None:
-    """Run an `ml-assets` command on `home`; fail the test with its output when it fails."""
+def ml_assets(home: Path, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> str:
+    """Run an `ml-assets` command on `home`; its output, or the test fails with it."""
     done = subprocess.run(
-        [str(BIN / "ml-assets"), *args], env=home_env(home), capture_output=True, text=True
+        [str(BIN / "ml-assets"), *args],
+        env=home_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, f"ml-assets {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
 
 
 @contextmanager
@@ -54,10 +62,10 @@ def running_daemon(
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=60)
+                process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+                process.wait(timeout=STOP_TIMEOUT_S)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
@@ -70,3 +78,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path
     pytest.fail(
         f"timed out after {timeout:.0f} s waiting for {what}; daemon log:\n{log.read_text()[-4000:]}"
     )
+
+
+def landing_sensor_skips(instance: dg.DagsterInstance) -> list[str]:
+    """Skip reasons of the landing sensor's ticks, oldest first."""
+    state = next(s for s in instance.all_instigator_state() if s.name == "landing_file_sensor")
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    return [t.skip_reason or "" for t in reversed(ticks)]

@@ -1,35 +1,49 @@
-"""Only stale assets rerun: the five scenarios on a real Dagster instance driven by the daemon.
+"""Only stale assets rerun: the scenarios on a real Dagster instance driven by the daemon.
 
-One project home for the module; each scenario asserts on the runs the daemon actually launched
-after it. The retrain policy is set to 12 new labelled days, so the initial 12 days train once and
-the single days landed later do not; no Ray cluster runs, so `deployed_model` fails and the
-run-failure sensor records it.
+One project home for the module, in the tests' fixed world. Its 12 days carry a signal the model
+learns (`LEARNABLE`), so the first training is blessed by design; no Ray cluster runs, so that
+run stops at `deployed_model`, and the run-failure sensor records it. The retrain policy needs 12
+new labelled days and has no calendar trigger, so nothing else trains unless code changes.
+
+Each scenario asserts on the runs the daemon launched after it began, on days of its own, so the
+scenarios hold in any order. Their extra days are older than the training window: a retraining
+in this module always trains on the same 12 days, and gives the first model again.
 """
 
 import json
 import textwrap
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from ml_assets.constants import AUC_FLOOR, TRAINING_WINDOW_DAYS
 from ml_assets.operations import RunSummary, in_flight, runs_after
-from ml_assets_tests.e2e.dagster_daemon import ml_assets, running_daemon, wait_for
+from ml_assets_tests.e2e.dagster_daemon import (
+    landing_sensor_skips,
+    ml_assets,
+    running_daemon,
+    wait_for,
+)
+from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
+from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, days_up_to_yesterday
 
-pytestmark = pytest.mark.e2e
-# As in the live feed: the new day is yesterday (UTC), the newest partition, which the model
-# chain follows through training_dataset's LastPartitionMapping.
-YESTERDAY = datetime.now(UTC).date() - timedelta(days=1)
-DAYS = [(YESTERDAY - timedelta(days=n)).isoformat() for n in range(12, 0, -1)]
-NEW_DAY = YESTERDAY.isoformat()
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+DAYS = [d.isoformat() for d in days_up_to_yesterday(12)]
+LATE_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=90)).isoformat()
+TOUCHED_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=91)).isoformat()
 CHANGED_DAY = DAYS[4]
+assert TRAINING_WINDOW_DAYS < 90, "the scenarios' late days must stay outside the training window"
+GENERATE = ["--rows-per-day", "300", "--seed", "7"]
+GENERATE += ["--narrative-share", str(LEARNABLE.share), "--text-signal", str(LEARNABLE.strength)]
 DAEMON_ENV = {
     "ML_ASSETS_SENSOR_INTERVAL_S": "5",
     "ML_ASSETS_RETRAIN_MIN_PARTITIONS": str(len(DAYS)),
+    "ML_ASSETS_RETRAIN_CRON": "",  # evidence only: no calendar tick may fall inside the test
     "RAY_ADDRESS": "127.0.0.1:9",  # nothing listens: deployed_model fails fast
 }
 DATA_LAYER = {"raw_complaints", "validated_complaints", "rejected_complaints"}
@@ -43,7 +57,9 @@ class Platform:
     home: Path
     log: Path
     instance: dg.DagsterInstance
+    scratch: Path
     daemon: ExitStack  # closing it stops the daemon: never two on one instance (shared cursors)
+    initial: set[str] = field(default_factory=set)  # runs launched for the module's first days
 
     def settle(self, timeout: float = 600) -> None:
         """Wait until nothing is in flight for SETTLE_S (the sensors had their ticks)."""
@@ -61,72 +77,116 @@ class Platform:
     def known(self) -> set[str]:
         return {r.run_id for r in self.instance.get_runs()}
 
-    def land(self, day: str, seed: int = 7) -> None:
-        ml_assets(self.home, "generate", "--start", day, "--days", "1", "--rows-per-day", "300",
-                  "--seed", str(seed))  # fmt: skip
+    def land(self, day: str) -> None:
+        ml_assets(self.home, "generate", "--start", day, "--days", "1", *GENERATE)
+
+    def landed_file(self, day: str) -> Path:
+        return self.home / "landing" / "complaints" / day / "synthetic.csv"
+
+    def landed_days(self) -> list[str]:
+        return sorted(p.name for p in (self.home / "landing" / "complaints").iterdir())
+
+    def wait_for_new_run(self, known: set[str]) -> None:
+        wait_for(lambda: bool(runs_after(self.instance, known)), 120, "a run", self.log)
+
+    def failures(self, run_id: str) -> list[dict]:
+        """What the run-failure sensor recorded for a run."""
+        lines = (self.home / "logs" / "run_failures.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if r["run_id"] == run_id]
+
+    def materialization(self, run_id: str, asset: str) -> dg.AssetMaterialization | None:
+        records = self.instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        events = [r.event_log_entry.asset_materialization for r in records]
+        return next((e for e in events if e and e.asset_key.to_user_string() == asset), None)
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("automation") / "home"
-    ml_assets(home, "generate", "--start", DAYS[0], "--days", str(len(DAYS)),
-              "--rows-per-day", "300", "--seed", "7")  # fmt: skip
-    with (
-        ExitStack() as daemon,
-        dg.DagsterInstance.from_config(str(home / "dagster")) as instance,
-    ):
+    root = tmp_path_factory.mktemp("automation")
+    home = root / "home"
+    ml_assets(home, "generate", "--start", DAYS[0], "--days", str(len(DAYS)), *GENERATE)
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        daemon = ExitStack()
         log = daemon.enter_context(running_daemon(home, **DAEMON_ENV))
-        platform = Platform(home, log, instance, daemon)
-        wait_for(lambda: len(instance.get_runs()) >= len(DAYS), 300, "ingestion runs", log)
-        platform.settle(900)
-        yield platform
+        platform = Platform(home, log, instance, root, daemon)
+        try:
+            wait_for(lambda: len(instance.get_runs()) >= len(DAYS), 300, "ingestion runs", log)
+            platform.settle(900)
+            platform.initial = platform.known()
+            yield platform
+        finally:
+            platform.daemon.close()
 
 
 def partitions_of(runs: list[RunSummary], asset: str) -> list[str]:
     return sorted(r.partition or "" for r in runs if asset in r.assets)
 
 
-def test_initial_days_are_ingested_and_the_policy_trains_once(platform: Platform) -> None:
-    runs = runs_after(platform.instance, set())
+def training_runs(runs: list[RunSummary]) -> list[RunSummary]:
+    return [r for r in runs if "dispute_model" in r.assets]
+
+
+def test_initial_days_are_ingested_and_the_blessed_model_is_promoted(platform: Platform) -> None:
+    runs = [r for r in runs_after(platform.instance, set()) if r.run_id in platform.initial]
     assert partitions_of(runs, "raw_complaints") == DAYS
-    training = [r for r in runs if "dispute_model" in r.assets]
-    assert len(training) == 1, [r.describe() for r in runs]
-    assert MODEL_CHAIN | {"deployed_model"} <= set(training[0].assets)
-    # Every failed run is recorded by the run-failure sensor. With a blessed model the chain
-    # stops at deployed_model (no Ray cluster here); without, at the blessing, and no champion.
-    failures = (platform.home / "logs" / "run_failures.jsonl").read_text().splitlines()
-    recorded = [json.loads(line) for line in failures]
-    assert [f["run_id"] for f in recorded] == [training[0].run_id]
-    champion = platform.instance.get_latest_materialization_event(dg.AssetKey("champion_model"))
-    blessed = champion is not None
-    expected_failure = "deployed_model" if blessed else "model_evaluation_blessing"
-    assert recorded[0]["failed_steps"] == [expected_failure]
+    assert all(r.status == "SUCCESS" for r in runs if r.partition), [r.describe() for r in runs]
+    (training,) = training_runs(runs)
+    assert set(training.assets) == MODEL_CHAIN | {"deployed_model"}
+    evaluation = platform.materialization(training.run_id, "model_evaluation")
+    auc = evaluation.metadata["roc_auc"].value
+    assert auc >= AUC_FLOOR + FIRST_MODEL_MARGIN, f"AUC {auc:.3f}: too close to {AUC_FLOOR}"
+    assert evaluation.metadata["blessed"].value is True
+    # Blessed, so promoted in the same run; then stopped at deployed_model (no Ray here), which
+    # the run-failure sensor recorded.
+    champion = platform.materialization(training.run_id, "champion_model")
+    assert champion is not None and champion.metadata["champion"].value == "1"
+    assert training.status == "FAILURE"
+    assert [f["failed_steps"] for f in platform.failures(training.run_id)] == [["deployed_model"]]
 
 
-def test_1_a_new_day_runs_only_its_partition(platform: Platform) -> None:
+def test_1_a_late_day_runs_only_its_partition(platform: Platform) -> None:
     known = platform.known()
-    platform.land(NEW_DAY)
-    wait_for(lambda: bool(runs_after(platform.instance, known)), 120, "a run", platform.log)
+    platform.land(LATE_DAY)
+    platform.wait_for_new_run(known)
     platform.settle()
     runs = runs_after(platform.instance, known)
-    assert [(r.partition, set(r.assets)) for r in runs] == [(NEW_DAY, DATA_LAYER)]
-    assert all(r.status == "SUCCESS" for r in runs)  # 1 new day < 12: no retrain
+    assert [(r.partition, set(r.assets)) for r in runs] == [(LATE_DAY, DATA_LAYER)]
+    assert all(r.status == "SUCCESS" for r in runs)  # one new day < 12: no retraining
 
 
-def test_2_the_same_file_again_runs_nothing(platform: Platform) -> None:
+def test_2_the_same_bytes_with_a_new_mtime_run_nothing(platform: Platform) -> None:
     known = platform.known()
-    platform.land(NEW_DAY)
+    platform.land(TOUCHED_DAY)
+    platform.wait_for_new_run(known)
+    platform.settle()
+    assert partitions_of(runs_after(platform.instance, known), "raw_complaints") == [TOUCHED_DAY]
+
+    known = platform.known()
+    seen = len(landing_sensor_skips(platform.instance))
+    touch(platform.landed_file(TOUCHED_DAY))
+    reread = f"re-read with unchanged content: {TOUCHED_DAY}"
+    wait_for(
+        lambda: any(reread in skip for skip in landing_sensor_skips(platform.instance)[seen:]),
+        120,
+        f"a sensor tick that re-read {TOUCHED_DAY}",
+        platform.log,
+    )
     platform.settle()
     assert runs_after(platform.instance, known) == []
 
 
-def test_3_a_changed_old_day_reruns_only_that_day(platform: Platform) -> None:
+def test_3_a_corrected_day_with_the_same_size_and_mtime_reruns_only_that_day(
+    platform: Platform,
+) -> None:
     known = platform.known()
-    platform.land(CHANGED_DAY, seed=8)
-    wait_for(lambda: bool(runs_after(platform.instance, known)), 120, "a run", platform.log)
+    edit_keeping_size_and_mtime(platform.landed_file(CHANGED_DAY))
+    platform.wait_for_new_run(known)
     platform.settle()
     runs = runs_after(platform.instance, known)
     assert [(r.partition, set(r.assets)) for r in runs] == [(CHANGED_DAY, DATA_LAYER)]
+    assert all(r.status == "SUCCESS" for r in runs)
 
 
 NODES_QUERY = """
@@ -168,11 +228,10 @@ def bumped_workspace(folder: Path) -> Path:
     return workspace
 
 
-def stale_set(instance: dg.DagsterInstance, workspace: Path) -> set[str]:
+def stale_set(instance: dg.DagsterInstance, workspace: Path, days: list[str]) -> set[str]:
     """What the UI's "Materialize changed and missing" would select, via its GraphQL API."""
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-    days = [*DAYS, NEW_DAY]
     with define_out_of_process_context(str(workspace), None, instance) as context:
         nodes = execute_dagster_graphql(context, NODES_QUERY)
         assert not nodes.errors, nodes.errors
@@ -194,36 +253,37 @@ def stale_set(instance: dg.DagsterInstance, workspace: Path) -> set[str]:
     return selected
 
 
-def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(
-    platform: Platform, tmp_path: Path
-) -> None:
-    workspace = bumped_workspace(tmp_path)
+def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Platform) -> None:
+    workspace = bumped_workspace(platform.scratch)
+    days = platform.landed_days()
     # 5: with the daemon still on the old code, the UI's stale set for the new code.
-    # Dagster marks the features (code version) and their direct child stale; assets of the
-    # chain never materialized (deployed_model: no Ray here) are missing, so selected too.
-    missing = {
-        name
-        for name in MODEL_CHAIN | {"deployed_model"}
-        if platform.instance.get_latest_materialization_event(dg.AssetKey(name)) is None
-    }
-    expected = {f"complaint_features[{d}]" for d in [*DAYS, NEW_DAY]}
-    expected |= {"training_dataset"} | missing
-    assert stale_set(platform.instance, workspace) == expected
+    # Dagster marks an asset stale for its own code version or new upstream data, so only the
+    # features are stale until they rerun; deployed_model never materialized (no Ray here), so
+    # it is missing and selected too.
+    expected = {f"complaint_features[{d}]" for d in days} | {"deployed_model"}
+    assert stale_set(platform.instance, workspace, days) == expected
 
     # 4: the daemon on the new code reruns features everywhere and the model chain, no more.
     known = platform.known()
     platform.daemon.close()  # the old code's daemon; the new one takes over its cursors
-    with running_daemon(platform.home, workspace, **DAEMON_ENV) as log:
-        platform.log = log
-        wait_for(
-            lambda: any("dispute_model" in r.assets for r in runs_after(platform.instance, known)),
-            600,
-            "the retraining after the code bump",
-            log,
-        )
-        platform.settle(900)
+    platform.daemon = ExitStack()
+    platform.log = platform.daemon.enter_context(
+        running_daemon(platform.home, workspace, **DAEMON_ENV)
+    )
+    wait_for(
+        lambda: bool(training_runs(runs_after(platform.instance, known))),
+        600,
+        "the retraining after the code bump",
+        platform.log,
+    )
+    platform.settle(900)
     runs = runs_after(platform.instance, known)
-    assert partitions_of(runs, "complaint_features") == sorted([*DAYS, NEW_DAY])
+    assert partitions_of(runs, "complaint_features") == days
     ran = {a for r in runs for a in r.assets}
     assert ran == {"complaint_features"} | MODEL_CHAIN | {"deployed_model"}
-    assert not ran & {"raw_complaints", "validated_complaints", "complaint_statistics"}
+    # The same 12 days and the same mapping: the retrained model is the first one again, so it
+    # is blessed and promoted, and the run stops at deployed_model.
+    (training,) = training_runs(runs)
+    champion = platform.materialization(training.run_id, "champion_model")
+    assert champion is not None and champion.metadata["previous"].value == "1"
+    assert [f["failed_steps"] for f in platform.failures(training.run_id)] == [["deployed_model"]]

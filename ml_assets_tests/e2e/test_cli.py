@@ -4,14 +4,18 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from ml_assets.constants import AUC_FLOOR
+from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 def run(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -130,9 +134,14 @@ def test_dagster_cli_loads_the_code_location_and_materializes_a_partition(tmp_pa
 def test_train_twice_then_roll_back_from_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     cli = str(BIN / "ml-assets")
-    ok(run(home, cli, "generate", "--days", "12", "--rows-per-day", "400"))
+    signal = ["--narrative-share", str(LEARNABLE.share), "--text-signal", str(LEARNABLE.strength)]
+    generated = ok(run(home, cli, "generate", "--days", "12", "--rows-per-day", "400", *signal))
+    # The 12 days up to the (pinned) yesterday, as a live feed lands them.
+    assert f"{YESTERDAY - timedelta(days=11)}..{YESTERDAY}" in generated
     ok(run(home, cli, "materialize"))
     first = ok(run(home, cli, "train", "--window-days", "12", "--evaluation-days", "4"))
+    auc = float(re.search(r"'roc_auc': ([0-9.]+)", first).group(1))
+    assert auc >= AUC_FLOOR + FIRST_MODEL_MARGIN, first
     assert "check blessing: passed" in first and "the challenger is the champion now" in first
     second = ok(run(home, cli, "train", "--window-days", "12", "--evaluation-days", "4"))
     assert "check blessing: passed" in second  # the same data and seed: as good as the champion

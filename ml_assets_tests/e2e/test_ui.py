@@ -11,16 +11,17 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets_tests.e2e.dagster_daemon import BIN, REPO, home_env, ml_assets
+from ml_assets_tests.world import YESTERDAY
 from resources.local_services import start_service, stop_service, wait_http
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 UI_DIR = REPO / "ml_assets_tests" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 GROUPS = ["data_layer", "features", "model"]
@@ -32,7 +33,6 @@ ASSETS = [k.to_user_string() for k in DATA_LAYER_KEYS] + [
     "deployed_model",
 ]
 CHECKS = ["rows_reconcile", "typed_contract", "rejected_rate", "label_balance"]
-YESTERDAY = datetime.now(UTC).date() - timedelta(days=1)
 
 
 def missing_tools() -> list[str]:
@@ -94,5 +94,6 @@ def test_the_ui_shows_the_pipeline_and_materializes_a_partition(
         timeout=600,
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\nscreenshots: {shots}"
+    assert f"asset graph: all {len(ASSETS)} assets shown" in done.stdout
     assert "launched from the UI: Success" in done.stdout
     assert {p.name for p in shots.glob("*.png")} >= {"graph_data_layer.png", "runs.png"}

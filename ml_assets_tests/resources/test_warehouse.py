@@ -1,6 +1,6 @@
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -67,41 +67,56 @@ def test_an_empty_partition_creates_the_table_and_replaces_the_old_rows(tmp_path
     assert _rows(db) == []
 
 
-def _hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
+def _hold_lock(db: Path) -> subprocess.Popen[bytes]:
+    """Another process holding DuckDB's write lock on `db` until a line arrives on its stdin."""
     code = (
-        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-        "print('locked', flush=True); time.sleep(float(sys.argv[2]))"
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+        "print('locked', flush=True); sys.stdin.readline(); c.close()"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(db), str(seconds)], stdout=subprocess.PIPE
+        [sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
     return holder
 
 
-def test_a_writer_waits_for_another_process_lock(tmp_path: Path) -> None:
+def _release(holder: subprocess.Popen[bytes]) -> None:
+    holder.communicate(b"\n", timeout=30)
+    assert holder.returncode == 0
+
+
+def test_a_writer_waits_for_another_process_lock_and_gets_it_once_released(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "w.duckdb"
-    holder = _hold_lock(db, 1.5)
+    holder = _hold_lock(db)
+    connected: list[duckdb.DuckDBPyConnection] = []
+    writer = threading.Thread(
+        target=lambda: connected.append(connect_with_patience(str(db), {}, timeout_s=120))
+    )
     try:
-        began = time.monotonic()
-        conn = connect_with_patience(str(db), {}, timeout_s=30)
-        conn.close()
-        assert time.monotonic() - began >= 0.5
+        writer.start()
+        writer.join(timeout=1.0)
+        # Still waiting: a correct writer cannot connect while the lock is held, however fast
+        # or slow this machine is.
+        assert writer.is_alive() and not connected
     finally:
-        holder.wait(timeout=30)
+        _release(holder)
+    writer.join(timeout=120)
+    assert not writer.is_alive() and len(connected) == 1
+    connected[0].close()
 
 
 def test_a_lock_held_too_long_fails_with_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
-    holder = _hold_lock(db, 10)
+    holder = _hold_lock(db)
     try:
         with pytest.raises(dg.Failure, match="stayed locked by another process") as excinfo:
             connect_with_patience(str(db), {}, timeout_s=0.5)
         # Resources do not know the project's pool names: the advice stays generic.
         assert "run every writer in one concurrency pool (limit 1)" in str(excinfo.value)
     finally:
-        holder.kill()
-        holder.wait(timeout=30)
+        _release(holder)
 
 
 def test_partition_count_counts_the_rows_stored_for_one_day(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 import os
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,10 +10,11 @@ from dagster._core.test_utils import freeze_time
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
-from ml_assets_tests.factories import csv_file, csv_line, land
+from ml_assets_tests.factories import csv_file, csv_line, land, touch
+from ml_assets_tests.world import TODAY
 from resources.home import ProjectHome
-from resources.landing_zone import LocalLandingZone
-from sensors.landing_files import make_landing_file_sensor
+from resources.landing_zone import LocalLandingZone, change_stamp_ns
+from sensors.landing_files import LandingCursor, make_landing_file_sensor
 
 DAY = "2016-01-05"
 sensor = make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS)
@@ -59,19 +60,46 @@ def test_a_new_file_requests_its_partition_and_the_same_file_nothing(ticker: Tic
     assert first.run_requests[0].run_key.startswith(f"{DAY}@")
 
     again = ticker.tick()
-    assert (
-        again.run_requests == []
-        and again.skip_reason.skip_message == "no new or changed landing files"
+    assert again.run_requests == []
+    assert again.skip_reason.skip_message.startswith("no new or changed landing files")
+
+
+def test_the_same_bytes_with_a_new_mtime_are_read_and_request_nothing(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line()))
+    assert _partitions(ticker.tick()) == [DAY]
+    stamp = touch(path, seconds_ahead=60)
+    assert change_stamp_ns(path.stat()) == stamp
+    result = ticker.tick()
+    assert result.run_requests == []
+    assert result.skip_reason.skip_message == (
+        f"no new or changed landing files; re-read with unchanged content: {DAY}"
     )
 
 
-def test_the_same_content_landed_again_requests_nothing(ticker: Ticker) -> None:
-    path = land(ticker.landing, DAY, csv_file(csv_line()))
-    ticker.tick()
-    future = path.stat().st_mtime + 60
-    path.write_bytes(path.read_bytes())
-    os.utime(path, (future, future))
-    assert ticker.tick().run_requests == []
+def test_a_stamp_from_the_future_does_not_hide_later_changes(ticker: Ticker) -> None:
+    ahead = land(ticker.landing, DAY, csv_file(csv_line()))
+    touch(ahead, seconds_ahead=3600)  # a source whose clock runs an hour fast
+    other = land(ticker.landing, "2016-01-06", csv_file(csv_line(Date_received="2016-01-06")))
+    assert _partitions(ticker.tick()) == [DAY, "2016-01-06"]
+    assert LandingCursor.parse(ticker.cursor).watermark_ns < ahead.stat().st_mtime_ns
+    other.write_text(csv_file(csv_line(Date_received="2016-01-06", State="NY")))
+    assert _partitions(ticker.tick()) == ["2016-01-06"]
+
+
+def test_changed_bytes_of_the_same_size_and_mtime_are_requested(ticker: Ticker) -> None:
+    path = land(ticker.landing, DAY, csv_file(csv_line(State="MA")))
+    first = ticker.tick().run_requests[0]
+    before = path.stat()
+    changed = csv_file(csv_line(State="NY"))
+    assert len(changed.encode()) == before.st_size
+    path.write_text(changed)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as a tool preserving mtimes
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    second = ticker.tick().run_requests
+    # The change stamp is the later of mtime and ctime, and writing moved the ctime.
+    assert [r.partition_key for r in second] == [DAY]
+    assert second[0].run_key != first.run_key
 
 
 def test_a_changed_file_requests_again_with_a_new_run_key(ticker: Ticker) -> None:
@@ -102,13 +130,15 @@ def test_only_the_changed_days_are_requested(ticker: Ticker) -> None:
 
 
 def test_folders_outside_the_partitions_are_reported_not_crashed_on(ticker: Ticker) -> None:
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
-    for folder in ("2010-01-01", tomorrow, "misc"):
+    today, tomorrow = TODAY.isoformat(), (TODAY + timedelta(days=1)).isoformat()
+    for folder in ("2010-01-01", today, tomorrow, "misc"):
         land(ticker.landing, folder, csv_file(csv_line()))
     result = ticker.tick()
     assert result.run_requests == []
     message = result.skip_reason.skip_message
-    assert "2010-01-01" in message and tomorrow in message and "misc" in message
+    assert (
+        message == f"ignored folders outside the partitions: 2010-01-01, {today}, {tomorrow}, misc"
+    )
     land(ticker.landing, DAY, csv_file(csv_line()))
     assert _partitions(ticker.tick()) == [DAY]  # and they are not reported again
 

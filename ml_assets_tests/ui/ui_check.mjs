@@ -63,9 +63,22 @@ try {
   for (const group of list(opts.groups)) {
     await open(`/locations/ml_assets/asset-groups/${group}/lineage`);
     await page.waitForFunction(() => document.body.innerText.includes("Latest event"));
-    await page.waitForTimeout(2000);
-    const text = await page.innerText("body");
-    for (const asset of list(opts.assets)) if (text.includes(asset)) shown.add(asset);
+    // The graph draws each node as an SVG <foreignObject>: an asset counts as shown only when
+    // one of them has a line reading exactly its name (not when the name is elsewhere on the
+    // page, as in the sidebar or a search box). Read them once the drawing stops changing.
+    let nodes = [];
+    for (let tries = 0; tries < 30; tries++) {
+      await page.waitForTimeout(1000);
+      // innerText is an HTML property: read it from the HTML each <foreignObject> holds.
+      const now = await page.$$eval("svg foreignObject", (objects) =>
+        objects.map((o) => Array.from(o.children, (c) => c.innerText ?? "").join("\n")),
+      );
+      if (now.length && now.join("|") === nodes.join("|")) break;
+      nodes = now;
+    }
+    const nodeLines = new Set(nodes.flatMap((t) => t.split("\n").map((line) => line.trim())));
+    for (const asset of list(opts.assets)) if (nodeLines.has(asset)) shown.add(asset);
+    console.log(`group ${group}: ${nodes.length} graph nodes`);
     await shot(`graph_${group}`);
   }
   const missing = list(opts.assets).filter((a) => !shown.has(a));
@@ -110,7 +123,7 @@ try {
   console.log(`materialization of raw_complaints[${opts.partition}] launched from the UI: Success`);
 } catch (error) {
   await shot("failure").catch(() => {});
-  console.error(`ui check failed: ${error.message}`);
+  console.error(`ui check failed: ${error.stack}`);
   process.exitCode = 1;
 } finally {
   await browser.close();

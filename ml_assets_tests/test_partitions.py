@@ -1,0 +1,54 @@
+"""The platform's today and the daily partitions that end before it."""
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from dagster._core.test_utils import freeze_time
+
+from ml_assets.constants import TODAY_ENV_VAR
+from ml_assets.partitions import (
+    daily_partitions,
+    daily_partitions_before,
+    pinned_today,
+    platform_today,
+)
+from ml_assets_tests.world import TODAY, YESTERDAY
+
+# 23:30 on 30 November in New York is already 1 December in UTC.
+EVENING_IN_NEW_YORK = datetime(2026, 11, 30, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def test_without_a_pin_today_is_the_clocks_utc_day() -> None:
+    assert platform_today({}, lambda: EVENING_IN_NEW_YORK) == date(2026, 12, 1)
+    assert pinned_today({TODAY_ENV_VAR: " "}) is None
+
+
+def test_a_pin_overrides_the_clock() -> None:
+    environ = {TODAY_ENV_VAR: "2016-02-29"}
+    assert platform_today(environ, lambda: EVENING_IN_NEW_YORK) == date(2016, 2, 29)
+
+
+def test_a_malformed_pin_says_how_to_fix_it() -> None:
+    with pytest.raises(ValueError, match=r"ML_ASSETS_TODAY='29/02/2016' is not a date in YYYY-MM"):
+        pinned_today({TODAY_ENV_VAR: "29/02/2016"})
+
+
+def test_pinned_partitions_end_the_day_before_whatever_the_clock() -> None:
+    partitions = daily_partitions_before(date(2016, 3, 1))
+    with freeze_time(datetime(2031, 7, 4, 12, tzinfo=UTC)):
+        assert partitions.get_last_partition_key() == "2016-02-29"
+        assert not partitions.has_partition_key("2016-03-01")
+    assert partitions.get_first_partition_key() == "2011-12-01"
+
+
+def test_unpinned_partitions_grow_with_the_clock() -> None:
+    partitions = daily_partitions_before(None)
+    with freeze_time(datetime(2026, 11, 30, 0, 0, 1, tzinfo=UTC)):
+        assert partitions.get_last_partition_key() == "2026-11-29"
+    with freeze_time(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)):
+        assert partitions.get_last_partition_key() == "2026-11-30"
+
+
+def test_the_suite_runs_in_its_pinned_world() -> None:
+    assert platform_today() == TODAY
+    assert daily_partitions.get_last_partition_key() == YESTERDAY.isoformat()
