@@ -42,14 +42,12 @@ class LandingZone(dg.ConfigurableResource, ABC):
         """The CSV files landed for one ingestion day, sorted by name."""
 
     @abstractmethod
-    def day_folders(self) -> list[str]:
-        """Names of the folders under `complaints/` (day folders, or misnamed ones), sorted."""
+    def day_stamps(self) -> dict[str, int]:
+        """Each folder under `complaints/` (day folders, or misnamed ones) with its stamp: the
+        latest `change_stamp_ns` of the folder and its landing files.
 
-    @abstractmethod
-    def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
-        """Day folders with a file or the folder itself changed after `mtime_ns`, and the newest stamp.
-
-        Stamps are the later of mtime and ctime (see `change_stamp_ns`).
+        A folder's stamp changes when a file is added, renamed in or removed; a file rewritten in
+        place changes its own. Either changes the day's stamp.
         """
 
     @abstractmethod
@@ -95,32 +93,18 @@ class LocalLandingZone(LandingZone):
                 key=lambda f: f.name,
             )
 
-    def day_folders(self) -> list[str]:
+    def day_stamps(self) -> dict[str, int]:
         if not self.complaints_root.is_dir():
-            return []
-        with os.scandir(self.complaints_root) as days:
-            return sorted(d.name for d in days if self._is_day_entry(d))
-
-    def days_changed_since(self, mtime_ns: int) -> tuple[list[str], int]:
-        if not self.complaints_root.is_dir():
-            return [], mtime_ns
-        changed: list[str] = []
-        newest = mtime_ns
+            return {}
+        stamps: dict[str, int] = {}
         with os.scandir(self.complaints_root) as days:
             for day in days:
                 if not self._is_day_entry(day):
                     continue
-                # A folder's stamp changes when a file is added, renamed in or removed; a file
-                # rewritten in place changes its own. Either makes the day a candidate.
-                stamps = [change_stamp_ns(day.stat())]
                 with os.scandir(day.path) as entries:
-                    stamps += [
-                        change_stamp_ns(e.stat()) for e in entries if self._is_landing_file(e)
-                    ]
-                newest = max(newest, *stamps)
-                if max(stamps) > mtime_ns:
-                    changed.append(day.name)
-        return sorted(changed), newest
+                    files = [change_stamp_ns(e.stat()) for e in entries if self._is_landing_file(e)]
+                stamps[day.name] = max([change_stamp_ns(day.stat()), *files])
+        return stamps
 
     def read_bytes(self, file: LandingFile) -> bytes:
         return (Path(self.root) / file.name).read_bytes()

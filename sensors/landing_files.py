@@ -1,7 +1,6 @@
 """A sensor factory: new or changed landing files request a data-layer run for their day."""
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,8 +12,9 @@ from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
 from resources.landing_zone import LandingZone, is_day_folder
 
-# Files written within this window before the last tick are looked at again, because file
-# systems stamp mtimes coarsely; the digest comparison keeps that from requesting twice.
+# Days stamped within this window of the newest stamp seen are looked at again, because file
+# systems stamp coarsely (a second write may keep the first one's stamp); the digest comparison
+# keeps that from requesting twice.
 MTIME_LOOKBACK_NS = 5_000_000_000
 DIGEST_CHARS = 16
 DIGEST_TAG = "ml_assets/landing_digest"
@@ -33,12 +33,14 @@ def ingested_digest(instance: dg.DagsterInstance, day: str) -> str | None:
 
 @dataclass
 class LandingCursor:
-    """What the sensor saw: a stamp watermark; per day in the partitions, the digest and revision
-    it requested; per folder outside them, the digest it reported (re-checked every tick)."""
+    """What the sensor saw: per day folder, its stamp; per day in the partitions, the digest and
+    revision it requested; per folder outside them, the digest it reported (re-checked every tick);
+    and the newest stamp seen (the watermark)."""
 
     watermark_ns: int = 0
     days: dict[str, list[str | int]] = field(default_factory=dict)
     outside: dict[str, str] = field(default_factory=dict)
+    stamps: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "LandingCursor":
@@ -49,11 +51,18 @@ class LandingCursor:
             watermark_ns=int(data["watermark_ns"]),
             days=dict(data["days"]),
             outside=dict(data.get("outside", {})),
+            # Cursors written before per-day stamps: every day is read (and hashed) once more.
+            stamps={day: int(stamp) for day, stamp in data.get("stamps", {}).items()},
         )
 
     def dumps(self) -> str:
         return json.dumps(
-            {"watermark_ns": self.watermark_ns, "days": self.days, "outside": self.outside},
+            {
+                "watermark_ns": self.watermark_ns,
+                "days": self.days,
+                "outside": self.outside,
+                "stamps": self.stamps,
+            },
             sort_keys=True,
         )
 
@@ -80,17 +89,17 @@ def make_landing_file_sensor(
         context: dg.SensorEvaluationContext, landing_zone: LandingZone
     ) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
-        changed, newest = landing_zone.days_changed_since(cursor.watermark_ns - MTIME_LOOKBACK_NS)
-        folders = set(landing_zone.day_folders())
+        stamps = landing_zone.day_stamps()
+        # A day is read when its stamp differs from the one seen (stamps are compared, never set
+        # against a clock: a source's skewed clock or a file from the future hides nothing; a
+        # folder moved in with old stamps is new to the cursor), or is among the newest.
+        recent = cursor.watermark_ns - MTIME_LOOKBACK_NS
+        changed = {d for d, stamp in stamps.items() if stamp != cursor.stamps.get(d)}
+        changed |= {d for d, stamp in stamps.items() if stamp > recent}
         # Folders that are gone need no re-check; the others outside the partitions are looked
         # at again each tick, as the partitions grow by one day every day (UTC).
-        cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in folders}
-        candidates = (
-            set(changed)
-            # A folder moved in with old stamps throughout may look unchanged: new names count.
-            | {d for d in folders if d not in cursor.days and d not in cursor.outside}
-            | {d for d in cursor.outside if in_partitions(d)}
-        )
+        cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in stamps}
+        candidates = changed | {d for d in cursor.outside if in_partitions(d)}
         requests: list[dg.RunRequest] = []
         reported: list[str] = []
         unchanged: list[str] = []  # read again (new stamps) but holding the bytes already seen
@@ -127,10 +136,8 @@ def make_landing_file_sensor(
                     tags={DIGEST_TAG: digest},
                 )
             )
-        # A stamp from the future (a source's fast clock, `touch -d`) must not hide the changes
-        # of the coming minutes: the watermark never passes now, so such a file is re-read (and
-        # found unchanged) each tick until the clock catches up with it.
-        cursor.watermark_ns = min(newest, time.time_ns())
+        cursor.stamps = stamps
+        cursor.watermark_ns = max([cursor.watermark_ns, *stamps.values()])
         if reported:
             context.log.warning(
                 f"Landing folders outside the daily partitions (or not named YYYY-MM-DD), not "

@@ -32,7 +32,7 @@ from ml_assets_tests.e2e.dagster_daemon import (
 from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, days_up_to_yesterday
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(1800)]
 DAYS = [d.isoformat() for d in days_up_to_yesterday(12)]
 LATE_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=90)).isoformat()
 TOUCHED_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=91)).isoformat()

@@ -15,7 +15,7 @@ from ml_assets_tests.e2e.dagster_daemon import (
 )
 from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 DAYS = ["2016-03-01", "2016-03-02"]
 LAND_TWO_DAYS = ("generate", "--start", DAYS[0], "--days", "2", "--rows-per-day", "30")
 SENSOR_INTERVAL = {"ML_ASSETS_SENSOR_INTERVAL_S": "5"}

@@ -27,7 +27,7 @@ from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.ray_cluster import RayCluster, cluster_pids, start_head, stop_head
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 ALL_ASSETS = [*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *MODEL_LAYER_CHECKS, *SERVING_ASSETS]
 DAYS = days_up_to_yesterday(12)
 LOG_WAIT_S = 30.0  # the prediction log's writer flushes every half second

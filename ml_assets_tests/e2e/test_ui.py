@@ -21,7 +21,7 @@ from ml_assets_tests.e2e.dagster_daemon import BIN, REPO, home_env, ml_assets
 from ml_assets_tests.world import YESTERDAY
 from resources.local_services import start_service, stop_service, wait_http
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 UI_DIR = REPO / "ml_assets_tests" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 GROUPS = ["data_layer", "features", "model"]

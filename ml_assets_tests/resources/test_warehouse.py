@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -96,7 +97,7 @@ def test_a_writer_waits_for_another_process_lock_and_gets_it_once_released(
     )
     try:
         writer.start()
-        writer.join(timeout=1.0)
+        time.sleep(1.0)  # not join(timeout=...): its timed lock wait ignores a faked clock
         # Still waiting: a correct writer cannot connect while the lock is held, however fast
         # or slow this machine is.
         assert writer.is_alive() and not connected
