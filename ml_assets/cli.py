@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -92,6 +93,9 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
     from ml_assets.ingest.generator import NarrativeSignal, generate_landing
     from ml_assets.partitions import platform_today
 
+    signal = NarrativeSignal(args.narrative_share, args.text_signal)
+    if args.export:
+        return generate_export_file(args, signal)
     start = args.start or (platform_today() - timedelta(days=args.days))
     init_home(home)
     began = time.monotonic()
@@ -102,7 +106,7 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
         args.rows_per_day,
         args.seed,
         defect_rate=args.defect_rate,
-        signal=NarrativeSignal(args.narrative_share, args.text_signal),
+        signal=signal,
     )
     last = start + timedelta(days=args.days - 1)
     print(
@@ -112,10 +116,42 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
     return 0
 
 
+def generate_export_file(args: argparse.Namespace, signal: Any) -> int:
+    """`generate --export FILE`: one full-history file in the official export format."""
+    from ml_assets.constants import PARTITIONS_START_DATE
+    from ml_assets.ingest.generator import generate_export
+    from ml_assets.partitions import platform_today
+
+    start = args.start or date.fromisoformat(PARTITIONS_START_DATE)
+    end = args.end or (platform_today() - timedelta(days=1))
+    began = time.monotonic()
+    summary = generate_export(
+        Path(args.export),
+        args.rows,
+        start,
+        end,
+        args.seed,
+        defect_rate=args.defect_rate,
+        signal=signal,
+        labels_until=args.labels_until,
+        workers=args.workers,
+    )
+    labels = f", labelled up to {summary.labelled_until}" if summary.labelled_until else ""
+    print(
+        f"generated {summary.rows} complaints received {summary.first_day}..{summary.last_day} "
+        f"({summary.days} days, up to {summary.busiest_day_rows} a day{labels}) in "
+        f"{summary.path} ({summary.path.stat().st_size / 1e6:.1f} MB) in "
+        f"{time.monotonic() - began:.1f} s"
+    )
+    return 0
+
+
 def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
+    from ml_assets.ingest.cfpb_format import load_column_mapping
     from ml_assets.ingest.landing import land_cfpb_export
     from ml_assets.partitions import daily_partitions
 
+    columns = load_column_mapping(args.columns) if args.columns else None
     init_home(home)
     report = land_cfpb_export(
         Path(args.path),
@@ -123,6 +159,7 @@ def cmd_land_cfpb(args: argparse.Namespace, home: ProjectHome) -> int:
         source=args.source,
         encoding=args.encoding,
         is_partition=daily_partitions.has_partition_key,
+        columns=columns,
     )
     days = sorted(report.rows_by_day)
     print(
@@ -464,9 +501,34 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser(
         "generate", help="write synthetic daily landing files in the CFPB export format"
     )
-    gen.add_argument("--start", type=_date, help="first day (default: --days days up to yesterday)")
+    gen.add_argument(
+        "--start",
+        type=_date,
+        help="first day (default: --days days up to yesterday; with --export the CFPB's first day)",
+    )
     gen.add_argument("--days", type=int, default=30)
     gen.add_argument("--rows-per-day", type=int, default=400)
+    gen.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write one full-history export (.csv, .csv.zip or .csv.gz) instead of day files",
+    )
+    gen.add_argument(
+        "--rows", type=int, default=5_000_000, help="rows of the --export file (default 5,000,000)"
+    )
+    gen.add_argument("--end", type=_date, help="last day of the --export file (default yesterday)")
+    gen.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes generating the --export file (default: one per core)",
+    )
+    gen.add_argument(
+        "--labels-until",
+        type=_date,
+        help="last day with dispute labels in the --export file, later days 'N/A' (the real "
+        "database stopped collecting disputes in April 2017); default: every day labelled",
+    )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(
         "--defect-rate", type=float, default=0.0, help="share of rows with realistic defects"
@@ -486,10 +548,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     land = sub.add_parser("land-cfpb", help="split a real CFPB export into daily landing files")
-    land.add_argument("path")
+    land.add_argument("path", help="the export: .csv, .csv.zip (as downloaded) or .csv.gz")
     land.add_argument("--source", help="name of the landed files (default: the export's file name)")
     land.add_argument(
         "--encoding", default="utf-8-sig", help="the export's encoding (default UTF-8)"
+    )
+    land.add_argument(
+        "--columns",
+        type=Path,
+        help="JSON object from the file's column names to official ones (null drops a column), "
+        "for layouts other than the CFPB's; e.g. ml_assets/ingest/column_mappings/camel_case.json",
     )
     land.set_defaults(func=cmd_land_cfpb)
 

@@ -90,13 +90,59 @@ OFFICIAL_TO_CANONICAL: Final[dict[str, str]] = {
     "Consumer disputed?": "consumer_disputed",
     "Complaint ID": "complaint_id",
 }
-# Spellings of the snake_case exports seen in the wild -> canonical column.
+# Official header names of earlier exports -> canonical column. The CFPB's header changed over
+# the years: 2012-2014 exports (no narrative, public response, tags or consent yet) called the
+# company's response "Company response"; the columns they lack are read as empty.
+HISTORICAL_HEADER_ALIASES: Final[dict[str, str]] = {
+    "Company response": "company_response",
+}
+# The headers the CFPB has published, oldest first (what older exports a user has look like).
+CFPB_HEADERS_BY_ERA: Final[dict[str, tuple[str, ...]]] = {
+    "2012-2014": (
+        "Complaint ID",
+        "Product",
+        "Sub-product",
+        "Issue",
+        "Sub-issue",
+        "State",
+        "ZIP code",
+        "Submitted via",
+        "Date received",
+        "Date sent to company",
+        "Company",
+        "Company response",
+        "Timely response?",
+        "Consumer disputed?",
+    ),
+    "2015": (
+        "Date received",
+        "Product",
+        "Sub-product",
+        "Issue",
+        "Sub-issue",
+        "Consumer complaint narrative",
+        "Company public response",
+        "Company",
+        "State",
+        "ZIP code",
+        "Submitted via",
+        "Date sent to company",
+        "Company response to consumer",
+        "Timely response?",
+        "Consumer disputed?",
+        "Complaint ID",
+    ),
+    "2016-": OFFICIAL_HEADER,
+}
+# Spellings of the snake_case exports seen in the wild (and of the CFPB's API) -> canonical column.
 SNAKE_CASE_ALIASES: Final[dict[str, str]] = {
     "zipcode": "zip_code",
     "consumer_disputed?": "consumer_disputed",
     "company_response_to_consumer": "company_response",
     "timely_response?": "timely_response",
     "consumer_consent_provided?": "consumer_consent_provided",
+    "complaint_what_happened": "consumer_complaint_narrative",
+    "timely": "timely_response",
 }
 # A landing file must carry these; the others may be absent (older or trimmed exports).
 REQUIRED_CANONICAL_COLUMNS: Final[tuple[str, ...]] = (

@@ -15,7 +15,7 @@ from ml_assets.constants import (
     TRUE_TOKENS,
     ZIP_CODE_PATTERN,
 )
-from ml_assets.ingest.cfpb_format import parse_cfpb_date
+from ml_assets.ingest.cfpb_format import cfpb_dates_parse, cfpb_timestamps
 
 _BOOLEAN_TOKENS = TRUE_TOKENS | FALSE_TOKENS
 _LABEL_TOKENS = TRUE_TOKENS | FALSE_TOKENS | MISSING_LABEL_TOKENS
@@ -23,8 +23,9 @@ _SORTED_PRODUCTS = sorted(PRODUCT_VOCABULARY)
 _SORTED_STATES = sorted(STATE_CODES)
 
 
-def _parses_as_date(value: object) -> bool:
-    return value is None or value is pd.NA or parse_cfpb_date(str(value)) is not None
+def _tokens_in(series: pd.Series, tokens: frozenset[str]) -> pd.Series:
+    """Per value, whether it is missing or one of `tokens` (trimmed, any case)."""
+    return series.isna() | series.astype("string").str.strip().str.lower().isin(tokens)
 
 
 class RawComplaintContract(pa.DataFrameModel):
@@ -40,17 +41,18 @@ class RawComplaintContract(pa.DataFrameModel):
     consumer_disputed: Series[pd.StringDtype] = pa.Field(nullable=True)
     parse_error: Series[pd.StringDtype] = pa.Field(nullable=True)
 
-    @pa.check("date_received", "date_sent_to_company", name="is_date", element_wise=True)
-    def is_date(cls, value: object) -> bool:
-        return _parses_as_date(value)
+    # Column checks, not element-wise ones: millions of rows pass through here.
+    @pa.check("date_received", "date_sent_to_company", name="is_date")
+    def is_date(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return cfpb_dates_parse(series)
 
-    @pa.check("timely_response", name="is_yes_no", element_wise=True)
-    def is_yes_no(cls, value: object) -> bool:
-        return value is None or value is pd.NA or str(value).strip().lower() in _BOOLEAN_TOKENS
+    @pa.check("timely_response", name="is_yes_no")
+    def is_yes_no(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _tokens_in(series, _BOOLEAN_TOKENS)
 
-    @pa.check("consumer_disputed", name="is_label", element_wise=True)
-    def is_label(cls, value: object) -> bool:
-        return value is None or value is pd.NA or str(value).strip().lower() in _LABEL_TOKENS
+    @pa.check("consumer_disputed", name="is_label")
+    def is_label(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+        return _tokens_in(series, _LABEL_TOKENS)
 
     @pa.check("parse_error", name="well_formed_record")
     def well_formed_record(cls, series: Series[pd.StringDtype]) -> Series[bool]:
@@ -58,9 +60,7 @@ class RawComplaintContract(pa.DataFrameModel):
 
     @pa.dataframe_check(name="date_received_is_partition_date")
     def date_received_is_partition_date(cls, df: pd.DataFrame) -> Series[bool]:
-        parsed = pd.to_datetime(
-            df["date_received"].map(parse_cfpb_date, na_action="ignore"), errors="coerce"
-        )
+        parsed = cfpb_timestamps(df["date_received"])
         # Unparseable dates fail `is_date`; counting them here too would double the rule.
         return parsed.isna() | (parsed == df[INGESTION_DATE_COLUMN])
 

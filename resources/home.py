@@ -13,6 +13,8 @@ DEFAULT_HOME = REPO_ROOT / ".ml_assets"
 # Landing layout: <landing>/complaints/YYYY-MM-DD/<source>.csv, one folder per ingestion day.
 COMPLAINTS_FOLDER = "complaints"
 UNROUTABLE_FOLDER = "_unroutable"
+# Where a loader spools day files before renaming them in (a dot folder no reader lists).
+STAGING_FOLDER = ".staging"
 
 
 @dataclass(frozen=True)

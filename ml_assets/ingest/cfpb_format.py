@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
+import json
 import re
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 
 from ml_assets.constants import (
     CANONICAL_COLUMNS,
+    HISTORICAL_HEADER_ALIASES,
     INGESTION_DATE_COLUMN,
     OFFICIAL_HEADER,
     OFFICIAL_TO_CANONICAL,
@@ -74,6 +77,45 @@ def parse_cfpb_date(value: str | None) -> date | None:
     return None
 
 
+def _dates_by_format(text: pd.Series) -> pd.Series:
+    """Timestamps of date strings, format by format as `parse_cfpb_date` tries them (NaT: none fit)."""
+    parts = text.str.extract(_DATE_AND_TIME.pattern, expand=True)["date"]
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    for fmt in _DATE_FORMATS:
+        todo = out.isna() & parts.notna()
+        if not todo.any():
+            break
+        out[todo] = pd.to_datetime(parts[todo], format=fmt, errors="coerce")
+    return out
+
+
+def cfpb_timestamps(values: pd.Series) -> pd.Series:
+    """`parse_cfpb_date` over a column as timestamps (NaT when empty, malformed or out of range).
+
+    Column operations parse the bulk; only values they leave unparsed (malformed ones, or forms
+    pandas reads more strictly than `strptime`, such as "2013-7-29") go through
+    `parse_cfpb_date` one by one, so the result is exactly the scalar parser's.
+    """
+    text = values.astype("string").str.strip()
+    out = _dates_by_format(text)
+    residue = out.isna() & text.notna() & (text != "")
+    if residue.any():
+        out[residue] = pd.to_datetime(
+            text[residue].map(parse_cfpb_date, na_action="ignore"), errors="coerce"
+        )
+    return out
+
+
+def cfpb_dates_parse(values: pd.Series) -> pd.Series:
+    """Per value, whether `parse_cfpb_date` reads a date (missing values count as parsing)."""
+    text = values.astype("string").str.strip()
+    parsed = _dates_by_format(text).notna()
+    residue = ~parsed & values.notna()
+    if residue.any():
+        parsed[residue] = [parse_cfpb_date(str(v)) is not None for v in values[residue]]
+    return parsed | values.isna()
+
+
 def restore_zip_code(value: str | None) -> str | None:
     """A ZIP code with a leading zero lost by spreadsheet tools put back, where that is unambiguous."""
     if value is None:
@@ -86,22 +128,32 @@ def restore_zip_code(value: str | None) -> str | None:
     return text
 
 
+def _canonical_name(name: str) -> str | None:
+    """The canonical column a header name stands for, in any layout the CFPB has published."""
+    key = name.strip()
+    snake = key.lower()
+    if key in OFFICIAL_TO_CANONICAL:
+        return OFFICIAL_TO_CANONICAL[key]
+    if key in HISTORICAL_HEADER_ALIASES:
+        return HISTORICAL_HEADER_ALIASES[key]
+    if snake in SNAKE_CASE_ALIASES:
+        return SNAKE_CASE_ALIASES[snake]
+    return snake if snake in CANONICAL_COLUMNS else None
+
+
 def canonical_header(header: Sequence[str], source: str) -> list[str]:
-    """Canonical column names for a file's header; raises naming what is missing or unknown."""
+    """Canonical column names for a file's header; raises naming what is missing or unknown.
+
+    Optional columns an older export lacks (narrative, public response, tags, consent, id) are
+    simply absent: readers fill them with nulls.
+    """
     mapped: list[str] = []
     unknown: list[str] = []
     for name in header:
-        key = name.strip()
-        snake = key.lower()
-        if key in OFFICIAL_TO_CANONICAL:
-            mapped.append(OFFICIAL_TO_CANONICAL[key])
-        elif snake in SNAKE_CASE_ALIASES:
-            mapped.append(SNAKE_CASE_ALIASES[snake])
-        elif snake in CANONICAL_COLUMNS:
-            mapped.append(snake)
-        else:
+        canonical = _canonical_name(name)
+        if canonical is None:
             unknown.append(name)
-            mapped.append(name)
+        mapped.append(canonical or name)
     missing = [c for c in REQUIRED_CANONICAL_COLUMNS if c not in mapped]
     duplicated = sorted({c for c in mapped if mapped.count(c) > 1})
     problems: list[str] = []
@@ -114,10 +166,58 @@ def canonical_header(header: Sequence[str], source: str) -> list[str]:
     if problems:
         raise LandingFileError(
             f"{source}: not a CFPB complaints export: its header {'; '.join(problems)}. "
-            f"Expected the official export header ({', '.join(OFFICIAL_HEADER)}) or its "
-            "snake_case form (date_received, zip_code/zipcode, consumer_disputed?/consumer_disputed, ...)."
+            f"Expected the official export header ({', '.join(OFFICIAL_HEADER)}), an older one "
+            "(2012-2014: 'Company response'), or its snake_case form (date_received, "
+            "zip_code/zipcode, consumer_disputed?/consumer_disputed, ...). For another layout, "
+            "land it with `ml-assets land-cfpb PATH --columns MAPPING.json` (a JSON object from "
+            "the file's column names to official ones; null drops a column)."
         )
     return mapped
+
+
+# A user's column mapping: the file's column name -> an official or canonical name, or None to
+# drop the column while landing.
+ColumnMapping = Mapping[str, str | None]
+
+
+def load_column_mapping(path: Path) -> dict[str, str | None]:
+    """A column mapping read from a JSON file; raises naming the entries that map to nothing known."""
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LandingFileError(f"{path}: cannot read the column mapping ({exc}).") from exc
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
+    ):
+        raise LandingFileError(
+            f'{path}: a column mapping is one JSON object of "file column": "official column" '
+            '(or null to drop it), e.g. {"DateReceived": "Date received", "ZipCode": "ZIP code"}.'
+        )
+    unknown = sorted(v for v in mapping.values() if v is not None and _canonical_name(v) is None)
+    if unknown:
+        raise LandingFileError(
+            f"{path}: maps columns to names this loader does not know {unknown}. Use the official "
+            f"names ({', '.join(OFFICIAL_HEADER)}) or their snake_case form."
+        )
+    return mapping
+
+
+def apply_column_mapping(
+    header: Sequence[str], mapping: ColumnMapping
+) -> tuple[list[str], list[int]]:
+    """The header renamed by a mapping, and the indices of the fields kept (dropped ones left out).
+
+    Names the mapping lacks stay as they are, and entries the file lacks are ignored: one mapping
+    serves every vintage of a layout. A misspelt entry still fails, as a missing or unknown column.
+    """
+    renamed: list[str] = []
+    kept: list[int] = []
+    for index, name in enumerate(header):
+        target = mapping.get(name.strip(), name)
+        if target is not None:
+            renamed.append(target)
+            kept.append(index)
+    return renamed, kept
 
 
 def decode_landing_bytes(data: bytes, source: str) -> str:
@@ -138,33 +238,52 @@ def decode_landing_bytes(data: bytes, source: str) -> str:
         ) from exc
 
 
-def _single_line_record(lines: list[str], index: int) -> CsvRecord:
-    """The physical line at `index` (0-based) read as a CSV record on its own."""
-    text = lines[index].rstrip("\r\n")
+def _single_line_record(text: str, line: int) -> CsvRecord:
+    """One physical line read as a CSV record on its own."""
+    text = text.rstrip("\r\n")
     try:
         fields = next(csv.reader([text]), [])
     except csv.Error:
         fields = [text]  # not even one line parses: keep it whole as one (malformed) field
-    return CsvRecord(index + 1, fields, text)
+    return CsvRecord(line, fields, text)
 
 
-def iter_csv_records(text: str) -> Iterator[CsvRecord]:
-    """CSV records with start line and original text; quoted newlines stay inside a record.
+def iter_csv_records(lines: Iterable[str]) -> Iterator[CsvRecord]:
+    """CSV records of physical lines, with start line and original text, streamed.
 
-    The first record (the header) sets the width. A record of another width that spans several
-    physical lines is taken for an unclosed quote that swallowed the lines after it: its first
-    line is read on its own and reading resumes on the next line, so that a stray quote costs one
-    malformed row instead of the rest of the file. Line numbers are always physical lines.
+    Quoted newlines stay inside a record. The first record (the header) sets the width. A record
+    of another width that spans several physical lines is taken for an unclosed quote that
+    swallowed the lines after it: its first line is read on its own and reading resumes on the
+    next line, so that a stray quote costs one malformed row instead of the rest of the file.
+    Line numbers are always physical lines. Pass lines split as `open(..., newline="")` does.
+
+    Written around the csv module by hand because no library reader does all of it: DuckDB's and
+    pyarrow's CSV readers report neither the physical line each record starts on (the id of
+    exports without ids, and the lineage of every row) nor its original text, and a stray quote
+    makes them reject or swallow the rest of the file instead of one line.
     """
-    # The reader counts the same physical lines as this list, so slices give a record's text.
-    lines = io.StringIO(text, newline="").readlines()
+    source = iter(lines)
+    pending: deque[str] = deque()  # lines of a run-on record, to be read again
+    taken: list[str] = []  # the physical lines of the record being read
+    line = 1  # the physical line taken[0] is
     width: int | None = None
-    resume = 0  # 0-based index of the line the current reader started on
-    while resume < len(lines):
-        reader = csv.reader(itertools.islice(lines, resume, None))
-        end = resume  # a record covers lines[start:end]
+
+    def feed() -> Iterator[str]:
         while True:
-            start = end
+            if pending:
+                text = pending.popleft()
+            else:
+                text = next(source, None)
+                if text is None:
+                    return
+            taken.append(text)
+            yield text
+
+    while True:
+        # csv.reader pulls one line at a time and only reads on inside a quoted field, so
+        # `taken` holds exactly the lines of the record it returns.
+        reader = csv.reader(feed())
+        while True:
             try:
                 fields = next(reader)
             except StopIteration:
@@ -172,24 +291,30 @@ def iter_csv_records(text: str) -> Iterator[CsvRecord]:
             except csv.Error:
                 # E.g. a field over the csv module's size limit: an unclosed quote ran on.
                 break
-            end = resume + reader.line_num
             if not fields:  # a blank line holds no record
+                line += len(taken)
+                taken.clear()
                 continue
             if width is None:
                 width = len(fields)
-            elif len(fields) != width and end - start > 1:
+            elif len(fields) != width and len(taken) > 1:
                 break
-            yield CsvRecord(start + 1, fields, "".join(lines[start:end]).rstrip("\r\n"))
-        # The record starting at lines[start] ran on over several lines: read that line alone.
-        single = _single_line_record(lines, start)
+            yield CsvRecord(line, fields, "".join(taken).rstrip("\r\n"))
+            line += len(taken)
+            taken.clear()
+        # The record starting at `line` ran on over several lines: read that line alone.
+        first, rest = taken[0], taken[1:]
+        taken.clear()
+        pending.extendleft(reversed(rest))
+        single = _single_line_record(first, line)
         if single.fields:
             yield single
-        resume = start + 1
+        line += 1
 
 
 def read_complaints_csv(data: bytes, source: str) -> pd.DataFrame:
     """Rows of a CFPB export in the canonical schema, all strings, with source file and line."""
-    records = iter_csv_records(decode_landing_bytes(data, source))
+    records = iter_csv_records(io.StringIO(decode_landing_bytes(data, source), newline=""))
     header_record = next(records, None)
     if header_record is None:
         raise LandingFileError(f"{source}: the file holds no CSV header.")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+import multiprocessing
+import os
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -29,6 +35,11 @@ MAX_NARRATIVE_WORDS = 400  # the real tail goes to ~800 words; longer adds size,
 MIN_NARRATIVE_WORDS = 12
 # Weekday volume, Monday first: the CFPB receives fewer complaints at weekends.
 WEEKDAY_FACTORS: tuple[float, ...] = (1.06, 1.08, 1.05, 1.02, 0.98, 0.92, 0.9)
+# Yearly growth of the complaint volume (log scale): the CFPB received about 200 complaints a day
+# in 2012 and thousands a day in the 2020s, about 30 % more each year.
+VOLUME_GROWTH_PER_YEAR = 0.30
+# The dispute field of complaints received after the CFPB stopped collecting disputes.
+UNLABELLED = "N/A"
 
 DEFECT_UNKNOWN_STATE = "unknown_state"
 DEFECT_MALFORMED_DATE = "malformed_date"
@@ -637,6 +648,44 @@ def truncated(rng: np.random.Generator, line: str) -> str:
     return line[: int(rng.integers(start, max(start + 1, last_comma)))]
 
 
+def _check_day(day: date, rows: int, defect_rate: float) -> None:
+    if not 0 <= rows < IDS_PER_DAY:
+        raise ValueError(f"rows must be in [0, {IDS_PER_DAY}), got {rows} on {day.isoformat()}")
+    if not 0.0 <= defect_rate <= 1.0:
+        raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
+    if day < ID_EPOCH:
+        raise ValueError(f"day must be on or after {ID_EPOCH.isoformat()}, got {day.isoformat()}")
+
+
+def day_lines(
+    day: date,
+    rows: int,
+    seed: int,
+    defect_rate: float,
+    model: Model,
+    signal: NarrativeSignal,
+    label: bool = True,
+    last_of_file: bool = True,
+) -> list[str]:
+    """One day's CSV records (no header).
+
+    Without `label` the dispute field reads "N/A", as in the real database after April 2017. A
+    truncation defect only cuts the day's last record when it is the last of the file: a cut
+    mid-file would merge two records.
+    """
+    _check_day(day, rows, defect_rate)
+    rng = day_rng(seed, day)
+    records = sample_records(rng, day, rows, model, signal)
+    cut_last = apply_defects(rng, records, defect_rate, day)
+    if not label:
+        for record in records:
+            record["Consumer disputed?"] = UNLABELLED
+    lines = [csv_line([r[name] for name in OFFICIAL_HEADER]) for r in records]
+    if cut_last and lines and last_of_file:
+        lines[-1] = truncated(rng, lines[-1])
+    return lines
+
+
 def generate_day(
     day: date,
     rows: int,
@@ -646,21 +695,11 @@ def generate_day(
     signal: NarrativeSignal = DEFAULT_SIGNAL,
 ) -> str:
     """The CSV text of one day's landing file in the official CFPB export format."""
-    if not 0 <= rows < IDS_PER_DAY:
-        raise ValueError(f"rows must be in [0, {IDS_PER_DAY}), got {rows}")
-    if not 0.0 <= defect_rate <= 1.0:
-        raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
-    if day < ID_EPOCH:
-        raise ValueError(f"day must be on or after {ID_EPOCH.isoformat()}, got {day.isoformat()}")
+    _check_day(day, rows, defect_rate)
     model = compile_model(profile if profile is not None else _default_profile())
-    rng = day_rng(seed, day)
-    records = sample_records(rng, day, rows, model, signal)
-    cut_last = apply_defects(rng, records, defect_rate, day)
-    lines = [csv_line(OFFICIAL_HEADER)]
-    lines += [csv_line([r[name] for name in OFFICIAL_HEADER]) for r in records]
-    if cut_last and records:
-        lines[-1] = truncated(rng, lines[-1])
-    return "".join(lines)
+    return csv_line(OFFICIAL_HEADER) + "".join(
+        day_lines(day, rows, seed, defect_rate, model, signal)
+    )
 
 
 @functools.cache
@@ -689,3 +728,143 @@ def generate_landing(
         write_atomically(path, text.encode("utf-8"))
         paths.append(path)
     return paths
+
+
+def rows_by_day(start: date, end: date, rows: int) -> list[tuple[date, int]]:
+    """`rows` complaints spread over [start, end], growing over the years, fewer at weekends.
+
+    The counts add up to exactly `rows` (cumulative rounding of the days' weights).
+    """
+    days = (end - start).days + 1
+    if days < 1:
+        raise ValueError(f"the export's end {end} is before its start {start}")
+    offsets = np.arange(days)
+    weekdays = (start.weekday() + offsets) % 7
+    weights = (
+        np.exp(VOLUME_GROWTH_PER_YEAR * offsets / 365.25) * np.array(WEEKDAY_FACTORS)[weekdays]
+    )
+    cumulative = np.floor(np.cumsum(weights) / weights.sum() * rows + 1e-9).astype(np.int64)
+    counts = np.diff(cumulative, prepend=0)
+    return [(start + timedelta(days=int(i)), int(n)) for i, n in zip(offsets, counts, strict=True)]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What `generate_export` wrote."""
+
+    path: Path
+    rows: int
+    days: int
+    first_day: date
+    last_day: date
+    busiest_day_rows: int
+    labelled_until: date | None
+
+
+@contextmanager
+def _export_text(path: Path, name: str) -> Iterator[IO[str]]:
+    """A text stream into `path` for the export `name`: plain CSV, `.zip` (one CSV inside, as the
+    CFPB ships it) or `.gz`, by the suffix of `name`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if name.endswith(".zip"):
+        member = name.removesuffix(".zip")
+        member = member if member.endswith(".csv") else f"{member}.csv"
+        with (
+            zipfile.ZipFile(
+                path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+            ) as archive,
+            archive.open(member, "w", force_zip64=True) as raw,
+            io.TextIOWrapper(raw, encoding="utf-8", newline="") as text,
+        ):
+            yield text
+    elif name.endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8", newline="", compresslevel=1) as text:
+            yield text
+    else:
+        with path.open("w", encoding="utf-8", newline="") as text:
+            yield text
+
+
+# State of an export's worker processes: the compiled model and options (set once per worker).
+_WORKER: dict[str, Any] = {}
+
+
+def _init_export_worker(options: dict[str, Any]) -> None:
+    _WORKER.update(options, model=compile_model(options["profile"]))
+
+
+def _export_days(plan: list[tuple[date, int, bool, bool]]) -> str:
+    """The CSV text of consecutive days of an export (worker side)."""
+    w = _WORKER
+    return "".join(
+        "".join(
+            day_lines(day, n, w["seed"], w["defect_rate"], w["model"], w["signal"], label, last)
+        )
+        for day, n, label, last in plan
+    )
+
+
+def generate_export(
+    path: Path,
+    rows: int,
+    start: date,
+    end: date,
+    seed: int,
+    defect_rate: float = 0.0,
+    profile: dict | None = None,
+    signal: NarrativeSignal = DEFAULT_SIGNAL,
+    labels_until: date | None = None,
+    workers: int = 1,
+) -> ExportSummary:
+    """One file in the official export format with `rows` complaints received from start to end.
+
+    Streams a few days at a time, so memory does not grow with `rows`; `workers` processes
+    generate days in parallel (each day has its own seed, so the bytes do not depend on them).
+    Each day's records are those `generate_day` writes for that day's row count, except that only
+    the export's last record can be truncated. Days after `labels_until` carry no dispute label
+    ("N/A").
+    """
+    chosen = profile if profile is not None else _default_profile()
+    plan = rows_by_day(start, end, rows)
+    busiest = max(n for _, n in plan)
+    if busiest >= IDS_PER_DAY:
+        raise ValueError(
+            f"{rows} rows over {start}..{end} put {busiest} on one day, more than the generator's "
+            f"{IDS_PER_DAY - 1}: ask for fewer rows or a longer period"
+        )
+    tasks = [
+        (day, n, labels_until is None or day <= labels_until, i == len(plan) - 1)
+        for i, (day, n) in enumerate(plan)
+    ]
+    # Chunks of about 20,000 rows: few enough tasks, little text held per task.
+    chunks: list[list[tuple[date, int, bool, bool]]] = [[]]
+    chunk_rows = 0
+    for task in tasks:
+        if chunk_rows >= 20_000:
+            chunks.append([])
+            chunk_rows = 0
+        chunks[-1].append(task)
+        chunk_rows += task[1]
+    options = {"profile": chosen, "seed": seed, "defect_rate": defect_rate, "signal": signal}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with _export_text(tmp, path.name) as out:
+            out.write(csv_line(OFFICIAL_HEADER))
+            if workers <= 1:
+                _init_export_worker(options)
+                texts: Iterable[str] = map(_export_days, chunks)
+                out.writelines(texts)
+            else:
+                # Spawned, not forked: the caller may have threads (a Dagster step, a test run).
+                with ProcessPoolExecutor(
+                    workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_export_worker,
+                    initargs=(options,),
+                ) as pool:
+                    out.writelines(pool.map(_export_days, chunks))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ExportSummary(path, rows, len(plan), start, end, busiest, labels_until)

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import csv
+import filecmp
+import gzip
 import hashlib
 import io
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import IO
 
 from ml_assets.constants import DATE_FORMAT, OFFICIAL_TO_CANONICAL
 from ml_assets.ingest.cfpb_format import (
+    ColumnMapping,
     LandingFileError,
+    apply_column_mapping,
     canonical_header,
     iter_csv_records,
     parse_cfpb_date,
 )
-from resources.home import COMPLAINTS_FOLDER, UNROUTABLE_FOLDER
+from resources.home import COMPLAINTS_FOLDER, STAGING_FOLDER, UNROUTABLE_FOLDER
 
 
 def day_folder(landing_root: Path, day: date) -> Path:
@@ -55,13 +63,16 @@ def write_atomically(path: Path, data: bytes) -> bool:
     return True
 
 
-def to_csv_bytes(header: list[str], rows: Iterable[list[str]]) -> bytes:
-    """UTF-8 CSV bytes of a header and rows, quoting as the CFPB export does."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+def move_in_atomically(staged: Path, path: Path) -> bool:
+    """Rename a finished file over `path`; False (and `staged` removed) when it held the same bytes."""
+    if path.exists() and filecmp.cmp(staged, path, shallow=False):
+        staged.unlink()
+        return False
+    with staged.open("rb") as handle:
+        os.fsync(handle.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, path)
+    return True
 
 
 # Official header name of the complaint id (the column a landed export without ids gets).
@@ -93,68 +104,203 @@ def id_column_for(header: list[str]) -> str:
     return _OFFICIAL_ID_COLUMN if official else "complaint_id"
 
 
+# Export archives and their suffixes; what is left of the name is the source of the day files.
+_ARCHIVE_SUFFIXES = (".zip", ".gz")
+
+
+def export_source_name(path: Path) -> str:
+    """The name an export's day files get: its file name without `.csv`, `.zip` or `.gz`."""
+    name = path.name
+    for suffix in _ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name.removesuffix(".csv")
+
+
+@contextmanager
+def open_export(path: Path) -> Iterator[IO[bytes]]:
+    """The bytes of an export, `.csv`, `.csv.zip` (one CSV inside) or `.csv.gz`, as a stream."""
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    raise LandingFileError(
+                        f"{path}: a zipped export must hold exactly one CSV file, this one holds "
+                        f"{[m.filename for m in members]}. Unzip it and land the CSV file."
+                    )
+                with archive.open(members[0]) as handle:
+                    yield handle
+        elif path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                yield handle
+        else:
+            with path.open("rb") as handle:
+                yield handle
+    except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as exc:
+        raise LandingFileError(
+            f"{path}: not a readable archive ({exc}). Download the export again, or unpack it and "
+            "land the CSV file."
+        ) from exc
+
+
+class DaySpool:
+    """CSV rows per key (a day, or unroutable rows), spooled to one file per key on disk.
+
+    Rows are buffered as CSV text and appended to the key's file whenever the buffer outgrows
+    `limit_chars`, so memory stays bounded however many rows and days an export has. The bytes
+    of each file are what one `csv.writer` over all of the key's rows would write.
+    """
+
+    def __init__(self, folder: Path, limit_chars: int) -> None:
+        self.folder = folder
+        self.limit_chars = limit_chars
+        self.rows: dict[str, int] = {}
+        self._headers: dict[str, list[str]] = {}
+        self._buffers: dict[str, io.StringIO] = {}
+        self._writers: dict[str, object] = {}
+        self._buffered = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.csv"
+
+    def add(self, key: str, header: list[str], row: list[str]) -> None:
+        """Append one row to a key's file (its header first, when the key is new)."""
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = io.StringIO()
+            self._writers[key] = csv.writer(buffer, lineterminator="\n")
+            if key not in self.rows:
+                self.rows[key] = 0
+                self._headers[key] = header
+                self._writers[key].writerow(header)  # type: ignore[attr-defined]
+        before = buffer.tell()
+        self._writers[key].writerow(row)  # type: ignore[attr-defined]
+        self._buffered += buffer.tell() - before
+        self.rows[key] += 1
+        if self._buffered > self.limit_chars:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append every buffered row to its key's file and empty the buffers."""
+        for key, buffer in self._buffers.items():
+            # newline="" keeps the writer's "\n" line ends as they are on every platform.
+            with self.path(key).open("a", encoding="utf-8", newline="") as handle:
+                handle.write(buffer.getvalue())
+        self._buffers.clear()
+        self._writers.clear()
+        self._buffered = 0
+
+
+# About 64 MB of buffered CSV text before a spool writes to disk: peak memory stays in the low
+# hundreds of MB whatever the export's size, and a small export is written in one go.
+SPOOL_LIMIT_CHARS = 64 * 1024 * 1024
+_UNROUTABLE_KEY = "unroutable"
+_UNROUTABLE_HEADER = ["source_line", "record"]
+
+
+def _decoded_lines(handle: IO[bytes], encoding: str, path: Path) -> Iterator[str]:
+    """The physical lines of an export's bytes, decoded; raises naming the line and the fix."""
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
+    lines_read = 0
+    try:
+        for content in text:
+            lines_read += 1
+            yield content
+    except UnicodeDecodeError as exc:
+        raise LandingFileError(
+            f"{path}: cannot be decoded as {encoding} (near line {lines_read + 1}). Pass the file's "
+            "encoding, e.g. `ml-assets land-cfpb PATH --encoding latin-1`."
+        ) from exc
+
+
 def land_cfpb_export(
     path: Path,
     landing_root: Path,
     source: str | None = None,
     encoding: str = "utf-8-sig",
     is_partition: Callable[[str], bool] | None = None,
+    columns: ColumnMapping | None = None,
+    spool_limit_chars: int = SPOOL_LIMIT_CHARS,
 ) -> LandingReport:
     """Split a real CFPB export into daily landing files by `Date received`, losing no row.
 
-    An export without complaint ids gets a `Complaint ID` column of `<source>-L<line>`, the line
-    the record starts on in the export: unique over all its days, and the same when it is landed
-    again. A malformed record (wrong field count) whose date is readable goes to its day like any
-    other, where reading flags it and validation rejects it; only records without a readable date
-    go to `_unroutable/`. With `is_partition`, days it refuses are listed in the report.
+    The export is streamed (`.csv`, `.csv.zip` or `.csv.gz`), so memory does not grow with its
+    size. An export without complaint ids gets a `Complaint ID` column of `<source>-L<line>`, the
+    line the record starts on in the export: unique over all its days, and the same when it is
+    landed again. A malformed record (wrong field count) whose date is readable goes to its day
+    like any other, where reading flags it and validation rejects it; only records without a
+    readable date go to `_unroutable/`. `columns` renames (or drops) the file's columns first; day
+    files carry the renamed header. With `is_partition`, days it refuses are listed in the report.
     """
-    source = source or path.stem
-    try:
-        text = path.read_bytes().decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise LandingFileError(
-            f"{path}: cannot be decoded as {encoding} (byte {exc.start}). Pass the file's encoding, "
-            "e.g. `ml-assets land-cfpb PATH --encoding latin-1`."
-        ) from exc
-    records = iter_csv_records(text)
-    header_record = next(records, None)
-    if header_record is None:
-        raise LandingFileError(f"{path}: the file is empty, not even a CSV header.")
-    header = header_record.fields
-    columns = canonical_header(header, str(path))
-    date_index = columns.index("date_received")
-    add_ids = "complaint_id" not in columns
-    out_header = [*header, id_column_for(header)] if add_ids else header
-
+    source = source or export_source_name(path)
     report = LandingReport(source=source)
-    by_day: dict[date, list[list[str]]] = {}
-    unroutable: list[list[str]] = []
-    for record in records:
-        report.rows_read += 1
-        fields = record.fields
-        day = parse_cfpb_date(fields[date_index]) if len(fields) > date_index else None
-        if day is None:
-            # Without a readable date a record cannot be put in a day; keep it whole.
-            unroutable.append([str(record.line), record.text])
-            continue
-        # A malformed record keeps its wrong field count (one more with the id), so reading the
-        # day file flags it as a parse error instead of mis-mapping its fields.
-        by_day.setdefault(day, []).append(
-            [*fields, f"{source}-L{record.line}"] if add_ids else fields
-        )
+    with open_export(path) as handle:
+        records = iter_csv_records(_decoded_lines(handle, encoding, path))
+        header_record = next(records, None)
+        if header_record is None:
+            raise LandingFileError(f"{path}: the file is empty, not even a CSV header.")
+        header = header_record.fields
+        kept: list[int] | None = None
+        if columns:
+            header, kept = apply_column_mapping(header, columns)
+        canonical = canonical_header(header, str(path))
+        date_index = canonical.index("date_received")
+        add_ids = "complaint_id" not in canonical
+        out_header = [*header, id_column_for(header)] if add_ids else header
+        width = len(header_record.fields)
 
-    for day, rows in sorted(by_day.items()):
-        key = day.strftime(DATE_FORMAT)
-        target = day_folder(landing_root, day) / f"{source}.csv"
-        changed = write_atomically(target, to_csv_bytes(out_header, rows))
+        staging = Path(tempfile.mkdtemp(prefix=f"{source}.", dir=_staging_root(landing_root)))
+        try:
+            spool = DaySpool(staging, spool_limit_chars)
+            for record in records:
+                report.rows_read += 1
+                fields = record.fields
+                if kept is not None and len(fields) == width:
+                    # A malformed record keeps all its fields: which one to drop is unknown.
+                    fields = [fields[i] for i in kept]
+                day = parse_cfpb_date(fields[date_index]) if len(fields) > date_index else None
+                if day is None:
+                    # Without a readable date a record cannot be put in a day; keep it whole.
+                    spool.add(_UNROUTABLE_KEY, _UNROUTABLE_HEADER, [str(record.line), record.text])
+                    continue
+                # A malformed record keeps its wrong field count (one more with the id), so
+                # reading the day file flags it as a parse error instead of mis-mapping fields.
+                spool.add(
+                    day.strftime(DATE_FORMAT),
+                    out_header,
+                    [*fields, f"{source}-L{record.line}"] if add_ids else fields,
+                )
+            spool.flush()
+            _move_spooled_in(spool, landing_root, source, report, is_partition)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _staging_root(landing_root: Path) -> Path:
+    """The landing zone's staging folder (same file system, so day files are renamed in)."""
+    root = landing_root / STAGING_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _move_spooled_in(
+    spool: DaySpool,
+    landing_root: Path,
+    source: str,
+    report: LandingReport,
+    is_partition: Callable[[str], bool] | None,
+) -> None:
+    """Rename each spooled day file into its day folder (unchanged ones left alone)."""
+    for key in sorted(k for k in spool.rows if k != _UNROUTABLE_KEY):
+        target = day_folder(landing_root, date.fromisoformat(key)) / f"{source}.csv"
+        changed = move_in_atomically(spool.path(key), target)
         (report.files_written if changed else report.files_unchanged).append(target)
-        report.rows_by_day[key] = len(rows)
+        report.rows_by_day[key] = spool.rows[key]
         if is_partition is not None and not is_partition(key):
             report.days_outside_partitions.append(key)
-    if unroutable:
-        report.unroutable_rows = len(unroutable)
+    if _UNROUTABLE_KEY in spool.rows:
+        report.unroutable_rows = spool.rows[_UNROUTABLE_KEY]
         report.unroutable_file = landing_root / UNROUTABLE_FOLDER / f"{source}.csv"
-        write_atomically(
-            report.unroutable_file, to_csv_bytes(["source_line", "record"], unroutable)
-        )
-    return report
+        move_in_atomically(spool.path(_UNROUTABLE_KEY), report.unroutable_file)

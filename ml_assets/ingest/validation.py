@@ -16,7 +16,7 @@ from ml_assets.constants import (
     LINEAGE_COLUMNS,
     TRUE_TOKENS,
 )
-from ml_assets.ingest.cfpb_format import RAW_COLUMNS, parse_cfpb_date
+from ml_assets.ingest.cfpb_format import RAW_COLUMNS, cfpb_timestamps
 from ml_assets.schemas import RawComplaintContract, ValidatedComplaints
 
 DUPLICATE_RULE = "complaint_id:duplicate"
@@ -67,9 +67,7 @@ def to_boolean(series: pd.Series) -> pd.Series:
 
 def to_timestamp(series: pd.Series) -> pd.Series:
     """CFPB date strings (ISO or M/D/YYYY) as timestamps."""
-    return pd.to_datetime(series.map(parse_cfpb_date, na_action="ignore"), errors="coerce").astype(
-        "datetime64[ns]"
-    )
+    return cfpb_timestamps(series)
 
 
 def typed_complaints(rows: pd.DataFrame) -> pd.DataFrame:

@@ -104,13 +104,39 @@ def records_to_arrays(records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndar
     }
 
 
+def _category_column(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.mask(text == "").fillna(MISSING_TOKEN).astype(object)
+
+
+def _timely_column(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip().str.lower()
+    return text.map(_TIMELY_TOKENS, na_action="ignore").fillna(MISSING_TOKEN).astype(object)
+
+
+def _zip3_column(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.str.extract(_ZIP3.pattern, expand=True)[0].fillna(MISSING_TOKEN).astype(object)
+
+
 def to_model_inputs(complaints: pd.DataFrame) -> pd.DataFrame:
-    """Raw canonical complaint fields mapped to the model's input columns (strings only)."""
+    """Raw canonical complaint fields mapped to the model's input columns (strings only).
+
+    The table path: column operations, no Python loop per row. It gives what `model_input_row`
+    gives for each record (the serving path); a test holds the two together.
+    """
     frame = complaints.reindex(columns=list(RAW_INPUT_FIELDS))
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return pd.DataFrame(
-        records_to_arrays(records), index=complaints.index, columns=list(FEATURE_COLUMNS)
+    columns = {
+        name: _timely_column(frame[name])
+        if name == "timely_response"
+        else _category_column(frame[name])
+        for name in CATEGORICAL_FEATURES
+    }
+    columns["zip3"] = _zip3_column(frame["zip_code"])
+    columns[TEXT_FEATURE] = (
+        frame["consumer_complaint_narrative"].astype("string").fillna("").astype(object)
     )
+    return pd.DataFrame(columns, index=complaints.index, columns=list(FEATURE_COLUMNS))
 
 
 def to_features(validated: pd.DataFrame) -> pd.DataFrame:

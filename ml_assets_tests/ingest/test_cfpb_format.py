@@ -1,11 +1,14 @@
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from ml_assets.constants import CANONICAL_COLUMNS, OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     canonical_header,
+    cfpb_dates_parse,
+    cfpb_timestamps,
     derived_complaint_id,
     parse_cfpb_date,
     read_complaints_csv,
@@ -184,3 +187,50 @@ def test_a_day_of_several_files_is_tagged_with_the_partition_date() -> None:
     assert list(frame["source_file"]) == ["a.csv", "b.csv"]
     assert (frame["ingestion_date"] == "2016-01-05").all()
     assert str(frame["ingestion_date"].dtype) == "datetime64[ns]"
+
+
+DATE_FORMS = [
+    "2016-01-05",
+    "1/5/2016",
+    "01/05/2016",
+    "1/5/16",
+    "2016-1-5",
+    " 2016-01-05 ",
+    "2016-01-05T00:00:00",
+    "2016-01-05 13:45",
+    "2016-01-05T24:00",
+    "2016-01-05T10:00:00.123456",
+    "2016-01-05Z",
+    "2016-13-05",
+    "13/45/2016",
+    "2/30/2016",
+    "2/29/2016",
+    "2/29/2015",
+    "1500-01-01",
+    "9999-12-31",
+    "0001-01-01",
+    "yesterday",
+    "",
+    "   ",
+    "2016/01/05",
+    "05.01.2016",
+    "1/5/216",
+    "1/5/20161",
+    "2016-01-05\n",
+    "\uff17/5/2016",  # a full-width digit: strptime reads Unicode digits
+    "2016-01-05T10:00 extra",
+    "1/5/2016 10:00",
+    "12/31/99",
+    "1/1/00",
+]
+
+
+def test_column_date_parsing_is_the_scalar_parser_on_every_form() -> None:
+    values = pd.Series([*DATE_FORMS, None, pd.NA], dtype="string")
+    expected = [parse_cfpb_date(v) if isinstance(v, str) else None for v in values]
+    parsed = cfpb_timestamps(values)
+    in_range = [d if d is not None and 1678 <= d.year <= 2261 else None for d in expected]
+    assert [None if pd.isna(t) else t.date() for t in parsed] == in_range
+    assert cfpb_dates_parse(values).tolist() == [
+        d is not None or not isinstance(v, str) for v, d in zip(values, expected, strict=True)
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import math
+import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from ml_assets.ingest.generator import (
     PHRASE_RATES,
     NarrativeSignal,
     generate_day,
+    generate_export,
     generate_landing,
+    rows_by_day,
     rows_for_day,
 )
 
@@ -222,3 +226,77 @@ def test_rows_for_day_never_zero() -> None:
 def test_zip_codes_look_real() -> None:
     zips = parse(generate_day(DAY, 500, seed=1))["zip_code"]
     assert zips.str.fullmatch(r"\d{3}XX").any() and zips.str.fullmatch(r"\d{5}").any()
+
+
+# --- the full-history export --------------------------------------------------------------------
+
+
+def test_rows_by_day_add_up_grow_over_the_years_and_dip_at_weekends() -> None:
+    plan = rows_by_day(date(2011, 12, 1), date(2026, 11, 29), 5_000_000)
+    counts = pd.Series({day: n for day, n in plan})
+    assert counts.sum() == 5_000_000
+    by_year = counts.groupby([d.year for d in counts.index]).mean()
+    assert by_year[2025] > 20 * by_year[2012]
+    assert by_year.is_monotonic_increasing
+    weekday = counts.groupby([d.weekday() for d in counts.index]).mean()
+    assert weekday[6] < weekday[1]
+
+
+def test_an_export_holds_each_days_complaints_as_generate_day_writes_them(tmp_path: Path) -> None:
+    start, end = date(2016, 4, 1), date(2016, 4, 20)
+    export = tmp_path / "complaints.csv"
+    summary = generate_export(export, 4000, start, end, seed=11, defect_rate=0.05)
+    lines = export.read_text().splitlines(keepends=True)
+    assert lines[0] == generate_day(start, 0, seed=11)  # the official header, once
+    body = lines[1:]
+    for day, count in rows_by_day(start, end, 4000):
+        day_text = generate_day(day, count, seed=11, defect_rate=0.05).splitlines(keepends=True)
+        ours, body = body[:count], body[count:]
+        if day == end:
+            assert ours[:-1] == day_text[1:-1]  # only the export's last record may be cut
+        else:
+            # The same records; a truncation the day would have had is not applied mid-file.
+            assert ours[:-1] == day_text[1:-1] and ours[-1].endswith("\n")
+    assert body == []
+    assert summary.rows == 4000 and summary.days == 20
+
+
+def test_an_export_is_the_same_with_any_number_of_workers_and_in_any_archive(
+    tmp_path: Path,
+) -> None:
+    args = (6000, date(2013, 1, 1), date(2013, 3, 31))
+    generate_export(tmp_path / "one.csv", *args, seed=4, workers=1)
+    generate_export(tmp_path / "two.csv", *args, seed=4, workers=2)
+    generate_export(tmp_path / "complaints.csv.zip", *args, seed=4, workers=2)
+    generate_export(tmp_path / "complaints.csv.gz", *args, seed=4)
+    data = (tmp_path / "one.csv").read_bytes()
+    assert (tmp_path / "two.csv").read_bytes() == data
+    with zipfile.ZipFile(tmp_path / "complaints.csv.zip") as archive:
+        assert archive.namelist() == ["complaints.csv"]
+        assert archive.read("complaints.csv") == data
+    assert gzip.decompress((tmp_path / "complaints.csv.gz").read_bytes()) == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "complaints.csv.gz",
+        "complaints.csv.zip",
+        "one.csv",
+        "two.csv",
+    ]  # no temporary file left
+
+
+def test_days_after_labels_until_carry_no_label(tmp_path: Path) -> None:
+    export = tmp_path / "complaints.csv"
+    generate_export(
+        export, 3000, date(2017, 4, 10), date(2017, 5, 9), seed=3, labels_until=date(2017, 4, 24)
+    )
+    frame = read_complaints_csv(export.read_bytes(), "complaints.csv")
+    received = frame["date_received"].map(parse_cfpb_date)
+    late = received > date(2017, 4, 24)
+    assert late.sum() > 1000 and (~late).sum() > 1000
+    assert set(frame.loc[late, "consumer_disputed"]) == {"N/A"}
+    assert set(frame.loc[~late, "consumer_disputed"].dropna()) == {"Yes", "No"}
+
+
+def test_an_export_too_dense_for_the_id_blocks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ask for fewer rows or a longer period"):
+        generate_export(tmp_path / "x.csv", 300_000, date(2016, 1, 1), date(2016, 1, 2), seed=1)
+    assert not list(tmp_path.iterdir())
