@@ -10,6 +10,7 @@ from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
+from ml_assets.operations import IN_FLIGHT
 
 AutomationCondition = dg.AutomationCondition
 
@@ -82,6 +83,32 @@ def new_labelled_partitions(
         cursor = page.cursor
 
 
+class TargetedByRunInFlight(AutomationCondition):
+    """True for every partition of the asset while a queued or running run targets the asset.
+
+    Dagster's `in_progress()` misses the days of a run over a range of days, and its
+    `executed_with_root_target()` holds for one day of such a run only (the asset's latest
+    materialization), so a tick in the middle of a ranged run requested the days that run was
+    about to write. Waiting until no run targets the asset closes that gap; the updates the run
+    makes are then handled by `since_last_handled` (its own writes come after its inputs').
+    """
+
+    @property
+    def name(self) -> str:
+        return "targeted_by_run_in_flight"
+
+    @property
+    def description(self) -> str:
+        return "a queued or running run targets this asset (or names no assets)"
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        runs = context.asset_graph_view.instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
+        # A run without an asset selection runs its whole job: count it as targeting.
+        busy = any(r.asset_selection is None or context.key in r.asset_selection for r in runs)
+        true_subset = context.candidate_subset if busy else context.get_empty_subset()
+        return dg.AutomationResult(context, true_subset)
+
+
 def upstream_or_code_changed(label: str) -> AutomationCondition:
     """Rerun when an upstream partition changed or this asset's code did, once deps are ready.
 
@@ -132,6 +159,7 @@ def promotion_condition() -> AutomationCondition:
 def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
     """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
     per_partition = [validate_complaints, complaint_statistics, complaint_features]
+    partition_changed = upstream_or_code_changed("partition_changed") & ~TargetedByRunInFlight()
     chain = {
         dispute_model: upstream_or_code_changed("follow_upstream"),
         model_evaluation: upstream_or_code_changed("follow_upstream"),
@@ -139,7 +167,9 @@ def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
     follow_blessing = [champion_model, deployed_model]
     return [
         *(
-            a.with_attributes(automation_condition=upstream_or_code_changed("partition_changed"))
+            a.with_attributes(
+                automation_condition=partition_changed.with_label("partition_changed")
+            )
             for a in per_partition
         ),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),

@@ -267,6 +267,10 @@ MISSING_LABEL_TOKENS: Final[frozenset[str]] = frozenset({"", "n/a", "na"})
 # --- warehouse (DuckDB) ------------------------------------------------------------------------
 WAREHOUSE_SCHEMA: Final = "complaints"  # DuckDB schema of the data layer's tables
 DUCKDB_POOL: Final = "duckdb_warehouse"  # Dagster concurrency pool of every DuckDB writer
+# Days one run of the data layer computes at most (backfills, the sensor, `ml-assets materialize`):
+# a run costs seconds to start, so thousands of days take a few dozen runs; 90 of the busiest
+# full-history days (about 3,500 complaints each) stay well under a GiB of frames.
+DAYS_PER_RUN: Final = 90
 LANDING_ASSET_GROUP: Final = "data_layer"
 
 # --- data-quality thresholds -------------------------------------------------------------------

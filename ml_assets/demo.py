@@ -144,7 +144,7 @@ def served(endpoint: str) -> dict[str, object] | None:
 
 
 def print_runs(title: str, runs: list[RunSummary]) -> None:
-    """The runs a step of the story caused: one line per partitioned kind, one per other run."""
+    """The runs a step of the story caused: one line per kind of one-day run, one per other run."""
     print(f"{title}: {len(runs)} run(s)")
     by_kind: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
     for run in runs:
@@ -208,7 +208,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         wait_quiet(instance, settings.settle_s, settings.timeout_s, "the new days", memory.sample)
         later = runs_after(instance, known)
         print_runs("the new days caused", later)
-        partitions = sorted({r.partition for r in later if r.partition})
+        partitions = sorted({day for r in later for day in r.days})
         others = sorted(set(partitions) - set(new_days))
         print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
         if others:

@@ -5,12 +5,18 @@ never materialize anything themselves (the sensors and automation do).
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import dagster as dg
 import requests
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -38,14 +44,37 @@ class RunSummary:
 
     run_id: str
     status: str
-    partition: str | None
+    days: tuple[str, ...]  # the partitions it computed: one day, a range of days, or none
     assets: tuple[str, ...]
     launched_by: str
 
+    @property
+    def partition(self) -> str | None:
+        """The day of a run of one day (None for a range, or an unpartitioned run)."""
+        return self.days[0] if len(self.days) == 1 else None
+
+    @property
+    def span(self) -> str:
+        """The run's days as text: "D", "D1..D2 (N days)", or "" without partitions."""
+        if len(self.days) > 1:
+            return f"{self.days[0]}..{self.days[-1]} ({len(self.days)} days)"
+        return self.days[0] if self.days else ""
+
     def describe(self) -> str:
         """One line for a terminal."""
-        where = f"[{self.partition}] " if self.partition else ""
+        where = f"[{self.span}] " if self.days else ""
         return f"{self.run_id[:8]} {self.status.lower():8} {where}{', '.join(self.assets)} ({self.launched_by})"
+
+
+def run_days(tags: Mapping[str, str]) -> tuple[str, ...]:
+    """The days a run computes, from its tags: its partition, or every day of its range."""
+    if PARTITION_NAME_TAG in tags:
+        return (tags[PARTITION_NAME_TAG],)
+    if ASSET_PARTITION_RANGE_START_TAG not in tags:
+        return ()
+    first = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
+    last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
+    return tuple((first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1))
 
 
 def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.AssetKey]:
@@ -71,7 +100,7 @@ def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunSummary:
     return RunSummary(
         run_id=run.run_id,
         status=run.status.value,
-        partition=tags.get("dagster/partition"),
+        days=run_days(tags),
         assets=tuple(sorted(k.to_user_string() for k in planned_assets(instance, run))),
         launched_by=launched_by,
     )

@@ -88,7 +88,9 @@ def edit_keeping_size_and_mtime(path: Path) -> None:
     before = path.stat()
     rows = list(csv.reader(io.StringIO(path.read_text(), newline="")))
     zip_column = rows[0].index("ZIP code")
-    row = next(r for r in reversed(rows[1:]) if r[zip_column][-1:].isdigit())
+    row = next(
+        r for r in reversed(rows[1:]) if len(r) > zip_column and r[zip_column][-1:].isdigit()
+    )
     row[zip_column] = row[zip_column][:-1] + str((int(row[zip_column][-1]) + 1) % 10)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
+from ml_assets.assets.day_ranges import range_tags
 from ml_assets.automation import new_labelled_partitions
 from ml_assets.definitions import (
     RETRAIN_CRON_ENV_VAR,
@@ -13,7 +15,7 @@ from ml_assets.definitions import (
     build_definitions,
 )
 from ml_assets.ingest.generator import generate_landing
-from ml_assets.jobs import DATA_LAYER_ASSETS
+from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS
 from resources.home import ProjectHome
 
 START = date(2016, 3, 1)
@@ -170,3 +172,39 @@ def test_the_calendar_trigger_retrains_once_after_its_tick_or_never_when_disable
         requested = ticks.tick(MONDAY_MORNING + 3 * minute)  # 04:01
         assert set(requested) == (MODEL_CHAIN if retrains else set())
         assert ticks.tick(MONDAY_MORNING + 4 * minute) == {}  # once per tick
+
+
+def test_a_run_over_several_days_requests_nothing_downstream_and_a_raw_range_all_its_days(
+    home: ProjectHome,
+) -> None:
+    defs = build_definitions(home)
+    days = [(START + timedelta(days=i)).isoformat() for i in range(MIN_PARTITIONS)]
+    job = defs.resolve_job_def("data_layer_job")
+    with dg.instance_for_test() as instance:
+        ticks = Ticks(defs, instance)
+        ticks.tick()
+        # The sensor's run over consecutive days: every day's downstream is done in that run.
+        assert job.execute_in_process(instance=instance, tags=range_tags(days)).success
+        requested = ticks.tick()
+        assert {k: v for k, v in requested.items() if k not in MODEL_CHAIN} == {}
+        # raw_complaints alone over the range (as from the UI): every day's downstream follows.
+        raw_only = [dg.AssetKey("raw_complaints")]
+        assert job.execute_in_process(
+            instance=instance, tags=range_tags(days), asset_selection=raw_only
+        ).success
+        # While a run targets the data layer, nothing is requested for it (a tick can fall in
+        # the middle of a run over many days).
+        busy = create_run_for_test(
+            instance,
+            job_name="data_layer_job",
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset(DATA_LAYER_KEYS),
+        )
+        assert {k for k in ticks.tick() if k not in MODEL_CHAIN} == set()
+        instance.report_run_failed(busy)
+        requested = ticks.tick()
+        downstream = ["validated_complaints", "rejected_complaints", "complaint_statistics"]
+        assert {k: v for k, v in requested.items() if k not in MODEL_CHAIN} == {
+            **dict.fromkeys(downstream, days),
+            "complaint_features": days,
+        }

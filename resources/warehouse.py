@@ -75,6 +75,19 @@ class TransactionalDuckDbClient(DuckDbClient):
             connection.execute(_get_cleanup_statement(table_slice))
 
 
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+
+
+def table_metadata(frame: pd.DataFrame) -> dict[str, Any]:
+    """What the warehouse records of a stored frame besides its row count: kind and columns."""
+    return {
+        "dagster/storage_kind": "duckdb",
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in frame.dtypes.items()]
+        ),
+    }
+
+
 class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     """Writes pandas frames by column name, creating the table even for an empty partition."""
 
@@ -86,16 +99,12 @@ class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         # that downstream reads of that partition return zero rows instead of failing.
         connection.execute(f"create table if not exists {table} as select * from obj limit 0")
         connection.execute(f"insert into {table} by name select * from obj")
-        count_key = (
-            "dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"
-        )
-        return {
-            count_key: obj.shape[0],
-            "dagster/storage_kind": "duckdb",
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in obj.dtypes.items()]
-            ),
-        }
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            # A run over several days: the frame's total is no day's count, so the asset gives
+            # each day its own (Dagster would copy one figure to every day).
+            return table_metadata(obj)
+        count_key = PARTITION_ROW_COUNT if context.has_partition_key else "dagster/row_count"
+        return {count_key: obj.shape[0], **table_metadata(obj)}
 
     def load_input(
         self, context: dg.InputContext, table_slice: TableSlice, connection: Any
@@ -149,6 +158,25 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def partition_counts(
+        self, table: str, partition_column: str, days: Sequence[str]
+    ) -> dict[str, int]:
+        """Rows stored in `table` (schema.table) per daily partition; 0 for days without rows."""
+        counts = dict.fromkeys(days, 0)
+        with self.connect() as conn:
+            try:
+                rows = conn.execute(
+                    f"select strftime({quote_identifier(partition_column)}::date, '%Y-%m-%d'), "
+                    f"count(*) from {quote_identifier(table)} "
+                    f"where {quote_identifier(partition_column)}::date between ?::date and ?::date "
+                    "group by 1",
+                    [min(days), max(days)],
+                ).fetchall()
+            except duckdb.CatalogException:
+                return counts
+        counts.update({day: int(n) for day, n in rows if day in counts})
+        return counts
 
     def partition_count(self, table: str, partition_column: str, day: str) -> int:
         """Rows stored in `table` (schema.table) for one daily partition; 0 without the table."""

@@ -1,5 +1,10 @@
-"""A sensor factory: new or changed landing files request a data-layer run for their day."""
+"""A sensor factory: new or changed landing files request data-layer runs for their days.
 
+A single changed day runs alone; consecutive changed days (a large export landed at once) run
+together, up to DAYS_PER_RUN days a run, each day keeping its own records.
+"""
+
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -8,6 +13,7 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
 from resources.landing_zone import LandingZone, is_day_folder
@@ -67,6 +73,34 @@ class LandingCursor:
         )
 
 
+def day_range_request(
+    days: Sequence[str], seen: dict[str, tuple[str, int]], asset_keys: Sequence[dg.AssetKey]
+) -> dg.RunRequest:
+    """One run for consecutive changed days: a single day's partition, or the range of them.
+
+    The run key is each day's content digest plus revision: an unchanged file never triggers
+    twice, and a file that changes back to an earlier content (A -> B -> A) still triggers.
+    """
+    keys = [f"{day}@{seen[day][0]}#{seen[day][1]}" for day in days]
+    # Named explicitly so the run records its assets: automation conditions then see that the
+    # run that updated a day also updated its downstream assets.
+    selection = list(asset_keys)
+    if len(days) == 1:
+        (day,) = days
+        return dg.RunRequest(
+            run_key=keys[0],
+            partition_key=day,
+            asset_selection=selection,
+            tags={DIGEST_TAG: seen[day][0]},
+        )
+    digest = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:DIGEST_CHARS]
+    return dg.RunRequest(
+        run_key=f"{days[0]}..{days[-1]}@{digest}",
+        asset_selection=selection,
+        tags={**range_tags(days), DIGEST_TAG: digest},
+    )
+
+
 def make_landing_file_sensor(
     job: UnresolvedAssetJobDefinition,
     partitions_def: dg.TimeWindowPartitionsDefinition,
@@ -100,7 +134,7 @@ def make_landing_file_sensor(
         # at again each tick, as the partitions grow by one day every day (UTC).
         cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in stamps}
         candidates = changed | {d for d in cursor.outside if in_partitions(d)}
-        requests: list[dg.RunRequest] = []
+        wanted: dict[str, tuple[str, int]] = {}  # day -> its content digest and revision
         reported: list[str] = []
         unchanged: list[str] = []  # read again (new stamps) but holding the bytes already seen
         for day in sorted(candidates):
@@ -124,18 +158,8 @@ def make_landing_file_sensor(
                 # Already ingested with these exact bytes (by another run or before a cursor reset).
                 unchanged.append(day)
                 continue
-            # Content plus revision: an unchanged file never triggers twice, and a file that
-            # changes back to an earlier content (A -> B -> A) still triggers.
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{day}@{digest}#{int(revision) + 1}",
-                    partition_key=day,
-                    # Named explicitly so the run records its assets: automation conditions then
-                    # see that the run that updated a day also updated its downstream assets.
-                    asset_selection=list(asset_keys),
-                    tags={DIGEST_TAG: digest},
-                )
-            )
+            wanted[day] = (digest, int(revision) + 1)
+        requests = [day_range_request(chunk, wanted, asset_keys) for chunk in day_chunks(wanted)]
         cursor.stamps = stamps
         cursor.watermark_ns = max([cursor.watermark_ns, *stamps.values()])
         if reported:

@@ -1,16 +1,35 @@
 """`complaint_features`: the model's inputs per complaint, per ingestion day."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.day_ranges import (
+    DAILY_BACKFILL_POLICY,
+    DayRecord,
+    Metadata,
+    outputs_by_day,
+    run_days,
+)
 from ml_assets.assets.ingestion import PARTITIONED_TABLE
-from ml_assets.constants import DUCKDB_POOL, LABEL_COLUMN
-from ml_assets.model.features import to_features
+from ml_assets.assets.validation import VALIDATED
+from ml_assets.constants import DUCKDB_POOL, INGESTION_DATE_COLUMN
+from ml_assets.model.features import LABEL, to_features
 from ml_assets.partitions import daily_partitions
 
 # Bump when the raw-to-input mapping changes: every features partition and the model go stale.
 FEATURES_CODE_VERSION = "1"
 FEATURES_GROUP = "features"
+FEATURES = dg.AssetKey("complaint_features")
+
+
+def _day_metadata(rows: pd.DataFrame) -> Metadata:
+    return {
+        "rows": len(rows),
+        "labelled": int(rows[LABEL].notna().sum()),
+        "with_narrative": int((rows["narrative"] != "").sum()),
+    }
 
 
 @dg.asset(
@@ -19,16 +38,16 @@ FEATURES_GROUP = "features"
     group_name=FEATURES_GROUP,
     code_version=FEATURES_CODE_VERSION,
     pool=DUCKDB_POOL,
+    backfill_policy=DAILY_BACKFILL_POLICY,
     kinds={"pandas", "duckdb"},
 )
-def complaint_features(validated_complaints: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def complaint_features(
+    context: dg.AssetExecutionContext, validated_complaints: pd.DataFrame
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetMaterialization]:
     """Model inputs (categoricals, zip3, narrative) and the label of each validated complaint."""
+    days = run_days(context)
     features = to_features(validated_complaints)
-    return dg.Output(
-        features,
-        metadata={
-            "rows": len(features),
-            "labelled": int(validated_complaints[LABEL_COLUMN].notna().sum()),
-            "with_narrative": int((features["narrative"] != "").sum()),
-        },
-    )
+    groups = dict(iter(features.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    by_day = {day: groups.get(pd.Timestamp(day), features.iloc[0:0]) for day in days}
+    records = {day: DayRecord(_day_metadata(rows)) for day, rows in by_day.items()}
+    yield from outputs_by_day(context, FEATURES, features, records, by_day, inputs=[VALIDATED])

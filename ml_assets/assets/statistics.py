@@ -1,12 +1,38 @@
 """`complaint_statistics`: a per-day profile of the validated complaints."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.day_ranges import (
+    DAILY_BACKFILL_POLICY,
+    DayRecord,
+    outputs_by_day,
+    run_days,
+)
 from ml_assets.assets.ingestion import PARTITIONED_TABLE
-from ml_assets.constants import DUCKDB_POOL, LABEL_COLUMN, LANDING_ASSET_GROUP
+from ml_assets.assets.validation import REJECTED, VALIDATED
+from ml_assets.constants import (
+    DUCKDB_POOL,
+    INGESTION_DATE_COLUMN,
+    LABEL_COLUMN,
+    LANDING_ASSET_GROUP,
+)
 from ml_assets.ingest.statistics import profile_complaints, statistic, statistics_markdown
 from ml_assets.partitions import daily_partitions
+
+STATISTICS = dg.AssetKey("complaint_statistics")
+
+
+def _record(stats: pd.DataFrame) -> DayRecord:
+    return DayRecord(
+        {
+            "summary": dg.MetadataValue.md(statistics_markdown(stats)),
+            "valid_rows": int(statistic(stats, "*", "row_count")),
+            "dispute_rate": statistic(stats, LABEL_COLUMN, "positive_rate"),
+        }
+    )
 
 
 @dg.asset(
@@ -15,21 +41,29 @@ from ml_assets.partitions import daily_partitions
     group_name=LANDING_ASSET_GROUP,
     code_version="1",
     pool=DUCKDB_POOL,
+    backfill_policy=DAILY_BACKFILL_POLICY,
     kinds={"pandas", "duckdb"},
 )
 def complaint_statistics(
     context: dg.AssetExecutionContext,
     validated_complaints: pd.DataFrame,
     rejected_complaints: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetMaterialization]:
     """Row counts, missing rates, distinct counts, top categories, narrative lengths, label balance."""
-    day = pd.Timestamp(context.partition_key)
-    stats = profile_complaints(validated_complaints, len(rejected_complaints), day)
-    return dg.Output(
-        stats,
-        metadata={
-            "summary": dg.MetadataValue.md(statistics_markdown(stats)),
-            "valid_rows": int(statistic(stats, "*", "row_count")),
-            "dispute_rate": statistic(stats, LABEL_COLUMN, "positive_rate"),
-        },
+    days = run_days(context)
+    valid = dict(iter(validated_complaints.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    rejected = rejected_complaints.groupby(INGESTION_DATE_COLUMN).size()
+    # A profile is a handful of figures per day: one day at a time, each with column operations.
+    by_day = {
+        day: profile_complaints(
+            valid.get(pd.Timestamp(day), validated_complaints.iloc[0:0]),
+            int(rejected.get(pd.Timestamp(day), 0)),
+            pd.Timestamp(day),
+        )
+        for day in days
+    }
+    stats = pd.concat(by_day.values(), ignore_index=True)
+    records = {day: _record(day_stats) for day, day_stats in by_day.items()}
+    yield from outputs_by_day(
+        context, STATISTICS, stats, records, by_day, inputs=[REJECTED, VALIDATED]
     )

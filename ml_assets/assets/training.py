@@ -18,6 +18,7 @@ from ml_assets.constants import (
     TRAINING_WINDOW_DAYS,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.model.features import LABEL
 from ml_assets.model.network import ModelParams
 from ml_assets.model.tracking import RegisteredModel, log_training, register_model
 from ml_assets.model.training import (
@@ -65,16 +66,27 @@ class ModelConfig(dg.Config):
     seed: int = _DEFAULTS.seed
 
 
-def _latest_feature_day(warehouse: Warehouse) -> pd.Timestamp:
+_FEATURES_TABLE = f"{WAREHOUSE_SCHEMA}.complaint_features"
+
+
+def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The newest day with features, and the newest day with labelled features."""
     with warehouse.connect() as conn:
-        (latest,) = conn.execute(
-            f"select max({INGESTION_DATE_COLUMN}) from {WAREHOUSE_SCHEMA}.complaint_features"
+        newest, labelled = conn.execute(
+            f"select max({INGESTION_DATE_COLUMN}), "
+            f"max({INGESTION_DATE_COLUMN}) filter (where {LABEL} is not null) from {_FEATURES_TABLE}"
         ).fetchone()
-    if latest is None:
+    if newest is None:
         raise dg.Failure(
             "complaint_features is empty: materialize the data layer and features first."
         )
-    return pd.Timestamp(latest)
+    if labelled is None:
+        raise dg.Failure(
+            f"complaint_features has no labelled rows (newest day {pd.Timestamp(newest).date()}): "
+            "land days whose 'Consumer disputed?' is filled (the CFPB stopped collecting it in "
+            "April 2017), or set end_date."
+        )
+    return pd.Timestamp(newest), pd.Timestamp(labelled)
 
 
 @dg.asset(
@@ -86,12 +98,19 @@ def _latest_feature_day(warehouse: Warehouse) -> pd.Timestamp:
     kinds={"pandas", "duckdb"},
 )
 def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-    """Labelled features of the training window, split into train, validation and evaluation."""
-    end = pd.Timestamp(config.end_date) if config.end_date else _latest_feature_day(warehouse)
+    """Labelled features of the training window, split into train, validation and evaluation.
+
+    By default the window ends on the newest day with labels, not the newest day: in the real
+    database labels stop in April 2017 while complaints keep coming.
+    """
+    newest, newest_labelled = _newest_days(warehouse)
+    end = pd.Timestamp(config.end_date) if config.end_date else newest_labelled
     window = training_window(end, config.window_days)
     with warehouse.connect() as conn:
+        # Only the window's labelled rows leave DuckDB, whatever the table's size.
         features = conn.execute(
-            f"select * from {WAREHOUSE_SCHEMA}.complaint_features where {INGESTION_DATE_COLUMN} between ? and ?",
+            f"select * from {_FEATURES_TABLE} where {INGESTION_DATE_COLUMN} between ? and ? "
+            f"and {LABEL} is not null",
             [window.start.to_pydatetime(), window.end.to_pydatetime()],
         ).fetchdf()
     dataset = split_dataset(features, window, config.split, config.evaluation_days)
@@ -105,6 +124,9 @@ def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.O
         data_version=dg.DataVersion(digest[:24]),
         metadata={
             "window": str(window),
+            "window_end": "end_date (config)" if config.end_date else "newest day with labels",
+            "newest_feature_day": str(newest.date()),
+            "newest_labelled_day": str(newest_labelled.date()),
             "split": config.split,
             "rows": len(dataset),
             "splits": summary,

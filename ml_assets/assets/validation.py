@@ -1,11 +1,18 @@
 """`validated_complaints` and `rejected_complaints`: the contract applied, nothing dropped silently."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets.ingestion import PARTITIONED_TABLE, raw_complaints
+from ml_assets.assets.day_ranges import (
+    DAILY_BACKFILL_POLICY,
+    DayRecord,
+    Metadata,
+    outputs_by_day,
+    run_days,
+)
+from ml_assets.assets.ingestion import PARTITIONED_TABLE, RAW
 from ml_assets.constants import (
     DUCKDB_POOL,
     INGESTION_DATE_COLUMN,
@@ -20,11 +27,15 @@ from ml_assets.ingest.quality import (
     rejected_rate_verdict,
     typed_contract_verdict,
 )
-from ml_assets.ingest.validation import split_valid_rejected, typed_contract_failures
+from ml_assets.ingest.validation import (
+    ValidationResult,
+    split_by_day,
+    split_valid_rejected,
+    typed_contract_failures,
+)
 from ml_assets.partitions import daily_partitions
 from resources.warehouse import Warehouse
 
-RAW = raw_complaints.key
 VALIDATED = dg.AssetKey("validated_complaints")
 REJECTED = dg.AssetKey("rejected_complaints")
 _ERROR, _WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -52,26 +63,38 @@ VALIDATION_CHECKS = (
 )
 
 
-def _check_result(
-    name: str, severity: dg.AssetCheckSeverity, verdict: QualityVerdict
-) -> dg.AssetCheckResult:
-    metadata: dict[str, dg.RawMetadataValue] = {"verdict": verdict.description, **verdict.figures}
+# Checks a run over several days records for every day, passed or not.
+PER_DAY_CHECKS = frozenset({"rows_reconcile"})
+
+
+def _metadata(verdict: QualityVerdict) -> Metadata:
+    metadata: Metadata = {"verdict": verdict.description, **verdict.figures}
     if verdict.markdown:
         metadata["failing_samples"] = dg.MetadataValue.md(verdict.markdown)
-    return dg.AssetCheckResult(
-        asset_key=VALIDATED,
-        check_name=name,
-        passed=verdict.passed,
-        severity=severity,
-        metadata=metadata,
+    return metadata
+
+
+def _stored_rows(warehouse: Warehouse, key: dg.AssetKey, days: Sequence[str]) -> dict[str, int]:
+    """Rows per day of an asset's table in the warehouse."""
+    return warehouse.partition_counts(
+        f"{WAREHOUSE_SCHEMA}.{key.path[-1]}", INGESTION_DATE_COLUMN, days
     )
 
 
-def _stored_rows(warehouse: Warehouse, key: dg.AssetKey, day: str) -> int:
-    """Rows of one partition of an asset's table in the warehouse."""
-    return warehouse.partition_count(
-        f"{WAREHOUSE_SCHEMA}.{key.path[-1]}", INGESTION_DATE_COLUMN, day
-    )
+def _day_records(
+    days: dict[str, ValidationResult],
+) -> tuple[dict[str, DayRecord], dict[str, DayRecord]]:
+    """Each day's metadata of the validated and of the rejected table."""
+    validated, rejected = {}, {}
+    for day, result in days.items():
+        validated[day] = DayRecord({"rows": len(result.valid)})
+        rejected[day] = DayRecord(
+            {
+                "rows": len(result.rejected),
+                **{f"rule {k}": v for k, v in result.rule_counts.items()},
+            }
+        )
+    return validated, rejected
 
 
 @dg.multi_asset(
@@ -86,6 +109,7 @@ def _stored_rows(warehouse: Warehouse, key: dg.AssetKey, day: str) -> int:
     partitions_def=daily_partitions,
     group_name=LANDING_ASSET_GROUP,
     pool=DUCKDB_POOL,
+    backfill_policy=DAILY_BACKFILL_POLICY,
     check_specs=[
         dg.AssetCheckSpec(name, asset=VALIDATED, blocking=blocking, description=text)
         for name, _, blocking, text in VALIDATION_CHECKS
@@ -93,31 +117,80 @@ def _stored_rows(warehouse: Warehouse, key: dg.AssetKey, day: str) -> int:
 )
 def validate_complaints(
     context: dg.AssetExecutionContext, raw_complaints: pd.DataFrame, warehouse: Warehouse
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
+) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetCheckResult]:
     """Rows passing the pandera contract, and every failing row with its failed rules."""
+    days = run_days(context)
     result = split_valid_rejected(cast_raw_frame(raw_complaints))
-    read = len(raw_complaints)
-    yield dg.Output(
-        result.valid, output_name="validated_complaints", metadata={"rows": len(result.valid)}
+    per_day = split_by_day(result, days)
+    validated, rejected = _day_records(per_day)
+    single = len(days) == 1
+    outputs = (
+        (VALIDATED, result.valid, validated, {d: r.valid for d, r in per_day.items()}),
+        (REJECTED, result.rejected, rejected, {d: r.rejected for d, r in per_day.items()}),
     )
-    yield dg.Output(
-        result.rejected,
-        output_name="rejected_complaints",
-        metadata={
-            "rows": len(result.rejected),
-            **{f"rule {k}": v for k, v in result.rule_counts.items()},
-        },
-    )
-    # Each output was handed to the IO manager when it was yielded, so the partition's rows
-    # are stored by now: reconcile what the warehouse holds, not the frames in memory.
-    stored_read, stored_valid, stored_rejected = (
-        _stored_rows(warehouse, key, context.partition_key) for key in (RAW, VALIDATED, REJECTED)
-    )
-    verdicts = {
-        "rows_reconcile": reconcile_counts(stored_read, stored_valid, stored_rejected),
-        "typed_contract": typed_contract_verdict(typed_contract_failures(result.valid)),
-        "rejected_rate": rejected_rate_verdict(read, result.rejected, result.rule_counts),
-        "label_balance": label_balance_verdict(result.valid),
-    }
-    for name, severity, _, _ in VALIDATION_CHECKS:
-        yield _check_result(name, severity, verdicts[name])
+    for key, frame, records, frames in outputs:
+        yield from outputs_by_day(
+            context, key, frame, records, frames, inputs=[RAW], output_name=key.path[-1]
+        )
+    # Each output was handed to the IO manager when it was yielded, so the days' rows are
+    # stored by now: reconcile what the warehouse holds, not the frames in memory.
+    stored = {key: _stored_rows(warehouse, key, days) for key in (RAW, VALIDATED, REJECTED)}
+    typed = typed_contract_failures(result.valid)
+    read = raw_complaints.groupby(INGESTION_DATE_COLUMN).size()
+    verdicts: dict[str, dict[str, QualityVerdict]] = {name: {} for name, *_ in VALIDATION_CHECKS}
+    for day, day_result in per_day.items():
+        day_read = int(read.get(pd.Timestamp(day), 0))
+        verdicts["rows_reconcile"][day] = reconcile_counts(
+            stored[RAW][day], stored[VALIDATED][day], stored[REJECTED][day]
+        )
+        day_typed = _failures_of_day(typed, result.valid, day) if len(typed) else typed
+        verdicts["typed_contract"][day] = typed_contract_verdict(day_typed)
+        verdicts["rejected_rate"][day] = rejected_rate_verdict(
+            day_read, day_result.rejected, day_result.rule_counts
+        )
+        verdicts["label_balance"][day] = label_balance_verdict(day_result.valid)
+    for name, severity, blocking, _ in VALIDATION_CHECKS:
+        if single:
+            yield dg.AssetCheckResult(
+                asset_key=VALIDATED,
+                check_name=name,
+                passed=verdicts[name][days[0]].passed,
+                severity=severity,
+                metadata=_metadata(verdicts[name][days[0]]),
+            )
+            continue
+        for day, verdict in verdicts[name].items():
+            # Dagster stores each event at a cost of tens of milliseconds: over thousands of days
+            # only the reconcile check (nothing lost) is recorded for every day, the others for
+            # the days they fail; the run's result below covers the rest.
+            if verdict.passed and name not in PER_DAY_CHECKS:
+                continue
+            yield dg.AssetCheckEvaluation(
+                asset_key=VALIDATED,
+                check_name=name,
+                passed=verdict.passed,
+                severity=severity,
+                blocking=blocking,
+                partition=day,
+                metadata=_metadata(verdict),
+            )
+        failed = [day for day, verdict in verdicts[name].items() if not verdict.passed]
+        # The run's own result (Dagster requires one per check): every day's verdict combined.
+        yield dg.AssetCheckResult(
+            asset_key=VALIDATED,
+            check_name=name,
+            passed=not failed,
+            severity=severity,
+            metadata={
+                "verdict": f"{len(days) - len(failed)} of {len(days)} days passed",
+                "failed_days": failed[:50],
+            },
+        )
+
+
+def _failures_of_day(cases: pd.DataFrame, valid: pd.DataFrame, day: str) -> pd.DataFrame:
+    """The typed-contract failure cases of one day's rows (whole-table ones count for every day)."""
+    if "index" not in cases.columns:
+        return cases
+    day_rows = valid.index[pd.to_datetime(valid[INGESTION_DATE_COLUMN]) == pd.Timestamp(day)]
+    return cases[cases["index"].isna() | cases["index"].isin(day_rows)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -58,6 +59,8 @@ class CsvRecord:
     text: str
 
 
+# Exports repeat the same few thousand date strings millions of times: parse each once.
+@functools.lru_cache(maxsize=1 << 16)
 def parse_cfpb_date(value: str | None) -> date | None:
     """The date in a CFPB date field (ISO or M/D/YYYY), or None when empty or malformed."""
     if value is None:

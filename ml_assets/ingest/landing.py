@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import functools
 import gzip
 import hashlib
 import io
@@ -64,12 +65,14 @@ def write_atomically(path: Path, data: bytes) -> bool:
 
 
 def move_in_atomically(staged: Path, path: Path) -> bool:
-    """Rename a finished file over `path`; False (and `staged` removed) when it held the same bytes."""
+    """Rename a finished file over `path`; False (and `staged` removed) when it held the same bytes.
+
+    The caller has flushed `staged` to disk (`os.sync()` once for many files), so a crash leaves
+    the old file or the new one, never a partial one.
+    """
     if path.exists() and filecmp.cmp(staged, path, shallow=False):
         staged.unlink()
         return False
-    with staged.open("rb") as handle:
-        os.fsync(handle.fileno())
     path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, path)
     return True
@@ -259,7 +262,7 @@ def land_cfpb_export(
                 if kept is not None and len(fields) == width:
                     # A malformed record keeps all its fields: which one to drop is unknown.
                     fields = [fields[i] for i in kept]
-                day = parse_cfpb_date(fields[date_index]) if len(fields) > date_index else None
+                day = _day_key(fields[date_index]) if len(fields) > date_index else None
                 if day is None:
                     # Without a readable date a record cannot be put in a day; keep it whole.
                     spool.add(_UNROUTABLE_KEY, _UNROUTABLE_HEADER, [str(record.line), record.text])
@@ -267,7 +270,7 @@ def land_cfpb_export(
                 # A malformed record keeps its wrong field count (one more with the id), so
                 # reading the day file flags it as a parse error instead of mis-mapping fields.
                 spool.add(
-                    day.strftime(DATE_FORMAT),
+                    day,
                     out_header,
                     [*fields, f"{source}-L{record.line}"] if add_ids else fields,
                 )
@@ -276,6 +279,13 @@ def land_cfpb_export(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _day_key(value: str) -> str | None:
+    """The landing day (YYYY-MM-DD) of a `Date received` field, or None when it has none."""
+    day = parse_cfpb_date(value)
+    return day.strftime(DATE_FORMAT) if day else None
 
 
 def _staging_root(landing_root: Path) -> Path:
@@ -293,6 +303,8 @@ def _move_spooled_in(
     is_partition: Callable[[str], bool] | None,
 ) -> None:
     """Rename each spooled day file into its day folder (unchanged ones left alone)."""
+    # One sync of everything written: an fsync per file costs milliseconds, times thousands of days.
+    os.sync()
     for key in sorted(k for k in spool.rows if k != _UNROUTABLE_KEY):
         target = day_folder(landing_root, date.fromisoformat(key)) / f"{source}.csv"
         changed = move_in_atomically(spool.path(key), target)

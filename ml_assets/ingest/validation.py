@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -82,13 +83,17 @@ def typed_complaints(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_valid_rejected(raw: pd.DataFrame) -> ValidationResult:
-    """Apply the raw contract and deduplicate by complaint id: read = valid + rejected."""
+    """Apply the raw contract and deduplicate by complaint id within a day: read = valid + rejected.
+
+    The rows may span several ingestion days; each row's verdict is the one of its day alone.
+    """
     raw = raw.reset_index(drop=True)
     failures = contract_failures(raw)
     passing = ~raw.index.isin(list(failures))
-    # Among rows that pass, the first occurrence of an id wins; later ones are duplicates.
-    duplicate = passing & raw["complaint_id"].where(passing).duplicated(keep="first")
-    for position in raw.index[duplicate]:
+    # Among a day's rows that pass, the first occurrence of an id wins; later ones are duplicates.
+    keys = [c for c in (INGESTION_DATE_COLUMN, "complaint_id") if c in raw.columns]
+    candidates = raw.loc[passing, keys]
+    for position in candidates.index[candidates.duplicated(keep="first")]:
         failures[int(position)] = [DUPLICATE_RULE]
     rejected_mask = raw.index.isin(list(failures))
 
@@ -105,6 +110,29 @@ def split_valid_rejected(raw: pd.DataFrame) -> ValidationResult:
         rejected=rejected.loc[:, list(REJECTED_COLUMNS)].reset_index(drop=True),
         rule_counts=dict(sorted(rule_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
+
+
+def count_rules(rejected: pd.DataFrame) -> dict[str, int]:
+    """How often each rule failed among rejected rows, most frequent first."""
+    rules = rejected[FAILED_RULES_COLUMN].dropna().str.split("; ").explode()
+    counts = ((str(rule), int(n)) for rule, n in rules.value_counts().items())
+    return dict(sorted(counts, key=lambda kv: (-kv[1], kv[0])))
+
+
+def split_by_day(result: ValidationResult, days: Sequence[str]) -> dict[str, ValidationResult]:
+    """A result over several ingestion days as one result per day (empty days included)."""
+    valid = dict(iter(result.valid.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    rejected = dict(iter(result.rejected.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    out: dict[str, ValidationResult] = {}
+    for day in days:
+        stamp = pd.Timestamp(day)
+        day_rejected = rejected.get(stamp, result.rejected.iloc[0:0]).reset_index(drop=True)
+        out[day] = ValidationResult(
+            valid=valid.get(stamp, result.valid.iloc[0:0]).reset_index(drop=True),
+            rejected=day_rejected,
+            rule_counts=count_rules(day_rejected),
+        )
+    return out
 
 
 def typed_contract_failures(valid: pd.DataFrame) -> pd.DataFrame:

@@ -1,12 +1,13 @@
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.test_utils import freeze_time
 
+from ml_assets.constants import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
@@ -45,8 +46,17 @@ def ticker(tmp_path: Path) -> Iterator[Ticker]:
         yield Ticker(tmp_path / "home" / "landing", instance)
 
 
+def _days(request: dg.RunRequest) -> list[str]:
+    """The days a request runs: its partition, or every day of its range."""
+    if request.partition_key is not None:
+        return [request.partition_key]
+    first = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
+    last = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
 def _partitions(result: dg.SensorResult) -> list[str]:
-    return sorted(r.partition_key for r in result.run_requests or [])
+    return sorted(day for r in result.run_requests or [] for day in _days(r))
 
 
 def test_the_sensor_is_running_by_default() -> None:
@@ -206,3 +216,21 @@ def test_a_file_replaced_with_its_old_mtime_kept_is_requested_again(ticker: Tick
     path.write_text(csv_file(csv_line(State="NY")))  # cp -p: new content, old mtime
     _age(path, path.parent)
     assert _partitions(ticker.tick()) == [DAY]
+
+
+def test_many_consecutive_days_are_requested_as_ranges_and_a_lone_day_alone(
+    ticker: Ticker,
+) -> None:
+    first = date(2016, 1, 1)
+    days = [(first + timedelta(days=i)).isoformat() for i in range(DAYS_PER_RUN + 30)]
+    lone = (first + timedelta(days=len(days) + 10)).isoformat()
+    for day in [*days, lone]:
+        received = f"{day[5:7]}/{day[8:10]}/{day[:4]}"
+        land(ticker.landing, day, csv_file(csv_line(Date_received=received)))
+    result = ticker.tick()
+    requests = sorted(result.run_requests, key=lambda r: _days(r)[0])
+    assert [len(_days(r)) for r in requests] == [DAYS_PER_RUN, 30, 1]
+    assert _partitions(result) == sorted([*days, lone])
+    assert requests[-1].partition_key == lone  # a single day runs alone, as before
+    assert len({r.run_key for r in requests}) == 3
+    assert ticker.tick().run_requests == []  # the same files: nothing again

@@ -1,0 +1,281 @@
+"""The data layer at full scale, side by side in one run: a generated full-history export through
+landing, validation, statistics and features, against DuckDB reading the same file, plus a new
+day on a full history against a small one, and training inside the asset against plain Keras.
+
+    .venv/bin/python bench/pipeline.py [--rows 5000000] [--work DIR]
+
+Each phase runs as its own process (the commands a user runs), so its wall time and peak RSS
+are its own. The full table goes to bench/results/pipeline.md; the last line printed is
+`pipeline ratios: ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = REPO / "bench" / "results" / "pipeline.md"
+# A fixed calendar: the export ends on END, the platform's today is two days later, so END + 1
+# is the "new day" that lands on top of the history.
+END = date(2026, 11, 29)
+NEW_DAY = END + timedelta(days=1)
+TODAY = END + timedelta(days=2)
+PHASE_TIMEOUT_S = 3 * 3600
+SMALL_HISTORY_DAYS = 7
+TRAIN_EPOCHS = 3
+
+
+@dataclass
+class Phase:
+    """One measured command."""
+
+    name: str
+    seconds: float
+    peak_rss_gib: float
+    output: str
+
+
+def run_phase(name: str, command: list[str], env: dict[str, str]) -> Phase:
+    """Run a command to the end; its wall time and the peak RSS of its process tree."""
+    began = time.monotonic()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
+    )
+    try:
+        output, _ = process.communicate(timeout=PHASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    seconds = time.monotonic() - began
+    if process.returncode != 0:
+        raise RuntimeError(f"{name} failed ({process.returncode}):\n{output[-4000:]}")
+    print(f"{name}: {seconds:.1f} s", flush=True)
+    return Phase(name, seconds, 0.0, output)
+
+
+def measured(name: str, command: list[str], env: dict[str, str]) -> Phase:
+    """`run_phase` through a fresh wrapper process: RUSAGE_CHILDREN's ru_maxrss there is the
+    largest RSS of the command's process tree, and of nothing else."""
+    wrapper = [
+        sys.executable,
+        "-c",
+        "import resource, subprocess, sys; "
+        "code = subprocess.call(sys.argv[1:]); "
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "sys.exit(code)",
+        *command,
+    ]
+    phase = run_phase(name, wrapper, env)
+    line = next(x for x in phase.output.splitlines() if x.startswith("PEAK_RSS_KB"))
+    phase.peak_rss_gib = int(line.split()[1]) / 1024**2
+    print(f"{name}: peak RSS {phase.peak_rss_gib:.2f} GiB", flush=True)
+    return phase
+
+
+def environment(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ML_ASSETS_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "ML_ASSETS_TODAY": TODAY.isoformat(),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+DUCKDB_PASS = """
+import sys, time, duckdb
+began = time.monotonic()
+rows = duckdb.sql(
+    "select \\"Date received\\" as day, count(*) as n from read_csv(?, header=true, all_varchar=true) "
+    "group by 1",
+    params=[sys.argv[1]],
+).fetchall()
+print("DUCKDB", sum(n for _, n in rows), len(rows), time.monotonic() - began)
+"""
+
+PLAIN_KERAS = """
+import json, sys, time
+import duckdb
+from ml_assets.model.features import FEATURE_COLUMNS, LABEL
+from ml_assets.model.network import ModelParams, build_model, to_tensors
+from ml_assets.model.training import SPLIT_COLUMN, TRAIN
+database, epochs = sys.argv[1], int(sys.argv[2])
+with duckdb.connect(database, read_only=True) as conn:
+    data = conn.execute("select * from complaints.training_dataset").fetchdf()
+train = data[data[SPLIT_COLUMN] == TRAIN]
+params = ModelParams()
+model = build_model(train[list(FEATURE_COLUMNS)], params)
+inputs, labels = to_tensors(train[list(FEATURE_COLUMNS)]), train[LABEL].to_numpy()
+began = time.monotonic()
+model.fit(inputs, labels, batch_size=params.batch_size, epochs=epochs, verbose=0)
+print("PLAIN", len(train), epochs, time.monotonic() - began)
+"""
+
+ASSET_TIMING = """
+import json, sys
+import dagster as dg
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    (run,) = instance.get_runs(filters=dg.RunsFilter(job_name="training_job"), limit=1)
+    times = {}
+    for record in instance.get_records_for_run(run.run_id).records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event and event.step_key == "dispute_model" and event.event_type_value in (
+            "STEP_START", "STEP_SUCCESS"
+        ):
+            times[event.event_type_value] = entry.timestamp
+    dataset = instance.get_latest_materialization_event(dg.AssetKey("training_dataset"))
+    model = instance.get_latest_materialization_event(dg.AssetKey("dispute_model"))
+    splits = dataset.asset_materialization.metadata["splits"].value
+    print("ASSET", json.dumps({
+        "seconds": times["STEP_SUCCESS"] - times["STEP_START"],
+        "train_rows": splits["train"]["rows"],
+        "epochs": model.asset_materialization.metadata["epochs"].value,
+        "window": dataset.asset_materialization.metadata["window"].value,
+    }))
+"""
+
+
+def last_line(phase: Phase, prefix: str) -> list[str]:
+    return next(x for x in phase.output.splitlines() if x.startswith(prefix)).split()[1:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2011, 12, 1),
+        help="first day of the export (default: the CFPB's first day, the full history)",
+    )
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ml_assets_bench_pipeline"))
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    export = args.work / "complaints.csv"
+    full, small = args.work / "full", args.work / "small"
+    cli = str(BIN / "ml-assets")
+    python = sys.executable
+    phases: dict[str, Phase] = {}
+
+    period = ["--start", str(args.start), "--end", str(END)]
+    phases["generate"] = measured(
+        "generate",
+        [cli, "generate", "--export", str(export), "--rows", str(args.rows), *period],
+        environment(full),
+    )
+    phases["duckdb"] = measured(
+        "duckdb", [python, "-c", DUCKDB_PASS, str(export)], environment(full)
+    )
+    duckdb_rows, days, duckdb_s = last_line(phases["duckdb"], "DUCKDB")
+    phases["land"] = measured("land", [cli, "land-cfpb", str(export)], environment(full))
+    phases["materialize"] = measured("materialize", [cli, "materialize"], environment(full))
+
+    # One new day on top of the full history, and the same day on top of a small one.
+    day = ["generate", "--start", str(NEW_DAY), "--days", "1", "--rows-per-day", "3500"]
+    measured("new day files", [cli, *day], environment(full))
+    phases["new_day_full"] = measured(
+        "new day, full history",
+        [cli, "materialize", "--start", str(NEW_DAY), "--end", str(NEW_DAY)],
+        environment(full),
+    )
+    history = ["generate", "--start", str(NEW_DAY - timedelta(days=SMALL_HISTORY_DAYS))]
+    measured(
+        "small history",
+        [cli, *history, "--days", str(SMALL_HISTORY_DAYS + 1), "--rows-per-day", "3500"],
+        environment(small),
+    )
+    measured(
+        "small history data layer", [cli, "materialize", "--end", str(END)], environment(small)
+    )
+    phases["new_day_small"] = measured(
+        "new day, 7-day history",
+        [cli, "materialize", "--start", str(NEW_DAY), "--end", str(NEW_DAY)],
+        environment(small),
+    )
+
+    phases["train"] = measured(
+        "train (60-day window)", [cli, "train", "--epochs", str(TRAIN_EPOCHS)], environment(full)
+    )
+    timing = measured(
+        "asset timing", [python, "-c", ASSET_TIMING, str(full / "dagster")], environment(full)
+    )
+    asset = json.loads(timing.output.split("ASSET ", 1)[1].splitlines()[0])
+    phases["plain_keras"] = measured(
+        "plain keras",
+        [python, "-c", PLAIN_KERAS, str(full / "warehouse.duckdb"), str(asset["epochs"])],
+        environment(full),
+    )
+    plain_rows, plain_epochs, plain_s = last_line(phases["plain_keras"], "PLAIN")
+
+    rows = int(duckdb_rows)
+    data_layer_s = phases["land"].seconds + phases["materialize"].seconds
+    asset_rate = asset["train_rows"] * asset["epochs"] / asset["seconds"]
+    plain_rate = int(plain_rows) * int(plain_epochs) / float(plain_s)
+    measured_phases = [p for n, p in phases.items() if n != "generate"]
+    ratios = {
+        "land_vs_duckdb_read": float(duckdb_s) / data_layer_s,
+        "full_history_minutes": data_layer_s / 60,
+        "new_day_vs_small_history": phases["new_day_full"].seconds
+        / phases["new_day_small"].seconds,
+        "peak_rss_gib": max(p.peak_rss_gib for p in measured_phases),
+        "train_vs_plain_keras": asset_rate / plain_rate,
+    }
+    table = [
+        "| phase | seconds | rows/s | peak RSS GiB |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, phase in phases.items():
+        rate = (
+            rows / phase.seconds if name in ("generate", "duckdb", "land", "materialize") else None
+        )
+        table.append(
+            f"| {name} | {phase.seconds:.1f} | {f'{rate:,.0f}' if rate else '-'} | "
+            f"{phase.peak_rss_gib:.2f} |"
+        )
+    summary = [
+        f"# bench/pipeline.py: {rows:,} complaints, {days} days ({date.today().isoformat()})",
+        "",
+        f"Export {export.stat().st_size / 1e9:.2f} GB, plain CSV; machine: {os.cpu_count()} cores.",
+        "",
+        *table,
+        "",
+        f"Training: {asset['train_rows']:,} train rows of the window {asset['window']}, "
+        f"{asset['epochs']} epochs: {asset_rate:,.0f} examples/s in the asset (the whole "
+        f"dispute_model step: fit, early stopping, threshold, MLflow logging and registration) "
+        f"against {plain_rate:,.0f} examples/s of a plain `model.fit` on the same arrays.",
+        "",
+        "| figure | value | target |",
+        "| --- | ---: | --- |",
+        f"| land_vs_duckdb_read | {ratios['land_vs_duckdb_read']:.3f} | >= 0.25 |",
+        f"| full_history_minutes | {ratios['full_history_minutes']:.1f} | <= 15 |",
+        f"| new_day_vs_small_history | {ratios['new_day_vs_small_history']:.2f} | <= 1.2 |",
+        f"| peak_rss_gib | {ratios['peak_rss_gib']:.2f} | <= 4 |",
+        f"| train_vs_plain_keras | {ratios['train_vs_plain_keras']:.2f} | >= 0.8 |",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(summary) + "\n")
+    print("\n".join(summary))
+    print(
+        "pipeline ratios: "
+        + " ".join(
+            f"{k}={v:.3f}" if k != "full_history_minutes" else f"{k}={v:.1f}"
+            for k, v in ratios.items()
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
