@@ -114,24 +114,8 @@ CFPB_HEADERS_BY_ERA: Final[dict[str, tuple[str, ...]]] = {
         "Timely response?",
         "Consumer disputed?",
     ),
-    "2015": (
-        "Date received",
-        "Product",
-        "Sub-product",
-        "Issue",
-        "Sub-issue",
-        "Consumer complaint narrative",
-        "Company public response",
-        "Company",
-        "State",
-        "ZIP code",
-        "Submitted via",
-        "Date sent to company",
-        "Company response to consumer",
-        "Timely response?",
-        "Consumer disputed?",
-        "Complaint ID",
-    ),
+    # Today's header before tags and consent arrived in 2016.
+    "2015": tuple(h for h in OFFICIAL_HEADER if h not in ("Tags", "Consumer consent provided?")),
     "2016-": OFFICIAL_HEADER,
 }
 # Spellings of the snake_case exports seen in the wild (and of the CFPB's API) -> canonical column.

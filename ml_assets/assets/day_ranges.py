@@ -58,11 +58,6 @@ def run_days(context: dg.AssetExecutionContext) -> list[str]:
     return list(context.partition_keys)
 
 
-def is_ranged(context: dg.AssetExecutionContext) -> bool:
-    """Whether the run computes more than one day."""
-    return len(context.partition_keys) > 1
-
-
 def _day_versions(
     instance: dg.DagsterInstance, key: dg.AssetKey, days: Sequence[str]
 ) -> dict[str, str]:

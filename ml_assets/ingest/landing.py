@@ -67,12 +67,14 @@ def write_atomically(path: Path, data: bytes) -> bool:
 def move_in_atomically(staged: Path, path: Path) -> bool:
     """Rename a finished file over `path`; False (and `staged` removed) when it held the same bytes.
 
-    The caller has flushed `staged` to disk (`os.sync()` once for many files), so a crash leaves
-    the old file or the new one, never a partial one.
+    The bytes reach the disk before the rename, so a crash leaves the old file or the new one.
     """
     if path.exists() and filecmp.cmp(staged, path, shallow=False):
         staged.unlink()
         return False
+    # Per file, not one os.sync(): that flushes every process's writes on the machine.
+    with staged.open("rb") as handle:
+        os.fsync(handle.fileno())
     path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, path)
     return True
@@ -303,8 +305,6 @@ def _move_spooled_in(
     is_partition: Callable[[str], bool] | None,
 ) -> None:
     """Rename each spooled day file into its day folder (unchanged ones left alone)."""
-    # One sync of everything written: an fsync per file costs milliseconds, times thousands of days.
-    os.sync()
     for key in sorted(k for k in spool.rows if k != _UNROUTABLE_KEY):
         target = day_folder(landing_root, date.fromisoformat(key)) / f"{source}.csv"
         changed = move_in_atomically(spool.path(key), target)
