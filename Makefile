@@ -35,8 +35,10 @@ backfill: install
 up: install
 	$(BIN)/ml-assets up --ui-port $(UI_PORT)
 
+# One worker per core, a test module per worker at a time (module fixtures start services once):
+# the end-to-end modules mostly wait on daemons and sensor ticks, so two cores run two of them.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The suite with the clock 400 days on (Debian's faketime): no test may depend on the calendar.
 # Tests marked `services` are left out: their gRPC waits hang under faketime's shifted clock.

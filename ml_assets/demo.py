@@ -8,7 +8,6 @@ endpoint for a prediction, then lands 3 more days and shows which runs that caus
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -66,7 +65,6 @@ class DemoSettings:
     mlflow_port: int = 5000
     endpoint: str = "http://127.0.0.1:8000"
     timeout_s: float = 1800.0
-    settle_s: float = 45.0  # quiet this long = the sensors had their ticks and found nothing
 
 
 def start_services(home: ProjectHome, settings: DemoSettings) -> None:
@@ -186,9 +184,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
             settings.timeout_s,
             "the first served model",
         )
-        wait_quiet(
-            instance, settings.settle_s, settings.timeout_s, "the platform to settle", memory.sample
-        )
+        wait_quiet(instance, settings.timeout_s, "the platform to settle", memory.sample)
         first_runs = runs_after(instance, known)
         print_runs(f"the first {len(days)} days caused", first_runs)
         health = served(settings.endpoint)
@@ -204,8 +200,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         known = {r.run_id for r in instance.get_runs()}
         new_days = land(home, more, settings.more_days, settings)
         print(f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}")
-        time.sleep(5)  # let the landing sensor see them before judging quiet
-        wait_quiet(instance, settings.settle_s, settings.timeout_s, "the new days", memory.sample)
+        wait_quiet(instance, settings.timeout_s, "the new days", memory.sample)
         later = runs_after(instance, known)
         print_runs("the new days caused", later)
         partitions = sorted({day for r in later for day in r.days})

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import dagster as dg
 import requests
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -25,6 +26,8 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+
+FINISHED_TICKS = [TickStatus.SKIPPED, TickStatus.SUCCESS, TickStatus.FAILURE]
 
 LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
@@ -146,22 +149,53 @@ def wait_until(
         time.sleep(2)
 
 
+def sensors_ticked_since(instance: dg.DagsterInstance, since: float) -> bool:
+    """Whether every sensor not stopped has finished a tick that began after `since` (Unix time)."""
+    states = [
+        s
+        for s in instance.all_instigator_state()
+        if s.instigator_type != InstigatorType.SCHEDULE and s.status != InstigatorStatus.STOPPED
+    ]
+    for state in states:
+        ticks = instance.get_ticks(
+            state.instigator_origin_id, state.selector_id, after=since, statuses=FINISHED_TICKS
+        )
+        if not any(t.timestamp > since for t in ticks):
+            return False
+    return True
+
+
 def wait_quiet(
     instance: dg.DagsterInstance,
-    settle_s: float,
     timeout_s: float,
     what: str,
     on_poll: Callable[[], object] = lambda: None,
 ) -> None:
-    """Wait until nothing has been in flight for `settle_s` (sensors get their ticks in)."""
-    quiet_since = [time.monotonic()]
+    """Wait until nothing is in flight and every sensor has since had a tick that launched nothing.
+
+    A tick that began after the last change saw the platform at rest, so if it launched nothing,
+    nothing more will come: no quiet period to guess, a settle costs one sensor interval.
+    """
+    # `since`: when the platform was first seen at rest (None while something runs).
+    state: dict[str, float | int | None] = {
+        "since": time.time(),
+        "runs": instance.get_runs_count(),
+    }
 
     def settled() -> bool:
         on_poll()
-        if in_flight(instance):
-            quiet_since[0] = time.monotonic()
+        runs = instance.get_runs_count()
+        if in_flight(instance) or runs != state["runs"]:
+            state.update(since=None, runs=runs)
             return False
-        return time.monotonic() - quiet_since[0] >= settle_s
+        since = state["since"]
+        if since is None:
+            # Seen at rest only now: a tick begun earlier may have seen the last run still going.
+            state["since"] = time.time()
+            return False
+        # Ticks first, then the runs again: a finished tick has already created what it launched.
+        ticked = sensors_ticked_since(instance, float(since))
+        return ticked and not in_flight(instance) and instance.get_runs_count() == runs
 
     wait_until(
         settled,

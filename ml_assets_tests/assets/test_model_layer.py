@@ -24,6 +24,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.features import complaint_features
 from ml_assets.constants import (
     AUC_FLOOR,
@@ -76,12 +77,10 @@ def open_instance(folder: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(folder))
 
 
-def ingest(home: ProjectHome, instance: dg.DagsterInstance, day: str) -> None:
+def ingest(home: ProjectHome, instance: dg.DagsterInstance, days: list[str]) -> None:
+    """The data layer over `days` in one run, as the landing sensor runs consecutive days."""
     result = dg.materialize(
-        DATA_LAYER_ASSETS,
-        resources=local_resources(home),
-        partition_key=day,
-        instance=instance,
+        DATA_LAYER_ASSETS, resources=local_resources(home), tags=range_tags(days), instance=instance
     )
     assert result.success
 
@@ -104,8 +103,7 @@ def build_world(root: Path, instance: dg.DagsterInstance) -> World:
     """The fixture's landed, ingested days and its first model, under `root`."""
     home = ProjectHome(root / "home")
     generate_landing(home.landing, DAYS[0], len(DAYS), ROWS_PER_DAY, SEED, signal=LEARNABLE)
-    for day in DAYS:
-        ingest(home, instance, day.isoformat())
+    ingest(home, instance, [day.isoformat() for day in DAYS])
     world = World(home, root / "instance", instance, local_resources(home)["model_registry"], {})
     train(world, "first")
     return world
@@ -267,7 +265,7 @@ def test_new_data_for_the_newest_day_makes_the_training_window_stale(scratch: Wo
     assert resolver.get_status(dg.AssetKey("training_dataset")) == StaleStatus.FRESH
     # A corrected, longer file for the newest day.
     generate_landing(scratch.home.landing, YESTERDAY, 1, 300, seed=6, signal=LEARNABLE)
-    ingest(scratch.home, scratch.instance, YESTERDAY.isoformat())
+    ingest(scratch.home, scratch.instance, [YESTERDAY.isoformat()])
     resolver = get_stale_status_resolver(scratch.instance, ALL_ASSETS)
     assert resolver.get_status(dg.AssetKey("training_dataset")) == StaleStatus.STALE
 
@@ -316,15 +314,14 @@ def test_a_changed_feature_mapping_reruns_down_the_chain_and_never_upstream(
 
     # Dagster 1.13 marks an asset stale for its own code version or a new upstream data version:
     # the change travels down as each stale asset reruns (what automation does).
-    for partition in DAYS:
-        rerun = dg.materialize(
-            assets,
-            selection=[complaint_features.key],
-            resources=local_resources(scratch.home),
-            partition_key=partition.isoformat(),
-            instance=scratch.instance,
-        )
-        assert rerun.success
+    rerun = dg.materialize(
+        assets,
+        selection=[complaint_features.key],
+        resources=local_resources(scratch.home),
+        tags=range_tags([day.isoformat() for day in DAYS]),
+        instance=scratch.instance,
+    )
+    assert rerun.success
     assert status(dg.AssetKey("training_dataset")) == StaleStatus.STALE
     dataset = dg.materialize(
         assets,

@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 
 from ml_assets.constants import AUC_FLOOR, TRAINING_WINDOW_DAYS
-from ml_assets.operations import RunSummary, in_flight, runs_after
+from ml_assets.operations import RunSummary, runs_after, wait_quiet
 from ml_assets_tests.e2e.dagster_daemon import (
     landing_sensor_skips,
     ml_assets,
@@ -50,7 +50,6 @@ DAEMON_ENV = {
 DATA_LAYER = {"raw_complaints", "validated_complaints", "rejected_complaints"}
 DATA_LAYER |= {"complaint_statistics", "complaint_features"}
 MODEL_CHAIN = {"training_dataset", "dispute_model", "model_evaluation", "champion_model"}
-SETTLE_S = 25.0  # five sensor intervals without anything in flight
 
 
 @dataclass
@@ -63,17 +62,11 @@ class Platform:
     initial: set[str] = field(default_factory=set)  # runs launched for the module's first days
 
     def settle(self, timeout: float = 600) -> None:
-        """Wait until nothing is in flight for SETTLE_S (the sensors had their ticks)."""
-        import time
-
-        quiet = [time.monotonic()]
-
-        def settled() -> bool:
-            if in_flight(self.instance):
-                quiet[0] = time.monotonic()
-            return time.monotonic() - quiet[0] >= SETTLE_S
-
-        wait_for(settled, timeout, "the platform to settle", self.log)
+        """Wait until nothing is in flight and every sensor has since ticked without launching."""
+        try:
+            wait_quiet(self.instance, timeout, "the platform to settle")
+        except TimeoutError as error:
+            pytest.fail(f"{error}; daemon log:\n{self.log.read_text()[-4000:]}")
 
     def known(self) -> set[str]:
         return {r.run_id for r in self.instance.get_runs()}

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import requests
 
+from ml_assets.assets.day_ranges import range_tags
 from ml_assets.constants import CHAMPION_ALIAS, THRESHOLD_TAG
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
@@ -89,13 +90,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             ),
         }
         with dg.instance_for_test() as instance:
-            for day in DAYS:
-                assert dg.materialize(
-                    DATA_LAYER_ASSETS,
-                    resources=resources,
-                    partition_key=day.isoformat(),
-                    instance=instance,
-                ).success
+            assert dg.materialize(
+                DATA_LAYER_ASSETS,
+                resources=resources,
+                tags=range_tags([day.isoformat() for day in DAYS]),
+                instance=instance,
+            ).success
             keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
             first = materialize(home, instance, resources, keys)
             yield Served(home, instance, resources, f"http://127.0.0.1:{http_port}", first)
