@@ -19,18 +19,19 @@ from ml_assets.constants import (
     LABEL_COLUMN,
     LANDING_ASSET_GROUP,
 )
-from ml_assets.ingest.statistics import profile_complaints, statistic, statistics_markdown
+from ml_assets.ingest.statistics import figures, profile_complaints, statistics_markdown
 from ml_assets.partitions import daily_partitions
 
 STATISTICS = dg.AssetKey("complaint_statistics")
 
 
 def _record(stats: pd.DataFrame) -> DayRecord:
+    figure = figures(stats)
     return DayRecord(
         {
             "summary": dg.MetadataValue.md(statistics_markdown(stats)),
-            "valid_rows": int(statistic(stats, "*", "row_count")),
-            "dispute_rate": statistic(stats, LABEL_COLUMN, "positive_rate"),
+            "valid_rows": int(figure["*", "row_count"]),
+            "dispute_rate": figure[LABEL_COLUMN, "positive_rate"],
         }
     )
 

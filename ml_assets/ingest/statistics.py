@@ -78,35 +78,47 @@ def profile_complaints(valid: pd.DataFrame, rejected_count: int, day: pd.Timesta
     return out.loc[:, list(STATISTICS_COLUMNS)]
 
 
-def statistic(stats: pd.DataFrame, column: str, name: str) -> float:
-    """One figure of a statistics frame."""
-    match = stats[(stats["column_name"] == column) & (stats["statistic"] == name)]
-    return float(match["value"].iloc[0])
+def figures(stats: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """A statistics frame's single figures by (column, statistic), read in one pass."""
+    # A filter of the frame per figure cost ~2 ms, ~45 of them a day: minutes over a full history.
+    single = stats[stats["statistic"] != "top_share"]
+    return {
+        (column, name): float(value)
+        for column, name, value in zip(
+            single["column_name"], single["statistic"], single["value"], strict=True
+        )
+    }
 
 
 def statistics_markdown(stats: pd.DataFrame) -> str:
     """A Markdown summary of a day's statistics for the Dagster UI."""
+    figure = figures(stats)
+    tops = stats[stats["statistic"] == "top_share"]
+    top_texts = {
+        str(column): ", ".join(
+            f"{c} ({v:.0%})" for c, v in zip(group["category"], group["value"], strict=True)
+        )
+        for column, group in tops.groupby("column_name", sort=False)
+    }
     lines = [
-        f"**Rows:** {statistic(stats, '*', 'row_count'):.0f} valid, "
-        f"{statistic(stats, '*', 'rejected_count'):.0f} rejected  ",
-        f"**Labelled:** {statistic(stats, LABEL_COLUMN, 'labelled_count'):.0f}, "
-        f"dispute rate {statistic(stats, LABEL_COLUMN, 'positive_rate'):.3f}  ",
+        f"**Rows:** {figure['*', 'row_count']:.0f} valid, "
+        f"{figure['*', 'rejected_count']:.0f} rejected  ",
+        f"**Labelled:** {figure[LABEL_COLUMN, 'labelled_count']:.0f}, "
+        f"dispute rate {figure[LABEL_COLUMN, 'positive_rate']:.3f}  ",
         "**Narrative words (p10/p50/p90):** "
-        + "/".join(
-            f"{statistic(stats, NARRATIVE_COLUMN, f'words_p{int(q * 100)}'):.0f}"
-            for q in _QUANTILES
-        ),
+        + "/".join(f"{figure[NARRATIVE_COLUMN, f'words_p{int(q * 100)}']:.0f}" for q in _QUANTILES),
         "",
         "| column | missing | distinct | top values |",
         "| --- | ---: | ---: | --- |",
     ]
     for column in CANONICAL_COLUMNS:
-        tops = stats[(stats["column_name"] == column) & (stats["statistic"] == "top_share")]
-        top_text = ", ".join(
-            f"{c} ({v:.0%})" for c, v in zip(tops["category"], tops["value"], strict=True)
-        )
         lines.append(
-            f"| {column} | {statistic(stats, column, 'missing_rate'):.1%} | "
-            f"{statistic(stats, column, 'distinct_count'):.0f} | {top_text} |"
+            f"| {column} | {figure[column, 'missing_rate']:.1%} | "
+            f"{figure[column, 'distinct_count']:.0f} | {top_texts.get(column, '')} |"
         )
     return "\n".join(lines)
+
+
+def statistic(stats: pd.DataFrame, column: str, name: str) -> float:
+    """One figure of a statistics frame."""
+    return figures(stats)[column, name]

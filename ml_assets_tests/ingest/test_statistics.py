@@ -50,3 +50,26 @@ def test_an_empty_day_profiles_without_error() -> None:
     stats = profile_complaints(empty, 0, pd.Timestamp(DAY))
     assert statistic(stats, "*", "row_count") == 0
     assert "**Rows:** 0 valid" in statistics_markdown(stats)
+
+
+def test_the_summary_shows_each_columns_own_figures_on_a_generated_day(tmp_path) -> None:
+    from ml_assets.constants import CANONICAL_COLUMNS
+    from ml_assets.ingest.cfpb_format import read_landing_day
+    from ml_assets.ingest.generator import generate_landing
+
+    generate_landing(tmp_path, pd.Timestamp(DAY).date(), 1, 300, seed=3)
+    (landed,) = tmp_path.rglob("*.csv")
+    raw = read_landing_day([(landed.name, landed.read_bytes())], DAY)
+    stats = profile_complaints(split_valid_rejected(raw).valid, 7, pd.Timestamp(DAY))
+    text = statistics_markdown(stats)
+    assert f"**Rows:** {statistic(stats, '*', 'row_count'):.0f} valid, 7 rejected" in text
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    for column in CANONICAL_COLUMNS:
+        tops = stats[(stats["column_name"] == column) & (stats["statistic"] == "top_share")]
+        pairs = zip(tops["category"], tops["value"], strict=True)
+        expected = ", ".join(f"{c} ({v:.0%})" for c, v in pairs)
+        assert rows[column] == (
+            f"| {column} | {statistic(stats, column, 'missing_rate'):.1%} | "
+            f"{statistic(stats, column, 'distinct_count'):.0f} | {expected} |"
+        )
+    assert any(len(line) > 60 for line in rows.values())  # top values are shown, not left empty
