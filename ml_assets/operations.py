@@ -156,13 +156,12 @@ def sensors_ticked_since(instance: dg.DagsterInstance, since: float) -> bool:
         for s in instance.all_instigator_state()
         if s.instigator_type != InstigatorType.SCHEDULE and s.status != InstigatorStatus.STOPPED
     ]
-    for state in states:
-        ticks = instance.get_ticks(
-            state.instigator_origin_id, state.selector_id, after=since, statuses=FINISHED_TICKS
+    return all(
+        instance.get_ticks(
+            s.instigator_origin_id, s.selector_id, after=since, limit=1, statuses=FINISHED_TICKS
         )
-        if not any(t.timestamp > since for t in ticks):
-            return False
-    return True
+        for s in states
+    )
 
 
 def wait_quiet(
@@ -176,25 +175,21 @@ def wait_quiet(
     A tick that began after the last change saw the platform at rest, so if it launched nothing,
     nothing more will come: no quiet period to guess, a settle costs one sensor interval.
     """
-    # `since`: when the platform was first seen at rest (None while something runs).
-    state: dict[str, float | int | None] = {
-        "since": time.time(),
-        "runs": instance.get_runs_count(),
-    }
+    since: float | None = time.time()  # when first seen at rest; None while something runs
+    runs = instance.get_runs_count()
 
     def settled() -> bool:
+        nonlocal since, runs
         on_poll()
-        runs = instance.get_runs_count()
-        if in_flight(instance) or runs != state["runs"]:
-            state.update(since=None, runs=runs)
+        if in_flight(instance) or instance.get_runs_count() != runs:
+            since, runs = None, instance.get_runs_count()
             return False
-        since = state["since"]
         if since is None:
             # Seen at rest only now: a tick begun earlier may have seen the last run still going.
-            state["since"] = time.time()
+            since = time.time()
             return False
         # Ticks first, then the runs again: a finished tick has already created what it launched.
-        ticked = sensors_ticked_since(instance, float(since))
+        ticked = sensors_ticked_since(instance, since)
         return ticked and not in_flight(instance) and instance.get_runs_count() == runs
 
     wait_until(

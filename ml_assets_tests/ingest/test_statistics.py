@@ -1,5 +1,10 @@
+from pathlib import Path
+
 import pandas as pd
 
+from ml_assets.constants import CANONICAL_COLUMNS
+from ml_assets.ingest.cfpb_format import read_landing_day
+from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.statistics import profile_complaints, statistic, statistics_markdown
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets_tests.factories import csv_line, raw_day
@@ -52,11 +57,7 @@ def test_an_empty_day_profiles_without_error() -> None:
     assert "**Rows:** 0 valid" in statistics_markdown(stats)
 
 
-def test_the_summary_shows_each_columns_own_figures_on_a_generated_day(tmp_path) -> None:
-    from ml_assets.constants import CANONICAL_COLUMNS
-    from ml_assets.ingest.cfpb_format import read_landing_day
-    from ml_assets.ingest.generator import generate_landing
-
+def test_the_summary_shows_each_columns_own_figures_on_a_generated_day(tmp_path: Path) -> None:
     generate_landing(tmp_path, pd.Timestamp(DAY).date(), 1, 300, seed=3)
     (landed,) = tmp_path.rglob("*.csv")
     raw = read_landing_day([(landed.name, landed.read_bytes())], DAY)
