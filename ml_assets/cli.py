@@ -28,6 +28,12 @@ concurrency:
   runs:
     # Two cores: more concurrent runs only queue on the CPU and on the DuckDB pool.
     max_concurrent_runs: 4
+# Dagster's SQLite event log, minus a new engine and an fsync per event (resources/event_log.py).
+event_log_storage:
+  module: resources.event_log
+  class: ProjectSqliteEventLogStorage
+  config:
+    base_dir: {event_log_dir}
 """
 
 # Step events go to the Dagster instance (and UI); the terminal gets warnings and a line per day.
@@ -73,8 +79,10 @@ def init_home(home: ProjectHome) -> None:
     for folder in (home.complaints_landing, home.dagster_home, home.logs):
         folder.mkdir(parents=True, exist_ok=True)
     config = home.dagster_home / "dagster.yaml"
-    if not config.exists() or config.read_text() != DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML)
+    # Where Dagster's default SQLite event log keeps its files: existing homes keep their history.
+    text = DAGSTER_YAML.format(event_log_dir=home.dagster_home / "history" / "runs")
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
     import dagster as dg
 
     # Create the instance's sqlite storages now: the daemon's threads and the webserver would

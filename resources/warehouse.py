@@ -78,11 +78,15 @@ class TransactionalDuckDbClient(DuckDbClient):
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
 
 
+STORAGE_KIND = {"dagster/storage_kind": "duckdb"}
+COLUMN_SCHEMA = "dagster/column_schema"
+
+
 def table_metadata(frame: pd.DataFrame) -> dict[str, Any]:
     """What the warehouse records of a stored frame besides its row count: kind and columns."""
     return {
-        "dagster/storage_kind": "duckdb",
-        "dagster/column_schema": dg.TableSchema(
+        **STORAGE_KIND,
+        COLUMN_SCHEMA: dg.TableSchema(
             columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in frame.dtypes.items()]
         ),
     }
@@ -101,8 +105,8 @@ class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         connection.execute(f"insert into {table} by name select * from obj")
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             # A run over several days: the frame's total is no day's count, so the asset gives
-            # each day its own (Dagster would copy one figure to every day).
-            return table_metadata(obj)
+            # each day its own (Dagster would copy one figure to every day), and the columns.
+            return dict(STORAGE_KIND)
         count_key = PARTITION_ROW_COUNT if context.has_partition_key else "dagster/row_count"
         return {count_key: obj.shape[0], **table_metadata(obj)}
 

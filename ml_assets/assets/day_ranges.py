@@ -37,7 +37,7 @@ from dagster._core.storage.tags import (
 )
 
 from ml_assets.constants import DAYS_PER_RUN
-from resources.warehouse import PARTITION_ROW_COUNT, table_metadata
+from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadata
 
 # Backfills and automation split N days into runs of at most DAYS_PER_RUN consecutive days.
 DAILY_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN)
@@ -155,13 +155,18 @@ def add_day_metadata(
 def with_table(
     records: Mapping[str, DayRecord], frames: Mapping[str, pd.DataFrame]
 ) -> dict[str, DayRecord]:
-    """Records with what the warehouse records of a day stored alone (row count, kind, columns)."""
+    """Records with what the warehouse records of a day stored alone: row count and kind, and
+    the table's columns on the newest day only."""
+    newest = max(records)
+    # The columns are the table's, the same every day, and a column schema is most of an event's
+    # size: Dagster serialises each event several times, so thousands of copies cost minutes.
+    # The UI shows the schema of the asset's latest materialization, the newest day's.
     return {
         day: DayRecord(
             {
                 **record.metadata,
                 PARTITION_ROW_COUNT: len(frames[day]),
-                **table_metadata(frames[day]),
+                **(table_metadata(frames[day]) if day == newest else STORAGE_KIND),
             },
             record.data_version,
         )

@@ -18,7 +18,7 @@ from ml_assets.constants import (
     LANDING_ASSET_GROUP,
     WAREHOUSE_SCHEMA,
 )
-from ml_assets.ingest.cfpb_format import LandingFileError, read_landing_day
+from ml_assets.ingest.cfpb_format import LandingFileError, read_landing_days
 from ml_assets.ingest.landing import landing_digest
 from ml_assets.partitions import daily_partitions
 from resources.landing_zone import LandingZone
@@ -28,23 +28,27 @@ PARTITIONED_TABLE = {"partition_expr": INGESTION_DATE_COLUMN, "schema": WAREHOUS
 RAW = dg.AssetKey("raw_complaints")
 
 
-def _read_day(landing_zone: LandingZone, day: str) -> tuple[pd.DataFrame, DayRecord]:
-    """One day's landing files read, and the day's record (its bytes decide its version)."""
-    files = landing_zone.files_for_day(day)
-    contents = [(f.name, landing_zone.read_bytes(f)) for f in files]
-    try:
-        frame = read_landing_day(contents, day)
-    except LandingFileError as exc:
-        raise dg.Failure(str(exc)) from exc
-    digest = landing_digest(contents)
+def _landing_files(
+    landing_zone: LandingZone, days: list[str]
+) -> dict[str, list[tuple[str, bytes]]]:
+    """Each day's landing files: (name, bytes)."""
+    return {
+        day: [(f.name, landing_zone.read_bytes(f)) for f in landing_zone.files_for_day(day)]
+        for day in days
+    }
+
+
+def _day_record(day_files: list[tuple[str, bytes]], rows: pd.DataFrame) -> DayRecord:
+    """A day's record: its files, sizes and rows; its bytes decide its version."""
+    digest = landing_digest(day_files)
     metadata: Metadata = {
-        "files": [f.name for f in files],
-        "bytes": sum(f.size for f in files),
-        "rows_read": len(frame),
-        "malformed_records": int(frame["parse_error"].notna().sum()),
+        "files": [name for name, _ in day_files],
+        "bytes": sum(len(data) for _, data in day_files),
+        "rows_read": len(rows),
+        "malformed_records": int(rows["parse_error"].notna().sum()),
         "landing_digest": digest,
     }
-    return frame, DayRecord(metadata, data_version=digest)
+    return DayRecord(metadata, data_version=digest)
 
 
 @dg.asset(
@@ -61,15 +65,19 @@ def raw_complaints(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetMaterialization]:
     """The run's days of landing files in the canonical schema, with source file and line per row."""
     days = run_days(context)
-    if empty := [day for day in days if not landing_zone.files_for_day(day)]:
+    files = _landing_files(landing_zone, days)
+    if empty := [day for day in days if not files[day]]:
         raise dg.Failure(
             f"No landing files for {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} in "
             "the landing zone. Land data first (`ml-assets generate ...` or `ml-assets land-cfpb "
             "PATH`), or pick days that have files."
         )
-    read = {day: _read_day(landing_zone, day) for day in days}
-    frames = {day: f for day, (f, _) in read.items()}
-    records = {day: record for day, (_, record) in read.items()}
-    frame = pd.concat(frames.values(), ignore_index=True)
+    try:
+        frame = read_landing_days(files)
+    except LandingFileError as exc:
+        raise dg.Failure(str(exc)) from exc
+    by_day = dict(iter(frame.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    frames = {day: by_day.get(pd.Timestamp(day), frame.iloc[0:0]) for day in days}
+    records = {day: _day_record(files[day], frames[day]) for day in days}
     # The bytes decide each day's version: landing the same file again leaves downstream fresh.
     yield from outputs_by_day(context, RAW, frame, records, frames)

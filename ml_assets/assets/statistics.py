@@ -19,7 +19,7 @@ from ml_assets.constants import (
     LABEL_COLUMN,
     LANDING_ASSET_GROUP,
 )
-from ml_assets.ingest.statistics import figures, profile_complaints, statistics_markdown
+from ml_assets.ingest.statistics import figures, profile_days, statistics_markdown
 from ml_assets.partitions import daily_partitions
 
 STATISTICS = dg.AssetKey("complaint_statistics")
@@ -52,18 +52,10 @@ def complaint_statistics(
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetMaterialization]:
     """Row counts, missing rates, distinct counts, top categories, narrative lengths, label balance."""
     days = run_days(context)
-    valid = dict(iter(validated_complaints.groupby(INGESTION_DATE_COLUMN, sort=False)))
     rejected = rejected_complaints.groupby(INGESTION_DATE_COLUMN).size()
-    # A profile is a handful of figures per day: one day at a time, each with column operations.
-    by_day = {
-        day: profile_complaints(
-            valid.get(pd.Timestamp(day), validated_complaints.iloc[0:0]),
-            int(rejected.get(pd.Timestamp(day), 0)),
-            pd.Timestamp(day),
-        )
-        for day in days
-    }
-    stats = pd.concat(by_day.values(), ignore_index=True)
+    stats = profile_days(validated_complaints, rejected, [pd.Timestamp(day) for day in days])
+    groups = dict(iter(stats.groupby(INGESTION_DATE_COLUMN, sort=False)))
+    by_day = {day: groups[pd.Timestamp(day)].reset_index(drop=True) for day in days}
     records = {day: _record(day_stats) for day, day_stats in by_day.items()}
     yield from outputs_by_day(
         context, STATISTICS, stats, records, by_day, inputs=[REJECTED, VALIDATED]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from ml_assets.constants import (
@@ -32,50 +34,99 @@ STATISTICS_COLUMNS: tuple[str, ...] = (
 _QUANTILES = (0.1, 0.5, 0.9)
 
 
-def _row(
-    column: str, statistic: str, value: float, category: str | None = None
-) -> dict[str, object]:
-    return {
-        "column_name": column,
-        "statistic": statistic,
-        "category": category,
-        "value": float(value),
-    }
-
-
 def profile_complaints(valid: pd.DataFrame, rejected_count: int, day: pd.Timestamp) -> pd.DataFrame:
     """Long-format statistics of one day's validated complaints (one row per figure)."""
-    rows = [
-        _row("*", "row_count", len(valid)),
-        _row("*", "rejected_count", rejected_count),
+    day = pd.Timestamp(day).as_unit("ns")
+    return profile_days(valid, pd.Series({day: rejected_count}, dtype="int64"), [day])
+
+
+def profile_days(
+    valid: pd.DataFrame, rejected_counts: pd.Series, days: Sequence[pd.Timestamp]
+) -> pd.DataFrame:
+    """Long-format statistics of each day's validated complaints, days in order, one row per figure.
+
+    Every figure is a group-by over the days at once: a day's profile is about 60 figures, and
+    computing them day by day cost ~40 ms a day of pandas overhead, minutes over a full history.
+    Per day: row and rejected counts; per column missing rate and distinct count; the top
+    categories (ties by name); narrative length quantiles; labelled count and positive rate.
+    """
+    index = pd.DatetimeIndex([pd.Timestamp(d).as_unit("ns") for d in days], name="day")
+    by_day = pd.to_datetime(valid[INGESTION_DATE_COLUMN]).dt.as_unit("ns").rename("day")
+    rows = valid.groupby(by_day).size().reindex(index, fill_value=0)
+    parts: list[pd.DataFrame] = [
+        _figures("*", "row_count", rows),
+        _figures("*", "rejected_count", _by_day(rejected_counts).reindex(index, fill_value=0)),
     ]
-    for column in CANONICAL_COLUMNS:
-        values = valid[column]
-        rows.append(_row(column, "missing_rate", values.isna().mean() if len(values) else 0.0))
-        rows.append(_row(column, "distinct_count", values.nunique(dropna=True)))
+    columns = list(CANONICAL_COLUMNS)
+    missing = valid[columns].isna().groupby(by_day).mean().reindex(index).fillna(0.0)
+    distinct = valid[columns].groupby(by_day).nunique(dropna=True).reindex(index, fill_value=0)
+    for column in columns:
+        parts.append(_figures(column, "missing_rate", missing[column]))
+        parts.append(_figures(column, "distinct_count", distinct[column]))
     for column in CATEGORICAL_COLUMNS:
-        shares = valid[column].value_counts(normalize=True, dropna=True).head(TOP_CATEGORIES)
-        rows += [_row(column, "top_share", share, str(cat)) for cat, share in shares.items()]
-    words = valid[NARRATIVE_COLUMN].dropna().str.split().str.len()
+        parts.append(_top_shares(valid[column], by_day))
+    narratives = valid[NARRATIVE_COLUMN].notna()
+    words = valid.loc[narratives, NARRATIVE_COLUMN].str.split().str.len().astype(float)
+    word_days = words.groupby(by_day[narratives])
     for q in _QUANTILES:
-        rows.append(
-            _row(NARRATIVE_COLUMN, f"words_p{int(q * 100)}", words.quantile(q) if len(words) else 0)
-        )
-    labels = valid[LABEL_COLUMN].dropna()
-    rows.append(_row(LABEL_COLUMN, "labelled_count", len(labels)))
-    rows.append(
-        _row(
-            LABEL_COLUMN,
-            "positive_rate",
-            labels.astype(float).mean() if len(labels) else float("nan"),
-        )
+        quantile = word_days.quantile(q).reindex(index).fillna(0.0)
+        parts.append(_figures(NARRATIVE_COLUMN, f"words_p{int(q * 100)}", quantile))
+    labelled = valid[LABEL_COLUMN].notna()
+    labels = valid.loc[labelled, LABEL_COLUMN].astype(float).groupby(by_day[labelled])
+    parts.append(
+        _figures(LABEL_COLUMN, "labelled_count", labels.size().reindex(index, fill_value=0))
     )
-    out = pd.DataFrame(rows)
-    out.insert(0, INGESTION_DATE_COLUMN, pd.Timestamp(day).as_unit("ns"))
-    out["column_name"] = out["column_name"].astype("string")
-    out["statistic"] = out["statistic"].astype("string")
-    out["category"] = out["category"].astype("string")
+    parts.append(_figures(LABEL_COLUMN, "positive_rate", labels.mean().reindex(index)))
+    out = pd.concat(parts, ignore_index=True)
+    # A stable sort by day keeps each day's figures in the order they were added above.
+    out = out.sort_values(INGESTION_DATE_COLUMN, kind="stable", ignore_index=True)
+    for column in ("column_name", "statistic", "category"):
+        out[column] = out[column].astype("string")
+    out["value"] = out["value"].astype(float)
     return out.loc[:, list(STATISTICS_COLUMNS)]
+
+
+def _by_day(values: pd.Series) -> pd.Series:
+    """A series indexed by day timestamps in nanoseconds (DuckDB reads them in microseconds)."""
+    return values.set_axis(pd.DatetimeIndex(values.index).as_unit("ns"))
+
+
+def _figures(column: str, statistic: str, values: pd.Series) -> pd.DataFrame:
+    """One figure per day (`values` indexed by day) as long-format rows."""
+    return pd.DataFrame(
+        {
+            INGESTION_DATE_COLUMN: values.index,
+            "column_name": column,
+            "statistic": statistic,
+            "category": None,
+            "value": values.to_numpy(dtype=float, na_value=float("nan")),
+        }
+    )
+
+
+def _top_shares(values: pd.Series, by_day: pd.Series) -> pd.DataFrame:
+    """Each day's TOP_CATEGORIES most frequent values of a column with their shares."""
+    present = values.notna()
+    counts = (
+        pd.DataFrame({"day": by_day[present], "category": values[present].astype(str)})
+        .value_counts()
+        .rename("count")
+        .reset_index()
+    )
+    counts["value"] = counts["count"] / counts.groupby("day")["count"].transform("sum")
+    counts = counts.sort_values(
+        ["day", "count", "category"], ascending=[True, False, True], kind="stable"
+    )
+    top = counts.groupby("day", sort=False).head(TOP_CATEGORIES)
+    return pd.DataFrame(
+        {
+            INGESTION_DATE_COLUMN: top["day"].to_numpy(),
+            "column_name": values.name,
+            "statistic": "top_share",
+            "category": top["category"].to_numpy(),
+            "value": top["value"].to_numpy(),
+        }
+    )
 
 
 def figures(stats: pd.DataFrame) -> dict[tuple[str, str], float]:

@@ -2,10 +2,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.constants import CANONICAL_COLUMNS
+from ml_assets.constants import (
+    CANONICAL_COLUMNS,
+    LABEL_COLUMN,
+    NARRATIVE_COLUMN,
+    TOP_CATEGORIES,
+)
 from ml_assets.ingest.cfpb_format import read_landing_day
 from ml_assets.ingest.generator import generate_landing
-from ml_assets.ingest.statistics import profile_complaints, statistic, statistics_markdown
+from ml_assets.ingest.statistics import (
+    CATEGORICAL_COLUMNS,
+    profile_complaints,
+    profile_days,
+    statistic,
+    statistics_markdown,
+)
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets_tests.factories import csv_line, raw_day
 
@@ -74,3 +85,56 @@ def test_the_summary_shows_each_columns_own_figures_on_a_generated_day(tmp_path:
             f"{statistic(stats, column, 'distinct_count'):.0f} | {expected} |"
         )
     assert any(len(line) > 60 for line in rows.values())  # top values are shown, not left empty
+
+
+def _reference_profile(valid: pd.DataFrame, rejected: int, day: pd.Timestamp) -> pd.DataFrame:
+    """The figures of one day computed the plain way, column by column (the oracle)."""
+    rows = [("*", "row_count", None, len(valid)), ("*", "rejected_count", None, rejected)]
+    for column in CANONICAL_COLUMNS:
+        missing = valid[column].isna().mean() if len(valid) else 0.0
+        rows += [(column, "missing_rate", None, missing)]
+        rows += [(column, "distinct_count", None, valid[column].nunique())]
+    for column in CATEGORICAL_COLUMNS:
+        counts = valid[column].dropna().astype(str).value_counts()
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_CATEGORIES]
+        rows += [(column, "top_share", c, n / counts.sum()) for c, n in ranked]
+    words = valid[NARRATIVE_COLUMN].dropna().str.split().str.len().astype(float)
+    for q in (0.1, 0.5, 0.9):
+        quantile = words.quantile(q) if len(words) else 0.0
+        rows += [(NARRATIVE_COLUMN, f"words_p{int(q * 100)}", None, quantile)]
+    labels = valid[LABEL_COLUMN].dropna().astype(float)
+    rows += [(LABEL_COLUMN, "labelled_count", None, len(labels))]
+    rows += [(LABEL_COLUMN, "positive_rate", None, labels.mean() if len(labels) else None)]
+    out = pd.DataFrame(rows, columns=["column_name", "statistic", "category", "value"])
+    out.insert(0, "ingestion_date", day)
+    return out
+
+
+def test_a_range_of_days_profiles_each_day_as_the_plain_computation_does(tmp_path: Path) -> None:
+    first = pd.Timestamp(DAY)
+    generate_landing(tmp_path, first.date(), 4, 150, seed=5, defect_rate=0.1)
+    days = [first + pd.Timedelta(days=i) for i in range(5)]  # the last day has no rows at all
+    raw = pd.concat(
+        [
+            read_landing_day([(f.name, f.read_bytes())], f.parent.name)
+            for f in sorted(tmp_path.rglob("*.csv"))
+        ],
+        ignore_index=True,
+    )
+    result = split_valid_rejected(raw)
+    rejected = result.rejected.groupby("ingestion_date").size()
+    stats = profile_days(result.valid, rejected, days)
+    by_day = dict(iter(result.valid.groupby("ingestion_date")))
+    expected = pd.concat(
+        [
+            _reference_profile(
+                by_day.get(day, result.valid.iloc[0:0]), int(rejected.get(day, 0)), day
+            )
+            for day in days
+        ],
+        ignore_index=True,
+    )
+    text = {"column_name": "string", "statistic": "string", "category": "string"}
+    pd.testing.assert_frame_equal(stats, expected.astype(text), check_dtype=False)
+    assert statistic(stats[stats["ingestion_date"] == days[-1]], "*", "row_count") == 0
+    assert (stats["statistic"] == "top_share").sum() > 5 * len(CATEGORICAL_COLUMNS)

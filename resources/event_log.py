@@ -1,0 +1,121 @@
+"""The project's Dagster event log: Dagster's own SQLite storage, at a few milliseconds an event.
+
+A ranged run over thousands of days records tens of thousands of events (each day's
+materializations, planned events and reconcile check). Dagster's `SqliteEventLogStorage` builds a
+new SQLAlchemy engine for every connection and commits each event with a full fsync of the
+write-ahead log: about 30 ms an event here, most of a full-history backfill. This subclass keeps
+the storage, its files, schema and queries as they are and changes only those two costs:
+
+- one engine per database file, its connection kept open: Dagster opens and closes one per event,
+  and closing the last connection of a WAL database checkpoints it (several fsyncs, the file and
+  its folder) every time;
+- `synchronous=NORMAL` on every connection. The databases are already in WAL mode, where NORMAL
+  stays consistent after a crash of any process; only an OS crash or power cut can lose the last
+  commits (SQLite's documentation: https://www.sqlite.org/pragma.html#pragma_synchronous).
+
+No public hook does this (Dagster's SQLite storages take only `base_dir`); a production instance
+uses `dagster-postgres` instead, which pools its connections (README, "Real data at full scale").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+# Private module: dagster.yaml names storages by module and class, and this one is not exported
+# elsewhere. The pinned Dagster version keeps it stable; ml_assets_tests/test_event_log.py fails
+# if its connection method changes shape.
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
+
+# Engines kept: the index shard plus the shards of the runs a process is writing or reading; a
+# long-lived daemon or webserver sees thousands of runs, so the least recently used go.
+MAX_ENGINES = 64
+SQLITE_PRAGMAS = ("PRAGMA synchronous=NORMAL",)
+
+
+def _apply_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log with one engine per shard and WAL commits without fsync."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_lock = threading.Lock()
+        self._tables_seen: set[str] = set()
+        self._columns_seen: set[str] = set()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    @classmethod
+    def from_config_value(  # ty: ignore[invalid-method-override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> ProjectSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str) -> Engine:
+        """The shard's engine, created (and its database initialised) on first use."""
+        with self._engines_lock:
+            engine = self._engines.get(shard)
+            if engine is not None:
+                self._engines.move_to_end(shard)
+                return engine
+            # One connection per shard stays open (`_db_lock` serialises the storage's use of it); setting
+            # up a new database briefly needs a second.
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=4,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+            )
+            event.listen(engine, "connect", _apply_pragmas)
+            self._engines[shard] = engine
+            while len(self._engines) > MAX_ENGINES:
+                _, oldest = self._engines.popitem(last=False)
+                oldest.dispose()
+            return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    # Dagster asks before every asset event whether a migrated table or column exists, building
+    # an engine or inspecting the schema each time; migrations only ever add them, so a yes holds.
+    def has_table(self, table_name: str) -> bool:
+        if table_name not in self._tables_seen and super().has_table(table_name):
+            self._tables_seen.add(table_name)
+        return table_name in self._tables_seen
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        if column_name not in self._columns_seen and super()._has_asset_key_col_on_connection(
+            conn, column_name
+        ):
+            self._columns_seen.add(column_name)
+        return column_name in self._columns_seen
+
+    def dispose(self) -> None:
+        super().dispose()
+        with self._engines_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
