@@ -204,6 +204,14 @@ def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list
     return [d for d in days if low <= d <= high]
 
 
+def landed_bytes(home: ProjectHome, days: Sequence[str]) -> dict[str, int]:
+    """Bytes of each day's landing files."""
+    from resources.landing_zone import LocalLandingZone
+
+    zone = LocalLandingZone(root=str(home.landing))
+    return {day: sum(f.size for f in zone.files_for_day(day)) for day in days}
+
+
 def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     import dagster as dg
 
@@ -226,8 +234,9 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     job = defs.resolve_job_def("data_layer_job")
     failed: list[str] = []
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        # Consecutive days run together (up to DAYS_PER_RUN a run): a run costs seconds to start.
-        for chunk in day_chunks(days):
+        # Consecutive days run together (up to DAYS_PER_RUN a run, and MAX_LANDING_BYTES_PER_RUN of
+        # landing files): a run costs seconds to start.
+        for chunk in day_chunks(days, day_bytes=landed_bytes(home, days)):
             began = time.monotonic()
             result = job.execute_in_process(
                 tags=range_tags(chunk),

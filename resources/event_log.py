@@ -28,14 +28,18 @@ from typing import Any
 # Private module: dagster.yaml names storages by module and class, and this one is not exported
 # elsewhere. The pinned Dagster version keeps it stable; ml_assets_tests/test_event_log.py fails
 # if its connection method changes shape.
+from dagster._core.event_api import EventHandlerFn
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
+    SqliteEventLogStorageWatchdog,
 )
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
+from watchdog.events import FileSystemEvent
+from watchdog.observers import Observer
 
 # Engines kept: the index shard plus the shards of the runs a process is writing or reading; a
 # long-lived daemon or webserver sees thousands of runs, so the least recently used go.
@@ -113,9 +117,41 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
             self._columns_seen.add(column_name)
         return column_name in self._columns_seen
 
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        # Dagster's watcher (the UI's live run log) waits for the run's .db file to change, which
+        # happened when each closed connection checkpointed the WAL. With connections kept open,
+        # new events sit in the -wal file until a checkpoint: watch that file too.
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+        watchdog = _WalWatchdog(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (
+            watchdog,
+            self._obs.schedule(watchdog, self._base_dir, recursive=True),
+        )
+
     def dispose(self) -> None:
         super().dispose()
         with self._engines_lock:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+
+
+class _WalWatchdog(SqliteEventLogStorageWatchdog):
+    """Dagster's run-log watchdog, woken by changes of the run's database or of its WAL file."""
+
+    def __init__(
+        self,
+        storage: SqliteEventLogStorage,
+        run_id: str,
+        callback: EventHandlerFn,
+        cursor: str | None,
+    ) -> None:
+        super().__init__(storage, run_id, callback, cursor)
+        self._paths = {self._log_path, f"{self._log_path}-wal"}
+        self._patterns = sorted(self._paths)
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if event.src_path in self._paths:
+            self._process_log()

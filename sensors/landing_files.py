@@ -135,6 +135,7 @@ def make_landing_file_sensor(
         cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in stamps}
         candidates = changed | {d for d in cursor.outside if in_partitions(d)}
         wanted: dict[str, tuple[str, int]] = {}  # day -> its content digest and revision
+        day_bytes: dict[str, int] = {}  # day -> bytes of its landing files
         reported: list[str] = []
         unchanged: list[str] = []  # read again (new stamps) but holding the bytes already seen
         for day in sorted(candidates):
@@ -159,7 +160,11 @@ def make_landing_file_sensor(
                 unchanged.append(day)
                 continue
             wanted[day] = (digest, int(revision) + 1)
-        requests = [day_range_request(chunk, wanted, asset_keys) for chunk in day_chunks(wanted)]
+            day_bytes[day] = sum(f.size for f in files)
+        requests = [
+            day_range_request(chunk, wanted, asset_keys)
+            for chunk in day_chunks(wanted, day_bytes=day_bytes)
+        ]
         cursor.stamps = stamps
         cursor.watermark_ns = max([cursor.watermark_ns, *stamps.values()])
         if reported:

@@ -36,7 +36,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from ml_assets.constants import DAYS_PER_RUN
+from ml_assets.constants import DAYS_PER_RUN, MAX_LANDING_BYTES_PER_RUN
 from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadata
 
 # Backfills and automation split N days into runs of at most DAYS_PER_RUN consecutive days.
@@ -174,17 +174,27 @@ def with_table(
     }
 
 
-def day_chunks(days: Sequence[str], size: int = DAYS_PER_RUN) -> list[list[str]]:
-    """Days (YYYY-MM-DD) grouped into runs: consecutive calendar days, at most `size` per run."""
+def day_chunks(
+    days: Sequence[str],
+    size: int = DAYS_PER_RUN,
+    day_bytes: Mapping[str, int] | None = None,
+    max_bytes: int = MAX_LANDING_BYTES_PER_RUN,
+) -> list[list[str]]:
+    """Days (YYYY-MM-DD) grouped into runs: consecutive calendar days, at most `size` per run
+    and, given each day's landing bytes, at most `max_bytes` of them (a day alone may exceed it)."""
     chunks: list[list[str]] = []
     previous: date | None = None
+    held = 0
     for day in sorted(days):
         current = date.fromisoformat(day)
+        weight = (day_bytes or {}).get(day, 0)
         follows = previous is not None and (current - previous).days == 1
-        if follows and len(chunks[-1]) < size:
+        if follows and len(chunks[-1]) < size and held + weight <= max_bytes:
             chunks[-1].append(day)
+            held += weight
         else:
             chunks.append([day])
+            held = weight
         previous = current
     return chunks
 

@@ -155,6 +155,20 @@ def test_days_are_grouped_into_runs_of_consecutive_days() -> None:
     ]
 
 
+def test_runs_also_hold_at_most_a_cap_of_landing_bytes() -> None:
+    days = [f"2016-01-0{d}" for d in range(1, 8)]
+    sizes = dict(zip(days, [40, 40, 30, 90, 10, 150, 5], strict=True))
+    # 40+40 fit under 100 and +30 would not; 90+10 fit; 150 alone exceeds the cap, and runs alone.
+    assert day_chunks(days, size=90, day_bytes=sizes, max_bytes=100) == [
+        ["2016-01-01", "2016-01-02"],
+        ["2016-01-03"],
+        ["2016-01-04", "2016-01-05"],
+        ["2016-01-06"],
+        ["2016-01-07"],
+    ]
+    assert day_chunks(days, size=90, day_bytes=sizes, max_bytes=10**9) == [days]
+
+
 def test_a_day_with_many_rejected_rows_warns_for_that_day_only(tmp_path: Path) -> None:
     home = ProjectHome(tmp_path)
     days = ["2016-01-04", "2016-01-05", "2016-01-06"]

@@ -1,0 +1,129 @@
+"""The project's event log: Dagster's SQLite storage with open connections and WAL commits."""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from ml_assets.cli import init_home
+from resources.event_log import ProjectSqliteEventLogStorage
+from resources.home import ProjectHome
+
+# Dagster's watcher reads the log when the file system says it changed: well under a second.
+WATCH_TIMEOUT_S = 10.0
+DAYS = dg.DailyPartitionsDefinition(start_date="2016-01-01", end_date="2016-01-11")
+
+
+@dg.asset(partitions_def=DAYS)
+def daily_figure(
+    context: dg.AssetExecutionContext,
+) -> Iterator[dg.Output | dg.AssetMaterialization]:
+    """One output over the run's days, then each day's own materialization (as ranged runs do)."""
+    yield dg.Output(len(context.partition_keys))
+    for day in context.partition_keys:
+        yield dg.AssetMaterialization(asset_key="daily_figure", partition=day)
+
+
+class Discard(dg.IOManager):
+    """Stores nothing: the events are what these tests look at."""
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        pass
+
+    def load_input(self, context: dg.InputContext) -> object:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> ProjectHome:
+    home = ProjectHome(tmp_path)
+    init_home(home)
+    return home
+
+
+@contextmanager
+def counted_connections(folder: Path) -> Iterator[list[str]]:
+    """The SQLite databases in `folder` that any engine opens a connection to inside the block."""
+    opened: list[str] = []
+
+    def count(dbapi_connection: Any, _: object) -> None:
+        path = Path(dbapi_connection.execute("pragma database_list").fetchone()[2])
+        if path.parent == folder:
+            opened.append(path.name)
+
+    event.listen(Engine, "connect", count)
+    try:
+        yield opened
+    finally:
+        event.remove(Engine, "connect", count)
+
+
+def _materialize(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [daily_figure],
+        instance=instance,
+        resources={"io_manager": Discard()},
+        tags={
+            "dagster/asset_partition_range_start": "2016-01-01",
+            "dagster/asset_partition_range_end": "2016-01-10",
+        },
+    )
+
+
+def test_the_project_instance_keeps_a_connection_per_database_and_commits_without_fsync(
+    home: ProjectHome,
+) -> None:
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, ProjectSqliteEventLogStorage)
+        with counted_connections(home.dagster_home / "history" / "runs") as opened:
+            result = _materialize(instance)
+        events = instance.get_records_for_run(result.run_id, limit=10_000).records
+        # Dagster's own storage opens a connection per event and per mirrored asset event.
+        assert len(events) > 40 and len(opened) <= 4, (len(events), opened)
+        with storage.run_connection(result.run_id) as conn:
+            assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
+        records = instance.fetch_materializations(dg.AssetKey("daily_figure"), limit=100)
+        assert len(records.records) == 20  # Dagster's ten and the asset's own ten
+
+
+def test_two_instances_on_one_home_see_each_others_events_at_once(home: ProjectHome) -> None:
+    with (
+        dg.DagsterInstance.from_config(str(home.dagster_home)) as first,
+        dg.DagsterInstance.from_config(str(home.dagster_home)) as second,
+    ):
+        key = dg.AssetKey("daily_figure")
+        assert first.get_latest_materialization_event(key) is None  # opens first's connections
+        result = _materialize(second)
+        latest = first.get_latest_materialization_event(key)
+        assert latest is not None and latest.run_id == result.run_id
+        again = _materialize(first)
+        assert second.get_latest_materialization_event(key).run_id == again.run_id
+
+
+def test_the_live_run_log_sees_events_while_the_writer_keeps_its_connection(
+    home: ProjectHome,
+) -> None:
+    run_id = "0123abcd-0000-4000-8000-000000000000"
+    seen: list[str] = []
+    with (
+        dg.DagsterInstance.from_config(str(home.dagster_home)) as ui,
+        dg.DagsterInstance.from_config(str(home.dagster_home)) as worker,
+    ):
+        worker.report_engine_event(
+            "run started", run_id=run_id, job_name="job"
+        )  # the run's database exists
+        ui.event_log_storage.watch(run_id, None, lambda entry, _: seen.append(entry.message))
+        for n in range(3):
+            worker.report_engine_event(f"step {n}", run_id=run_id, job_name="job")
+            deadline = time.monotonic() + WATCH_TIMEOUT_S
+            while f"step {n}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert f"step {n}" in seen, seen  # the worker's connection is still open
