@@ -127,3 +127,15 @@ def test_the_live_run_log_sees_events_while_the_writer_keeps_its_connection(
             while f"step {n}" not in seen and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert f"step {n}" in seen, seen  # the worker's connection is still open
+
+
+def test_a_wipe_leaves_no_connection_on_deleted_files(home: ProjectHome) -> None:
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        first = _materialize(instance)
+        assert instance.get_records_for_run(first.run_id).records
+        instance.event_log_storage.wipe()
+        assert not instance.get_records_for_run(first.run_id).records
+        second = _materialize(instance)
+        with dg.DagsterInstance.from_config(str(home.dagster_home)) as fresh:
+            # What this process writes after the wipe is in the files every process reads.
+            assert len(fresh.get_records_for_run(second.run_id).records) > 40

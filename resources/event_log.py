@@ -13,8 +13,11 @@ the storage, its files, schema and queries as they are and changes only those tw
   stays consistent after a crash of any process; only an OS crash or power cut can lose the last
   commits (SQLite's documentation: https://www.sqlite.org/pragma.html#pragma_synchronous).
 
-No public hook does this (Dagster's SQLite storages take only `base_dir`); a production instance
-uses `dagster-postgres` instead, which pools its connections (README, "Real data at full scale").
+Because the connections stay open, new events wait in each database's -wal file until a
+checkpoint; the UI's live run log, which Dagster wakes on changes of the .db file, watches the
+-wal file too. No public hook does any of this (Dagster's SQLite storages take only `base_dir`);
+an instance shared by several machines uses `dagster-postgres` instead (README, "Real data at
+full scale").
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-# Private module: dagster.yaml names storages by module and class, and this one is not exported
-# elsewhere. The pinned Dagster version keeps it stable; ml_assets_tests/test_event_log.py fails
-# if its connection method changes shape.
+# Private modules: dagster.yaml names storages by module and class, and these are not exported
+# elsewhere. The pinned Dagster version keeps them stable; ml_assets_tests/test_event_log.py fails
+# if the connection handling or the run-log watch stop working as this subclass expects.
 from dagster._core.event_api import EventHandlerFn
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -45,6 +48,8 @@ from watchdog.observers import Observer
 # long-lived daemon or webserver sees thousands of runs, so the least recently used go.
 MAX_ENGINES = 64
 SQLITE_PRAGMAS = ("PRAGMA synchronous=NORMAL",)
+# After a change of a run's -wal file, its log is read again this much later (see _WalWatchdog).
+WAL_RECHECK_S = 0.2
 
 
 def _apply_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,14 +76,14 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> Engine:
-        """The shard's engine, created (and its database initialised) on first use."""
+        """The shard's engine, created on first use (the least recently used beyond MAX_ENGINES go)."""
         with self._engines_lock:
             engine = self._engines.get(shard)
             if engine is not None:
                 self._engines.move_to_end(shard)
                 return engine
-            # One connection per shard stays open (`_db_lock` serialises the storage's use of it); setting
-            # up a new database briefly needs a second.
+            # One connection per shard stays open (`_db_lock` serialises the storage's use of
+            # it); setting up a new database briefly needs a second.
             engine = create_engine(
                 self.conn_string_for_shard(shard),
                 poolclass=QueuePool,
@@ -130,6 +135,15 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
             self._obs.schedule(watchdog, self._base_dir, recursive=True),
         )
 
+    def wipe(self) -> None:
+        # Dagster deletes the run databases' files: close this process's connections to them
+        # first, or they would go on reading and writing the deleted files.
+        with self._db_lock, self._engines_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+        super().wipe()
+
     def dispose(self) -> None:
         super().dispose()
         with self._engines_lock:
@@ -150,8 +164,20 @@ class _WalWatchdog(SqliteEventLogStorageWatchdog):
     ) -> None:
         super().__init__(storage, run_id, callback, cursor)
         self._paths = {self._log_path, f"{self._log_path}-wal"}
+        self._reading = threading.Lock()  # the observer's thread and the re-check's
         self._patterns = sorted(self._paths)
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        if event.src_path in self._paths:
+        if event.src_path not in self._paths:
+            return
+        with self._reading:
+            self._process_log()
+        # SQLite writes a commit's WAL frames, then its index in the -shm file, which is memory
+        # mapped and wakes nobody: read once more shortly after, or a run's last event could wait.
+        again = threading.Timer(WAL_RECHECK_S, self._read_again)
+        again.daemon = True
+        again.start()
+
+    def _read_again(self) -> None:
+        with self._reading:
             self._process_log()

@@ -366,6 +366,7 @@ def _well_formed_records(text: str) -> tuple[list[str], pd.DataFrame, np.ndarray
     module does record by record.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     if text.count("\r") != text.count("\r\n"):
@@ -388,7 +389,14 @@ def _well_formed_records(text: str) -> tuple[list[str], pd.DataFrame, np.ndarray
         )
     except pa.ArrowInvalid:
         return None  # a record of another width (or a blank line, a record of one empty field)
+    longest = max((pc.max(pc.utf8_length(c)).as_py() or 0 for c in table.columns), default=0)
+    if longest > csv.field_size_limit():
+        return None  # the csv module refuses so long a field: to it, the record is malformed
     body = table.to_pandas()
+    if len(body) and (body == "").all(axis=1).any():
+        # A blank line is no record to the csv module but a record of empty fields to pyarrow
+        # (as is a record of nothing but commas: rare enough to read the slow way too).
+        return None
     if text.count("\n") + (not text.endswith("\n")) == len(body) + 1:
         lines = np.arange(2, len(body) + 2)
     else:

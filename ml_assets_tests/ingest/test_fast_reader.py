@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ml_assets.constants import OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import (
     _read_record_by_record,
     _well_formed_records,
@@ -87,3 +88,28 @@ def test_the_real_extracts_and_their_day_files_read_the_same_both_ways(
     land_cfpb_export(real_data_dir / name, tmp_path)
     for path in _day_files(tmp_path)[:200]:
         pd.testing.assert_frame_equal(*_both_ways(path.read_bytes(), path.name))
+
+
+@pytest.mark.parametrize(
+    ("layout", "ids"),
+    [
+        ("{h}\n{a}\n{b}\n\n", ["1", "2"]),
+        ("{h}\n{a}\n\n{b}\n", ["1", "2"]),
+        ("{h}\r\n{a}\r\n\r\n{b}\r\n", ["1", "2"]),
+        ("{h}\n\n", []),
+    ],
+    ids=["trailing-blank", "blank-between", "crlf-blank", "header-and-blank"],
+)
+def test_blank_lines_are_no_records_either_way(layout: str, ids: list[str]) -> None:
+    data = layout.format(
+        h=",".join(OFFICIAL_HEADER), a=csv_line(Complaint_ID="1"), b=csv_line(Complaint_ID="2")
+    )
+    fast, plain = _both_ways(data.encode(), "2016-01-05/a.csv")
+    pd.testing.assert_frame_equal(fast, plain)
+    assert fast["complaint_id"].tolist() == ids
+
+
+def test_a_field_longer_than_the_csv_modules_limit_reads_the_same_both_ways() -> None:
+    data = csv_file(csv_line(Complaint_ID="1", Consumer_complaint_narrative="x" * 140_000))
+    fast, plain = _both_ways(data.encode(), "2016-01-05/a.csv")
+    pd.testing.assert_frame_equal(fast, plain)
