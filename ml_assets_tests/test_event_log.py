@@ -8,6 +8,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -92,6 +94,68 @@ def test_the_project_instance_keeps_a_connection_per_database_and_commits_withou
             assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
         records = instance.fetch_materializations(dg.AssetKey("daily_figure"), limit=100)
         assert len(records.records) == 20  # Dagster's ten and the asset's own ten
+
+
+@contextmanager
+def counted_commits() -> Iterator[list[str]]:
+    """The databases (file names) of the transactions any engine commits inside the block."""
+    committed: list[str] = []
+
+    def count(conn: Any) -> None:
+        committed.append(Path(conn.engine.url.database).name)
+
+    event.listen(Engine, "commit", count)
+    try:
+        yield committed
+    finally:
+        event.remove(Engine, "commit", count)
+
+
+def _materializations_of(
+    instance: dg.DagsterInstance, run_id: str, copy_to: str
+) -> list[EventLogEntry]:
+    """The run's materialization events, as if another run (`copy_to`) had written them."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+    ).records
+    return [r.event_log_entry._replace(run_id=copy_to) for r in records]
+
+
+def test_a_batch_of_events_commits_once_per_database_or_not_at_all(
+    home: ProjectHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = dg.AssetKey("daily_figure")
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        storage = instance.event_log_storage
+        source = _materialize(instance).run_id
+        batch = _materializations_of(instance, source, copy_to="batch-run")
+        assert len(batch) == 20
+        storage.store_event(batch[0])  # creates the run's database, in transactions of its own
+        with counted_commits() as committed:
+            storage.store_event_batch(batch[1:])
+        # Dagster's base class commits every event, and every asset event twice.
+        assert sorted(committed) == ["batch-run.db", "index.db"], committed
+        assert len(instance.get_records_for_run("batch-run").records) == 20
+        assert len(instance.fetch_materializations(key, limit=100).records) == 40
+
+        failing = _materializations_of(instance, source, copy_to="failing-run")
+        instance.report_engine_event("run started", run_id="failing-run", job_name="job")
+        stored = storage._store_asset_event
+        calls: list[int] = []
+
+        def fail_on_the_third(conn: Any, event_entry: Any, event_id: int) -> None:
+            calls.append(event_id)
+            if len(calls) == 3:
+                raise RuntimeError("disk full")
+            stored(conn, event_entry, event_id)
+
+        monkeypatch.setattr(storage, "_store_asset_event", fail_on_the_third)
+        with pytest.raises(RuntimeError, match="disk full"):
+            storage.store_event_batch(failing)
+        # Nothing of the failed batch stays: Dagster then stores its events one by one.
+        (started,) = instance.get_records_for_run("failing-run").records
+        assert started.event_log_entry.message == "run started"
+        assert len(instance.fetch_materializations(key, limit=100).records) == 40
 
 
 def test_two_instances_on_one_home_see_each_others_events_at_once(home: ProjectHome) -> None:
