@@ -5,22 +5,26 @@ day on a full history against a small one, and training inside the asset against
     .venv/bin/python bench/pipeline.py [--rows 5000000] [--work DIR]
 
 Each phase runs as its own process (the commands a user runs), so its wall time and peak RSS
-are its own. The full table goes to bench/results/pipeline.md; the last line printed is
+(summed over the processes it starts) are its own. The full table goes to bench/results/pipeline.md; the last line printed is
 `pipeline ratios: ...`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -33,6 +37,7 @@ TODAY = END + timedelta(days=2)
 PHASE_TIMEOUT_S = 3 * 3600
 SMALL_HISTORY_DAYS = 7
 TRAIN_EPOCHS = 3
+RSS_SAMPLE_S = 0.2
 
 
 @dataclass
@@ -45,40 +50,68 @@ class Phase:
     output: str
 
 
-def run_phase(name: str, command: list[str], env: dict[str, str]) -> Phase:
-    """Run a command to the end; its wall time and the peak RSS of its process tree."""
+def tree_rss_bytes(root: psutil.Process) -> int:
+    """RSS of a process and all its descendants, summed (workers of a pool run side by side)."""
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        # A process that ended between the listing and the reading has no memory left to count.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
+# Runs the command and prints the largest RSS any process of its tree reached (the kernel's
+# RUSAGE_CHILDREN of this fresh process: exact, but of one process, not of several side by side).
+PEAK_WRAPPER = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.call(sys.argv[1:]); "
+    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(code)"
+)
+
+
+def measured(name: str, command: list[str], env: dict[str, str]) -> Phase:
+    """Run a command to the end; its wall time and peak RSS: the larger of the summed RSS of its
+    process tree (sampled every RSS_SAMPLE_S, so a short peak can slip between samples) and the
+    exact peak of its largest process."""
     began = time.monotonic()
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
+        [sys.executable, "-c", PEAK_WRAPPER, *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
     )
+    root = psutil.Process(process.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(RSS_SAMPLE_S):
+            try:
+                peak = max(peak, tree_rss_bytes(root))
+            except psutil.NoSuchProcess:
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         output, _ = process.communicate(timeout=PHASE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.monotonic() - began
     if process.returncode != 0:
         raise RuntimeError(f"{name} failed ({process.returncode}):\n{output[-4000:]}")
-    print(f"{name}: {seconds:.1f} s", flush=True)
-    return Phase(name, seconds, 0.0, output)
-
-
-def measured(name: str, command: list[str], env: dict[str, str]) -> Phase:
-    """`run_phase` through a fresh wrapper process: RUSAGE_CHILDREN's ru_maxrss there is the
-    largest RSS of the command's process tree, and of nothing else."""
-    wrapper = [
-        sys.executable,
-        "-c",
-        "import resource, subprocess, sys; "
-        "code = subprocess.call(sys.argv[1:]); "
-        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-        "sys.exit(code)",
-        *command,
-    ]
-    phase = run_phase(name, wrapper, env)
-    line = next(x for x in phase.output.splitlines() if x.startswith("PEAK_RSS_KB"))
-    phase.peak_rss_gib = int(line.split()[1]) / 1024**2
-    print(f"{name}: peak RSS {phase.peak_rss_gib:.2f} GiB", flush=True)
+    line = next(x for x in output.splitlines() if x.startswith("PEAK_RSS_KB"))
+    largest = int(line.split()[1]) * 1024
+    phase = Phase(name, seconds, max(peak, largest) / 1024**3, output)
+    print(f"{name}: {seconds:.1f} s, peak RSS {phase.peak_rss_gib:.2f} GiB", flush=True)
     return phase
 
 

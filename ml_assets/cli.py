@@ -11,7 +11,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ml_assets.constants import DATE_FORMAT, EVALUATION_DAYS, TRAINING_WINDOW_DAYS, WAREHOUSE_SCHEMA
+from ml_assets.constants import (
+    CONCURRENT_DATA_RUNS,
+    DATE_FORMAT,
+    EVALUATION_DAYS,
+    TRAINING_WINDOW_DAYS,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.ingest.cfpb_format import LandingFileError
 from ml_assets.ingest.generator import NARRATIVE_SHARE
 from resources.home import ProjectHome, project_home
@@ -23,8 +29,9 @@ telemetry:
   enabled: false
 concurrency:
   pools:
-    # Every DuckDB writer is in one pool: DuckDB allows one writing process per file.
-    default_limit: 1
+    # Steps using the DuckDB warehouse at once (one per core): DuckDB allows one writing process
+    # per file, so their connections take turns on its lock (resources/warehouse.py).
+    default_limit: {concurrent_runs}
   runs:
     # Two cores: more concurrent runs only queue on the CPU and on the DuckDB pool.
     max_concurrent_runs: 4
@@ -80,7 +87,9 @@ def init_home(home: ProjectHome) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     config = home.dagster_home / "dagster.yaml"
     # Where Dagster's default SQLite event log keeps its files: existing homes keep their history.
-    text = DAGSTER_YAML.format(event_log_dir=home.dagster_home / "history" / "runs")
+    text = DAGSTER_YAML.format(
+        event_log_dir=home.dagster_home / "history" / "runs", concurrent_runs=CONCURRENT_DATA_RUNS
+    )
     if not config.exists() or config.read_text() != text:
         config.write_text(text)
     import dagster as dg
@@ -212,11 +221,41 @@ def landed_bytes(home: ProjectHome, days: Sequence[str]) -> dict[str, int]:
     return {day: sum(f.size for f in zone.files_for_day(day)) for day in days}
 
 
-def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
+# The data-layer job and instance of this process: built once per process (a pool worker runs
+# several chunks of days), as building them takes seconds.
+_data_layer: dict[str, Any] = {}
+
+
+def _start_data_layer(root: str) -> None:
+    """Build the data-layer job and open the Dagster instance of the project home at `root`."""
     import dagster as dg
 
-    from ml_assets.assets.day_ranges import day_chunks, range_tags
     from ml_assets.definitions import build_definitions
+
+    home = ProjectHome(Path(root))
+    _data_layer["job"] = build_definitions(home).resolve_job_def("data_layer_job")
+    _data_layer["instance"] = dg.DagsterInstance.from_config(str(home.dagster_home))
+
+
+def _materialize_days(days: list[str]) -> tuple[list[str], bool, float, str]:
+    """One run of the data layer over consecutive days: the days, success, seconds, run id."""
+    from ml_assets.assets.day_ranges import range_tags
+
+    began = time.monotonic()
+    result = _data_layer["job"].execute_in_process(
+        tags=range_tags(days),
+        instance=_data_layer["instance"],
+        raise_on_error=False,
+        run_config=QUIET_RUN_CONFIG,
+    )
+    return days, result.success, time.monotonic() - began, result.run_id
+
+
+def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from ml_assets.assets.day_ranges import day_chunks
     from ml_assets.partitions import daily_partitions
 
     init_home(home)
@@ -230,31 +269,38 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
             file=sys.stderr,
         )
         return 1
-    defs = build_definitions(home)
-    job = defs.resolve_job_def("data_layer_job")
+    # Consecutive days run together (up to DAYS_PER_RUN a run, and MAX_LANDING_BYTES_PER_RUN of
+    # landing files): a run costs seconds to start.
+    chunks = day_chunks(days, day_bytes=landed_bytes(home, days))
     failed: list[str] = []
-    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        # Consecutive days run together (up to DAYS_PER_RUN a run, and MAX_LANDING_BYTES_PER_RUN of
-        # landing files): a run costs seconds to start.
-        for chunk in day_chunks(days, day_bytes=landed_bytes(home, days)):
-            began = time.monotonic()
-            result = job.execute_in_process(
-                tags=range_tags(chunk),
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-            )
-            status = "ok" if result.success else "FAILED"
-            label = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]} ({len(chunk)} days)"
-            print(
-                f"{label}: data layer {status} in {time.monotonic() - began:.1f} s "
-                f"(run {result.run_id[:8]})"
-            )
-            if not result.success:
-                failed.extend(chunk)
+
+    def report(days: list[str], success: bool, seconds: float, run_id: str) -> None:
+        label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+        status = "ok" if success else "FAILED"
+        print(f"{label}: data layer {status} in {seconds:.1f} s (run {run_id[:8]})", flush=True)
+        if not success:
+            failed.extend(days)
+
+    workers = min(args.parallel, len(chunks))
+    if workers <= 1:
+        _start_data_layer(str(home.root))
+        with _data_layer["instance"]:
+            for chunk in chunks:
+                report(*_materialize_days(chunk))
+    else:
+        # A run computes on one core (Dagster's bookkeeping of each day is Python): runs in
+        # parallel processes use the others. Their DuckDB writes take turns on the file's lock.
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),  # no fork of a process holding Dagster's threads
+            initializer=_start_data_layer,
+            initargs=(str(home.root),),
+        ) as pool:
+            for future in as_completed([pool.submit(_materialize_days, c) for c in chunks]):
+                report(*future.result())
     if failed:
         print(
-            f"failed partitions: {', '.join(failed)} (see the runs in the Dagster UI)",
+            f"failed partitions: {', '.join(sorted(failed))} (see the runs in the Dagster UI)",
             file=sys.stderr,
         )
         return 1
@@ -588,6 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mat.add_argument("--start", type=_date)
     mat.add_argument("--end", type=_date)
+    mat.add_argument(
+        "--parallel",
+        type=int,
+        default=CONCURRENT_DATA_RUNS,
+        help=f"runs at once, each in its own process (default {CONCURRENT_DATA_RUNS}, "
+        "ml_assets/constants.py: one per core here)",
+    )
     mat.set_defaults(func=cmd_materialize)
 
     train = sub.add_parser(

@@ -251,13 +251,16 @@ MISSING_LABEL_TOKENS: Final[frozenset[str]] = frozenset({"", "n/a", "na"})
 # --- warehouse (DuckDB) ------------------------------------------------------------------------
 WAREHOUSE_SCHEMA: Final = "complaints"  # DuckDB schema of the data layer's tables
 DUCKDB_POOL: Final = "duckdb_warehouse"  # Dagster concurrency pool of every DuckDB writer
+# Steps of that pool at once, and runs of `ml-assets materialize` at once: one per core here. A run
+# computes on one core; DuckDB writes of several processes take turns on the file's lock.
+CONCURRENT_DATA_RUNS: Final = 2
 # Days one run of the data layer computes at most (backfills, the sensor, `ml-assets materialize`):
 # a run costs seconds to start, so thousands of days take a few dozen runs.
 DAYS_PER_RUN: Final = 90
 # A run also holds at most this many bytes of landing files (sensor and `ml-assets materialize`):
-# its frames take about 20 times their CSV size in memory. Measured: 90 of the busiest days
-# (2.4 MB each) peaked at 4.4 GiB.
-MAX_LANDING_BYTES_PER_RUN: Final = 100 * 2**20
+# its frames take about 20 times their CSV size in memory, and CONCURRENT_DATA_RUNS run at once.
+# Measured: 90 of the busiest days (2.4 MB each) peaked at 4.4 GiB; 100 MiB of them at 2.6 GiB.
+MAX_LANDING_BYTES_PER_RUN: Final = 50 * 2**20
 LANDING_ASSET_GROUP: Final = "data_layer"
 
 # --- data-quality thresholds -------------------------------------------------------------------

@@ -31,8 +31,8 @@ def connect_with_patience(
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise dg.Failure(
                     f"DuckDB warehouse {database} stayed locked by another process for "
-                    f"{timeout_s:.0f} s ({exc}). Stop the other writer, or run every writer in one "
-                    "concurrency pool (limit 1)."
+                    f"{timeout_s:.0f} s ({exc}). Stop the other writer, or let fewer writers run at "
+                    "once (a lower limit of their concurrency pool)."
                 ) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)

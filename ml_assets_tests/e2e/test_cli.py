@@ -2,15 +2,19 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
+from dagster._core.events import DagsterEventType
 
 from ml_assets.constants import AUC_FLOOR
+from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +69,51 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
         assert run_record.tags["dagster/asset_partition_range_end"] == "2016-01-03"
         materialized = instance.get_materialized_partitions(dg.AssetKey("complaint_features"))
         assert materialized == {"2016-01-01", "2016-01-02", "2016-01-03"}
+
+
+def _warehouse_tables(home: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        tables = conn.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        return {
+            f"{s}.{t}": conn.execute(f"select * from {s}.{t} order by all").fetchall()
+            for s, t in tables
+        }
+
+
+def _data_versions(home: Path) -> dict[tuple[str, str], str]:
+    """Per data-layer asset and day, the data version of its latest materialization."""
+    versions: dict[tuple[str, str], str] = {}
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        for key in DATA_LAYER_KEYS:
+            for record in instance.fetch_materializations(key, limit=1000).records:  # newest first
+                versions.setdefault(
+                    (key.to_user_string(), record.partition_key),
+                    record.asset_materialization.tags["dagster/data_version"],
+                )
+    return versions
+
+
+def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) -> None:
+    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
+    # Three stretches of consecutive days: three runs.
+    for start in ("2016-01-01", "2016-01-10", "2016-01-20"):
+        ok(run(parallel, str(BIN / "ml-assets"), "generate", "--start", start, "--days", "2"))
+    shutil.copytree(parallel / "landing", serial / "landing")
+    out = ok(run(parallel, str(BIN / "ml-assets"), "materialize", "--parallel", "2"))
+    ok(run(serial, str(BIN / "ml-assets"), "materialize", "--parallel", "1"))
+    assert out.count("data layer ok") == 3, out
+    with dg.DagsterInstance.from_config(str(parallel / "dagster")) as instance:
+        step_starts = [
+            record.event_log_entry.dagster_event
+            for run_record in instance.get_runs()
+            for record in instance.get_records_for_run(
+                run_record.run_id, of_type=DagsterEventType.STEP_START
+            ).records
+        ]
+        assert len({event.pid for event in step_starts}) == 2  # two worker processes
+    assert _warehouse_tables(parallel) == _warehouse_tables(serial)
+    versions = _data_versions(parallel)
+    assert len(versions) == 5 * 6 and versions == _data_versions(serial)
 
 
 def test_real_labelled_export_lands_and_reconciles_to_every_row(

@@ -115,7 +115,7 @@ def test_a_lock_held_too_long_fails_with_what_to_do(tmp_path: Path) -> None:
         with pytest.raises(dg.Failure, match="stayed locked by another process") as excinfo:
             connect_with_patience(str(db), {}, timeout_s=0.5)
         # Resources do not know the project's pool names: the advice stays generic.
-        assert "run every writer in one concurrency pool (limit 1)" in str(excinfo.value)
+        assert "let fewer writers run at once" in str(excinfo.value)
     finally:
         _release(holder)
 
