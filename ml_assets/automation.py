@@ -6,6 +6,7 @@ import dagster as dg
 
 from ml_assets.assets.evaluation import champion_model, model_evaluation
 from ml_assets.assets.features import complaint_features
+from ml_assets.assets.monitoring import SERVED, live_performance
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
@@ -125,6 +126,26 @@ def upstream_or_code_changed(label: str) -> AutomationCondition:
     ).with_label(label)
 
 
+def labels_or_logs_changed() -> AutomationCondition:
+    """`live_performance` of a request day: rerun when labels land for the days before it (their
+    features change) or its logs do, once the day's served predictions exist.
+
+    Unlike `upstream_or_code_changed`, a features day that was never landed (a gap in the
+    source, or a source lagging the endpoint's real date) does not block the day.
+    """
+    served_missing = AutomationCondition.any_deps_match(AutomationCondition.missing()).allow(
+        dg.AssetSelection.assets(SERVED)
+    )
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()
+        .with_label("labels_or_logs_changed")
+        & ~served_missing
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("labels_or_logs_changed")
+
+
 def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
     """The retraining policy for `training_dataset`, the root of the model chain."""
     features_key = complaint_features.key
@@ -158,6 +179,7 @@ def promotion_condition() -> AutomationCondition:
 
 def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
     """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
+    # live_performance: a request day reruns when labels land for the days before it.
     per_partition = [validate_complaints, complaint_statistics, complaint_features]
     partition_changed = upstream_or_code_changed("partition_changed") & ~TargetedByRunInFlight()
     chain = {
@@ -172,6 +194,7 @@ def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
             )
             for a in per_partition
         ),
+        live_performance.with_attributes(automation_condition=labels_or_logs_changed()),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),
         *(a.with_attributes(automation_condition=c) for a, c in chain.items()),
         *(a.with_attributes(automation_condition=promotion_condition()) for a in follow_blessing),

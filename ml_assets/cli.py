@@ -74,6 +74,18 @@ def _share(text: str) -> float:
     return value
 
 
+def _day_range(text: str) -> tuple[int, int]:
+    """MIN-MAX days (e.g. 2-5), or one number N for N-N."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX days, e.g. 2-5") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX")
+    return bounds
+
+
 def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -107,7 +119,7 @@ def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
-    from ml_assets.ingest.generator import NarrativeSignal, generate_landing
+    from ml_assets.ingest.generator import NarrativeSignal, generate_landing, labels_published
     from ml_assets.partitions import platform_today
 
     signal = NarrativeSignal(args.narrative_share, args.text_signal)
@@ -124,11 +136,19 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
         args.seed,
         defect_rate=args.defect_rate,
         signal=signal,
+        label_delay_days=args.label_delay_days,
+        as_of=platform_today(),
     )
     last = start + timedelta(days=args.days - 1)
+    pending = [
+        day
+        for day in (start + timedelta(days=i) for i in range(args.days))
+        if not labels_published(day, platform_today(), args.seed, args.label_delay_days)
+    ]
+    labels = f"; labels not published yet for {len(pending)} day(s)" if pending else ""
     print(
         f"generated {len(paths)} daily landing files {start}..{last} under "
-        f"{home.complaints_landing} in {time.monotonic() - began:.1f} s"
+        f"{home.complaints_landing} in {time.monotonic() - began:.1f} s{labels}"
     )
     return 0
 
@@ -290,14 +310,25 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
     else:
         # A run computes on one core (Dagster's bookkeeping of each day is Python): runs in
         # parallel processes use the others. Their DuckDB writes take turns on the file's lock.
+        print(f"{len(chunks)} runs, {workers} at a time in worker processes", flush=True)
         with ProcessPoolExecutor(
             workers,
             mp_context=get_context("spawn"),  # no fork of a process holding Dagster's threads
             initializer=_start_data_layer,
             initargs=(str(home.root),),
         ) as pool:
-            for future in as_completed([pool.submit(_materialize_days, c) for c in chunks]):
-                report(*future.result())
+            futures = {pool.submit(_materialize_days, c): c for c in chunks}
+            for future in as_completed(futures):
+                try:
+                    report(*future.result())
+                except Exception as exc:  # a worker that died or could not build the job
+                    days = futures[future]
+                    print(
+                        f"{days[0]}..{days[-1]}: no run result ({type(exc).__name__}: {exc})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    failed.extend(days)
     if failed:
         print(
             f"failed partitions: {', '.join(sorted(failed))} (see the runs in the Dagster UI)",
@@ -595,6 +626,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         help="last day with dispute labels in the --export file, later days 'N/A' (the real "
         "database stopped collecting disputes in April 2017); default: every day labelled",
+    )
+    gen.add_argument(
+        "--label-delay-days",
+        type=_day_range,
+        metavar="MIN-MAX",
+        help="a day's dispute labels are published MIN to MAX days after it (drawn per day, "
+        "seeded): days whose labels are not out by today land without them, and generating "
+        "the same days again later lands them again with their labels",
     )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(

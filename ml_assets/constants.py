@@ -263,6 +263,14 @@ DAYS_PER_RUN: Final = 90
 MAX_LANDING_BYTES_PER_RUN: Final = 50 * 2**20
 LANDING_ASSET_GROUP: Final = "data_layer"
 
+# --- monitoring ----------------------------------------------------------------------------------
+MONITORING_ASSET_GROUP: Final = "monitoring"
+REQUEST_DATE_COLUMN: Final = "request_date"  # served predictions' partition: the request's UTC day
+# A request day's live performance reruns when labels land for complaints of this many days
+# before it (complaints are scored when filed; their labels come with a later re-landing).
+LIVE_LABEL_LOOKBACK_DAYS: Final = 7
+LIVE_PLOT_DAYS: Final = 60  # request days shown in live_performance's plot
+
 # --- data-quality thresholds -------------------------------------------------------------------
 MAX_REJECTED_RATE: Final = 0.05  # warn when more than 5 % of a day's rows are rejected
 # Dispute rate of labelled real CFPB complaints (2012-2017) is about 0.19-0.21; warn outside.
@@ -285,6 +293,10 @@ CALIBRATION_BINS: Final = 10
 AUC_FLOOR: Final = 0.55
 CHAMPION_AUC_TOLERANCE: Final = 0.01
 SLICE_AUC_TOLERANCE: Final = 0.05
+# Users read `dispute_probability` as a probability: a challenger whose expected calibration error
+# on the evaluation split exceeds this is not blessed (the default model measures about 0.02).
+ECE_CEILING: Final = 0.10
 TRAINING_WINDOW_DAYS: Final = 60  # days of labelled features a model trains and evaluates on
 EVALUATION_DAYS: Final = 7  # the most recent days of the window form the evaluation split
 THRESHOLD_TAG: Final = "decision_threshold"  # on a model version: the threshold chosen at training
+DEFAULT_DECISION_THRESHOLD: Final = 0.5  # for a version registered without one

@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from ml_assets.assets.ingestion import raw_complaints
+from ml_assets.assets.monitoring import served_predictions
 from ml_assets.automation import RetrainPolicy, automated_assets
 from ml_assets.constants import MLFLOW_EXPERIMENT, MODEL_NAME, WAREHOUSE_SCHEMA
 from ml_assets.jobs import (
@@ -14,6 +15,7 @@ from ml_assets.jobs import (
     MODEL_LAYER_CHECKS,
     data_layer_job,
     deployment_job,
+    served_predictions_job,
     training_job,
 )
 from ml_assets.partitions import daily_partitions
@@ -21,9 +23,11 @@ from resources.alerts import FileAndWebhookNotifier
 from resources.home import ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
 from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
+from resources.prediction_logs import PredictionLogs
 from resources.ray_cluster import DEFAULT_GCS_PORT, RayCluster
 from resources.warehouse import Warehouse, WarehouseIOManager
 from sensors.landing_files import make_landing_file_sensor
+from sensors.prediction_logs import make_prediction_log_sensor
 from sensors.run_failures import make_run_failure_sensor
 
 ENVIRONMENT_ENV_VAR = "ML_ASSETS_ENV"
@@ -44,6 +48,7 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
         "model_io_manager": dg.FilesystemIOManager(base_dir=str(home.storage)),
         "warehouse": Warehouse(database=str(home.warehouse)),
         "landing_zone": LocalLandingZone(root=str(home.landing)),
+        "prediction_logs": PredictionLogs(root=str(home.predictions)),
         "mlflow": mlflow_tracking_resource(tracking_uri, MLFLOW_EXPERIMENT, artifacts),
         "ray_cluster": RayCluster(
             address=os.environ.get("RAY_ADDRESS", f"127.0.0.1:{DEFAULT_GCS_PORT}"),
@@ -100,11 +105,13 @@ def build_definitions(
         minimum_interval_seconds=interval,
     )
     return dg.Definitions(
-        assets=[raw_complaints, *automated_assets(retrain_policy())],
+        # Roots (sensor-driven) as they are; the rest with their automation conditions.
+        assets=[raw_complaints, served_predictions, *automated_assets(retrain_policy())],
         asset_checks=MODEL_LAYER_CHECKS,
-        jobs=[data_layer_job, training_job, deployment_job],
+        jobs=[data_layer_job, training_job, deployment_job, served_predictions_job],
         sensors=[
             make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS, interval),
+            make_prediction_log_sensor(served_predictions_job, daily_partitions, interval),
             automation_sensor,
             make_run_failure_sensor(interval),
         ],

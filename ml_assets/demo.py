@@ -16,7 +16,7 @@ import dagster as dg
 import requests
 
 from ml_assets.constants import MODEL_NAME
-from ml_assets.ingest.generator import generate_landing
+from ml_assets.ingest.generator import generate_landing, labels_published
 from ml_assets.operations import (
     RunSummary,
     materialized_partitions,
@@ -38,6 +38,7 @@ from resources.ray_cluster import cluster_pids
 DAGSTER_SERVICE = "dagster-dev"
 MLFLOW_SERVICE = "mlflow-ui"
 FEATURES_KEY = dg.AssetKey("complaint_features")
+RAW_ASSET = "raw_complaints"
 DEPLOYED_KEY = dg.AssetKey("deployed_model")
 SAMPLE_COMPLAINT = {
     "complaint_id": "demo-1",
@@ -61,6 +62,8 @@ class DemoSettings:
     rows_per_day: int = 400
     seed: int = 7
     defect_rate: float = 0.01
+    # As in the real database, a day's dispute labels come out days after its complaints.
+    label_delay_days: tuple[int, int] = (1, 4)
     ui_port: int = 3000
     mlflow_port: int = 5000
     endpoint: str = "http://127.0.0.1:8000"
@@ -119,8 +122,10 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def land(home: ProjectHome, start: date, days: int, settings: DemoSettings) -> list[str]:
-    """Write `days` synthetic landing days from `start`; the day keys."""
+def land(
+    home: ProjectHome, start: date, days: int, settings: DemoSettings, as_of: date
+) -> list[str]:
+    """Write `days` synthetic landing days from `start` as published by `as_of`; the day keys."""
     generate_landing(
         home.landing,
         start,
@@ -128,8 +133,21 @@ def land(home: ProjectHome, start: date, days: int, settings: DemoSettings) -> l
         settings.rows_per_day,
         settings.seed,
         defect_rate=settings.defect_rate,
+        label_delay_days=settings.label_delay_days,
+        as_of=as_of,
     )
     return [(start + timedelta(days=i)).isoformat() for i in range(days)]
+
+
+def pending_labels(days: list[str], as_of: date, settings: DemoSettings) -> set[str]:
+    """The days whose labels are not published by `as_of`."""
+    return {
+        d
+        for d in days
+        if not labels_published(
+            date.fromisoformat(d), as_of, settings.seed, settings.label_delay_days
+        )
+    }
 
 
 def served(endpoint: str) -> dict[str, object] | None:
@@ -164,8 +182,15 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
     more = yesterday - timedelta(days=settings.more_days - 1)
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         known = {r.run_id for r in instance.get_runs()}
-        days = land(home, first, settings.days, settings)
-        print(f"landed {len(days)} days {days[0]}..{days[-1]} under {home.complaints_landing}")
+        # The first days land as published the day after the last of them; the later ones as
+        # published today, when the labels of some earlier days have come out too.
+        first_as_of = more
+        days = land(home, first, settings.days, settings, first_as_of)
+        pending = pending_labels(days, first_as_of, settings)
+        print(
+            f"landed {len(days)} days {days[0]}..{days[-1]} under {home.complaints_landing} "
+            f"(labels not published yet for {len(pending)}: {', '.join(sorted(pending))})"
+        )
         print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")
 
         def features_done() -> int:
@@ -198,16 +223,27 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         print(f"prediction from {settings.endpoint}/predict: {json.dumps(answer.json())}")
 
         known = {r.run_id for r in instance.get_runs()}
-        new_days = land(home, more, settings.more_days, settings)
-        print(f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}")
+        today = yesterday + timedelta(days=1)
+        all_days = land(home, first, settings.days + settings.more_days, settings, today)
+        new_days = all_days[settings.days :]
+        labelled_late = sorted(pending - pending_labels(days, today, settings))
+        print(
+            f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}, and again the "
+            f"{len(labelled_late)} earlier day(s) whose labels came out since: "
+            f"{', '.join(labelled_late) or 'none'}"
+        )
         wait_quiet(instance, settings.timeout_s, "the new days", memory.sample)
         later = runs_after(instance, known)
-        print_runs("the new days caused", later)
-        partitions = sorted({day for r in later for day in r.days})
-        others = sorted(set(partitions) - set(new_days))
+        print_runs("the new days and the late labels caused", later)
+        # Landing days: runs of the data layer (monitoring runs are by request day).
+        partitions = sorted({day for r in later if RAW_ASSET in r.assets for day in r.days})
+        expected = set(new_days) | set(labelled_late)
         print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
-        if others:
-            raise RuntimeError(f"partitions other than the new days ran: {others}")
+        if set(partitions) - expected:
+            raise RuntimeError(
+                f"partitions other than the new days and the late labels ran: "
+                f"{sorted(set(partitions) - expected)}"
+            )
         retrained = any("dispute_model" in r.assets for r in later)
         now = served(settings.endpoint) or {}
         version = str(now.get("model_version"))

@@ -5,6 +5,7 @@ import dagster as dg
 from ml_assets.assets.evaluation import blessing, champion_model, model_evaluation
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.ingestion import raw_complaints
+from ml_assets.assets.monitoring import live_performance, served_predictions
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
@@ -42,3 +43,12 @@ deployment_job = dg.define_asset_job(
     description="Serve the champion on Ray Serve and check it over HTTP.",
 )
 SERVING_ASSETS = [deployed_model]
+
+MONITORING_ASSETS = [served_predictions, live_performance]
+served_predictions_job = dg.define_asset_job(
+    "served_predictions_job",
+    selection=dg.AssetSelection.assets(*MONITORING_ASSETS),
+    partitions_def=daily_partitions,
+    executor_def=dg.in_process_executor,
+    description="Ingest one request day of the endpoint's prediction logs.",
+)

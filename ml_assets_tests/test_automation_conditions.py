@@ -1,5 +1,6 @@
 """The automation conditions, evaluated tick by tick against a real instance and DuckDB."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ml_assets.definitions import (
     build_definitions,
 )
 from ml_assets.ingest.generator import generate_landing
-from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS
+from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, MONITORING_ASSETS
 from resources.home import ProjectHome
 
 START = date(2016, 3, 1)
@@ -208,3 +209,51 @@ def test_a_run_over_several_days_requests_nothing_downstream_and_a_raw_range_all
             **dict.fromkeys(downstream, days),
             "complaint_features": days,
         }
+
+
+def test_late_labels_rerun_the_live_performance_of_the_request_days_after_them(
+    home: ProjectHome,
+) -> None:
+    defs = build_definitions(home)
+    registry = defs.resources["model_registry"]
+    client = registry.client()
+    mlflow_run = client.create_run(registry.experiment_id())
+    client.create_registered_model(registry.model_name)
+    version = client.create_model_version(
+        registry.model_name, "file:///nowhere", mlflow_run.info.run_id
+    ).version
+    served_day = START + timedelta(days=2)
+    folder = home.predictions / served_day.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "replica.jsonl").write_text(
+        json.dumps(
+            {
+                "request_time": f"{served_day.isoformat()}T09:00:00+00:00",
+                "model_name": registry.model_name,
+                "model_version": str(version),
+                "decision_threshold": 0.3,
+                "inputs": {"complaint_id": "any"},
+                "dispute_probability": 0.25,
+                "disputed": False,
+            }
+        )
+        + "\n"
+    )
+    with dg.instance_for_test() as instance:
+        ticks = Ticks(defs, instance)
+        ticks.tick()
+        # Only two of the eight days before the request day were ever landed and ingested.
+        ingest(defs, instance, START)
+        ingest(defs, instance, START + timedelta(days=1))
+        monitored = dg.materialize(
+            MONITORING_ASSETS,
+            resources=defs.resources,
+            partition_key=served_day.isoformat(),
+            instance=instance,
+        )
+        assert monitored.success
+        assert ticks.tick() == {}
+        # A day before the request day lands again (its labels came out): its data layer ran,
+        # and the live performance of the request day after it is requested, and nothing else.
+        ingest(defs, instance, START + timedelta(days=1))
+        assert ticks.tick() == {"live_performance": [served_day.isoformat()]}

@@ -18,6 +18,9 @@ ASSETS = {
     "model_evaluation",
     "champion_model",
     "deployed_model",
+    "served_predictions",
+    "quarantined_predictions",
+    "live_performance",
 }
 
 
@@ -30,13 +33,12 @@ def test_definitions_load_with_every_asset_check_job_and_sensor() -> None:
         "rejected_rate",
         "label_balance",
         "blessing",
+        "log_lines_readable",
     }
     assert defs.resolve_job_def("data_layer_job").partitions_def is not None
     assert defs.resolve_job_def("training_job").partitions_def is None
-    assert (
-        defs.resolve_sensor_def("landing_file_sensor").default_status
-        == dg.DefaultSensorStatus.RUNNING
-    )
+    for sensor in ("landing_file_sensor", "prediction_log_sensor"):
+        assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
     for key in graph.get_all_asset_keys():
         assert graph.get(key).code_version, f"{key} has no code_version"
 
@@ -58,7 +60,7 @@ def test_imports_flow_one_way() -> None:
 
     for path in (REPO / "resources").glob("*.py"):
         assert not {m for m in imports(path) if m.startswith(("ml_assets", "sensors"))}, path
-    for folder in ("ingest", "model"):
+    for folder in ("ingest", "model", "monitoring"):
         for path in (REPO / "ml_assets" / folder).glob("*.py"):
             assert not {m for m in imports(path) if m.startswith(("dagster", "sensors"))}, path
     for path in (REPO / "sensors").glob("*.py"):

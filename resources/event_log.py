@@ -81,6 +81,10 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
         # Every process that stores events builds its instance, and so this storage, first.
         os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(EVENT_BATCH_SIZE))
         super().__init__(base_dir, inst_data=inst_data)
+        # Reentrant, and held by a batch from its first write to its commit: a thread of this
+        # process writing to a database the batch has locked waits for the batch here, rather
+        # than holding the lock while SQLite makes it wait for the batch (which then needs it).
+        self._db_lock = threading.RLock()
 
     @classmethod
     def from_config_value(  # ty: ignore[invalid-method-override]
@@ -112,20 +116,26 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
             return engine
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Dagster's `store_event` for each event, all in one transaction per database."""
+        """Dagster's `store_event` for each event, all in one transaction per database.
+
+        A failure before the commits leaves nothing, and Dagster stores the events one by one.
+        The run's database commits first, as in `store_event`: should the index's commit then
+        fail (another process holding its lock longer than SQLite's 30 s busy timeout, where
+        batches hold it for a second or two), the run's log would hold the batch twice after
+        Dagster's retry, as Dagster's own storage can lose an event's index row in that case.
+        """
         connections: dict[str, Connection] = {}
-        self._batch.connections = connections
-        try:
-            for event_entry in events:
-                self.store_event(event_entry)
-            # Run database first, as `store_event` does: the index only ever lags the run's log.
-            for connection in connections.values():
-                connection.commit()
-        finally:
-            self._batch.connections = None
-            for connection in connections.values():
-                connection.close()  # rolls back what a failed batch began; Dagster then retries
-                # the events one by one
+        with self._db_lock:
+            self._batch.connections = connections
+            try:
+                for event_entry in events:
+                    self.store_event(event_entry)
+                for connection in connections.values():
+                    connection.commit()
+            finally:
+                self._batch.connections = None
+                for connection in connections.values():
+                    connection.close()  # rolls back what a failed batch began
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

@@ -131,6 +131,12 @@ class ModelRegistry(dg.ConfigurableResource):
     def set_version_tag(self, version: str, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, version, key, value)
 
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Add metrics at one step to a finished run (e.g. a day of its live performance)."""
+        client = self.client()
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value, step=step)
+
     def log_to_run(
         self, run_id: str, metrics: Mapping[str, float], files: Mapping[str, bytes], folder: str
     ) -> None:

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
 from resources.landing_zone import LandingZone, is_day_folder
+from sensors.data_versions import latest_data_version
 
 # Days stamped within this window of the newest stamp seen are looked at again, because file
 # systems stamp coarsely (a second write may keep the first one's stamp); the digest comparison
@@ -25,16 +25,6 @@ MTIME_LOOKBACK_NS = 5_000_000_000
 DIGEST_CHARS = 16
 DIGEST_TAG = "ml_assets/landing_digest"
 UNCHANGED_SHOWN = 10  # days named in a tick's skip reason, of those re-read and found unchanged
-
-
-def ingested_digest(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The landing digest (data version) of the day's latest `raw_complaints` materialization."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=raw_complaints.key, asset_partitions=[day]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return records[0].asset_materialization.tags.get(DATA_VERSION_TAG)
 
 
 @dataclass
@@ -155,7 +145,7 @@ def make_landing_file_sensor(
                 unchanged.append(day)
                 continue
             cursor.days[day] = [digest, int(revision) + 1]
-            if ingested_digest(context.instance, day) == full_digest:
+            if latest_data_version(context.instance, raw_complaints.key, day) == full_digest:
                 # Already ingested with these exact bytes (by another run or before a cursor reset).
                 unchanged.append(day)
                 continue

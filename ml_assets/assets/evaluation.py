@@ -8,6 +8,8 @@ from ml_assets.constants import (
     AUC_FLOOR,
     CHAMPION_ALIAS,
     CHAMPION_AUC_TOLERANCE,
+    DEFAULT_DECISION_THRESHOLD,
+    ECE_CEILING,
     MIN_SLICE_COUNT,
     SLICE_AUC_TOLERANCE,
     THRESHOLD_TAG,
@@ -37,6 +39,7 @@ class BlessingConfig(dg.Config):
     champion_tolerance: float = CHAMPION_AUC_TOLERANCE
     slice_tolerance: float = SLICE_AUC_TOLERANCE
     min_slice_count: int = MIN_SLICE_COUNT
+    ece_ceiling: float = ECE_CEILING
 
 
 def _scores(
@@ -65,7 +68,10 @@ def model_evaluation(
     champion = None
     if current is not None and current.version != dispute_model.version:
         champion = _scores(
-            model_registry, current.version, float(current.tags.get(THRESHOLD_TAG, 0.5)), rows
+            model_registry,
+            current.version,
+            float(current.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
+            rows,
         )
     report = evaluate_models(rows, challenger, champion, BlessingPolicy(**config.model_dump()))
     metrics = {f"eval_{k}": v for k, v in report.metrics.to_dict().items() if isinstance(v, float)}
@@ -75,6 +81,9 @@ def model_evaluation(
         metadata={
             "report": dg.MetadataValue.md(report_markdown(report)),
             "roc_auc": report.metrics.roc_auc,
+            "ece": report.metrics.ece,
+            "mean_probability": report.metrics.mean_probability,
+            "positive_rate": report.metrics.positives / report.metrics.count,
             "champion_roc_auc": report.champion_metrics.roc_auc
             if report.champion_metrics
             else None,
@@ -92,7 +101,8 @@ def model_evaluation(
     automation_condition=dg.AutomationCondition.any_deps_updated(),
 )
 def blessing(model_evaluation: EvaluationReport) -> dg.AssetCheckResult:
-    """Pass when the challenger clears the AUC floor, the champion's AUC and every big slice."""
+    """Pass when the challenger clears the AUC floor, the ECE ceiling, the champion's AUC and
+    every big slice."""
     verdict = model_evaluation.verdict
     return dg.AssetCheckResult(
         passed=verdict.blessed,

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.training import MODEL_GROUP
-from ml_assets.constants import CHAMPION_ALIAS, THRESHOLD_TAG
+from ml_assets.constants import CHAMPION_ALIAS, DEFAULT_DECISION_THRESHOLD, THRESHOLD_TAG
 from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.promotion import ChampionChange
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
@@ -39,7 +39,7 @@ def serving_config(
         tracking_uri=registry.tracking_uri,
         model_name=found.name,
         model_version=found.version,
-        decision_threshold=float(tags.get(THRESHOLD_TAG, 0.5)),
+        decision_threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
         predictions_dir=predictions_dir,
         max_complaints=max_complaints,
         provenance={

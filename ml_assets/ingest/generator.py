@@ -40,6 +40,9 @@ WEEKDAY_FACTORS: tuple[float, ...] = (1.06, 1.08, 1.05, 1.02, 0.98, 0.92, 0.9)
 VOLUME_GROWTH_PER_YEAR = 0.30
 # The dispute field of complaints received after the CFPB stopped collecting disputes.
 UNLABELLED = "N/A"
+# A complaint published before its outcome is known: the field is empty until a republication.
+PENDING_LABEL = ""
+LABEL_DELAY_STREAM = 1  # the seed stream of label delays, apart from the days' content
 
 DEFECT_UNKNOWN_STATE = "unknown_state"
 DEFECT_MALFORMED_DATE = "malformed_date"
@@ -442,6 +445,18 @@ def day_rng(seed: int, day: date) -> np.random.Generator:
     return np.random.default_rng([seed, day.toordinal()])
 
 
+def label_delay(seed: int, day: date, delay_days: tuple[int, int]) -> int:
+    """Days after `day` until its complaints' labels are published (seeded, within the range)."""
+    low, high = delay_days
+    rng = np.random.default_rng([seed, day.toordinal(), LABEL_DELAY_STREAM])
+    return int(rng.integers(low, high + 1))
+
+
+def labels_published(day: date, as_of: date, seed: int, delay_days: tuple[int, int] | None) -> bool:
+    """Whether a day's labels are out by `as_of` (the platform's today); always without delays."""
+    return delay_days is None or day + timedelta(days=label_delay(seed, day, delay_days)) < as_of
+
+
 def zip_codes(rng: np.random.Generator, states: Sequence[str | None], model: Model) -> list[str]:
     """Plausible ZIP codes for states: a real ZIP3 prefix, random last digits, some masked."""
     prefixes = draw_conditional(rng, states, model.zip3, "XXX")
@@ -666,12 +681,14 @@ def day_lines(
     signal: NarrativeSignal,
     label: bool = True,
     last_of_file: bool = True,
+    unlabelled: str = UNLABELLED,
 ) -> list[str]:
     """One day's CSV records (no header).
 
-    Without `label` the dispute field reads "N/A", as in the real database after April 2017. A
-    truncation defect only cuts the day's last record when it is the last of the file: a cut
-    mid-file would merge two records.
+    Without `label` the dispute field reads `unlabelled`: "N/A", as in the real database after
+    April 2017, or PENDING_LABEL before a day's labels are published. A truncation defect only
+    cuts the day's last record when it is the last of the file: a cut mid-file would merge two
+    records.
     """
     _check_day(day, rows, defect_rate)
     rng = day_rng(seed, day)
@@ -679,7 +696,7 @@ def day_lines(
     cut_last = apply_defects(rng, records, defect_rate, day)
     if not label:
         for record in records:
-            record["Consumer disputed?"] = UNLABELLED
+            record["Consumer disputed?"] = unlabelled
     lines = [csv_line([r[name] for name in OFFICIAL_HEADER]) for r in records]
     if cut_last and lines and last_of_file:
         lines[-1] = truncated(rng, lines[-1])
@@ -693,12 +710,14 @@ def generate_day(
     defect_rate: float = 0.0,
     profile: dict | None = None,
     signal: NarrativeSignal = DEFAULT_SIGNAL,
+    labelled: bool = True,
 ) -> str:
-    """The CSV text of one day's landing file in the official CFPB export format."""
+    """The CSV text of one day's landing file in the official CFPB export format (without
+    `labelled`, as first published: every dispute field still empty)."""
     _check_day(day, rows, defect_rate)
     model = compile_model(profile if profile is not None else _default_profile())
     return csv_line(OFFICIAL_HEADER) + "".join(
-        day_lines(day, rows, seed, defect_rate, model, signal)
+        day_lines(day, rows, seed, defect_rate, model, signal, labelled, unlabelled=PENDING_LABEL)
     )
 
 
@@ -717,13 +736,25 @@ def generate_landing(
     defect_rate: float = 0.0,
     profile: dict | None = None,
     signal: NarrativeSignal = DEFAULT_SIGNAL,
+    label_delay_days: tuple[int, int] | None = None,
+    as_of: date | None = None,
 ) -> list[Path]:
-    """Write `days` daily synthetic files from `start` under landing_root; returns their paths."""
+    """Write `days` daily synthetic files from `start` under landing_root; returns their paths.
+
+    With `label_delay_days`, a day's dispute labels are published that many days after it (drawn
+    per day): a day whose labels are not out by `as_of` is written without them. Writing the
+    same days again later lands the days whose labels came out since as changed files.
+    """
+    if label_delay_days is not None and as_of is None:
+        raise ValueError("label_delay_days needs as_of, the day the landing happens")
     chosen = profile if profile is not None else _default_profile()
     paths: list[Path] = []
     for offset in range(days):
         day = start + timedelta(days=offset)
-        text = generate_day(day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen, signal)
+        labelled = labels_published(day, as_of or day, seed, label_delay_days)
+        text = generate_day(
+            day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen, signal, labelled
+        )
         path = day_folder(landing_root, day) / LANDING_FILE_NAME
         write_atomically(path, text.encode("utf-8"))
         paths.append(path)

@@ -10,6 +10,7 @@ import pandas as pd
 from ml_assets.constants import (
     AUC_FLOOR,
     CHAMPION_AUC_TOLERANCE,
+    ECE_CEILING,
     MIN_SLICE_COUNT,
     SLICE_AUC_TOLERANCE,
 )
@@ -28,6 +29,7 @@ class BlessingPolicy:
     champion_tolerance: float = CHAMPION_AUC_TOLERANCE
     slice_tolerance: float = SLICE_AUC_TOLERANCE
     min_slice_count: int = MIN_SLICE_COUNT
+    ece_ceiling: float = ECE_CEILING
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def bless(
     champion_slices: pd.DataFrame | None,
     policy: BlessingPolicy,
 ) -> BlessingVerdict:
-    """Bless the challenger if it clears the floor, holds up against the champion and its slices."""
+    """Bless the challenger if it clears the AUC floor and the calibration ceiling, and holds up
+    against the champion and on its slices."""
     auc = challenger.roc_auc
     if auc is None or math.isnan(auc):
         return BlessingVerdict(
@@ -112,8 +115,15 @@ def bless(
         )
     floor = policy.auc_floor
     above_floor = _at_least(auc, floor)
+    calibrated = challenger.ece <= policy.ece_ceiling + _EPS
     conditions = [
-        (f"challenger AUC {auc:.3f} {'>=' if above_floor else '<'} floor {floor:.3f}", above_floor)
+        (f"challenger AUC {auc:.3f} {'>=' if above_floor else '<'} floor {floor:.3f}", above_floor),
+        (
+            f"challenger ECE {challenger.ece:.3f} {'<=' if calibrated else '>'} ceiling "
+            f"{policy.ece_ceiling:.3f} (mean probability {challenger.mean_probability:.3f}, "
+            f"positive rate {challenger.positives / challenger.count:.3f})",
+            calibrated,
+        ),
     ]
     if champion is None:
         conditions.append(("no champion yet: nothing to compare", True))

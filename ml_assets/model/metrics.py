@@ -63,6 +63,7 @@ class BinaryMetrics:
     recall: float
     threshold: float
     ece: float
+    mean_probability: float  # next to positives / count: calibration in the large
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ints and floats (None kept) for logging."""
@@ -242,6 +243,7 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> 
         recall=true_positives / positives if positives else 0.0,
         threshold=float(threshold),
         ece=_ece(_calibration(labels, probs, CALIBRATION_BINS), count),
+        mean_probability=float(probs.mean()),
     )
 
 

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 KERAS_FILE = "dispute_model.keras"
 NO_TEXT_SENTINEL = "notext"
+LOGIT_LAYER = "wide_and_deep"  # the network's logit, before its sigmoid
+CALIBRATION_LAYER = "platt_scaling"
+# Probabilities are clipped this far from 0 and 1 before taking their logit.
+LOGIT_EPS = 1e-7
+# Almost no regularization: two parameters fitted on thousands of validation rows.
+PLATT_C = 1e6
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
     deep = keras.layers.Concatenate(name="deep_features")(deep_parts)
     deep = keras.layers.Dense(params.hidden_units, activation="relu", name="deep_hidden")(deep)
     deep = keras.layers.Dropout(params.dropout, seed=params.seed, name="deep_dropout")(deep)
-    logit = keras.layers.Add(name="wide_and_deep")(
+    logit = keras.layers.Add(name=LOGIT_LAYER)(
         [
             keras.layers.Dense(1, name="wide_logit")(wide),
             keras.layers.Dense(1, name="deep_logit")(deep),
@@ -150,7 +156,11 @@ def fit_model(
     validation_labels: np.ndarray,
     params: ModelParams,
 ) -> dict[str, list[float]]:
-    """Train with class weights and early stopping on validation AUC; returns per-epoch metrics."""
+    """Train with class weights and early stopping on validation AUC; returns per-epoch metrics.
+
+    The weights move every probability up (on the demo's evaluation split: 0.44 on average for a
+    rate of 0.17, ECE 0.26): `with_platt_scaling` corrects that afterwards.
+    """
     import keras
 
     train = _dataset(
@@ -169,6 +179,42 @@ def fit_model(
         shuffle=False,  # the dataset shuffles itself, seeded
     )
     return {name: [float(v) for v in values] for name, values in history.history.items()}
+
+
+@dataclass(frozen=True)
+class PlattScaling:
+    """Calibrated probability = sigmoid(slope * logit + intercept), fitted on validation."""
+
+    slope: float
+    intercept: float
+
+
+def fit_platt_scaling(labels: np.ndarray, probabilities: np.ndarray) -> PlattScaling:
+    """Platt scaling of a model's probabilities against labels: scikit-learn's logistic regression
+    on their logits."""
+    from sklearn.linear_model import LogisticRegression
+
+    clipped = np.clip(np.asarray(probabilities, dtype="float64"), LOGIT_EPS, 1.0 - LOGIT_EPS)
+    logits = np.log(clipped / (1.0 - clipped)).reshape(-1, 1)
+    fitted = LogisticRegression(C=PLATT_C).fit(logits, np.asarray(labels, dtype=int))
+    return PlattScaling(float(fitted.coef_[0][0]), float(fitted.intercept_[0]))
+
+
+def with_platt_scaling(model: keras.Model, scaling: PlattScaling) -> keras.Model:
+    """The network with its logit rescaled before the sigmoid: a frozen Dense(1) inside the saved
+    model, so every consumer of the model (evaluation, serving) gets calibrated probabilities."""
+    import keras
+
+    platt = keras.layers.Dense(1, name=CALIBRATION_LAYER, trainable=False)
+    scaled = platt(model.get_layer(LOGIT_LAYER).output)
+    platt.set_weights(
+        [
+            np.array([[scaling.slope]], dtype="float32"),
+            np.array([scaling.intercept], dtype="float32"),
+        ]
+    )
+    probability = keras.layers.Activation("sigmoid", name="calibrated_probability")(scaled)
+    return keras.Model(inputs=model.inputs, outputs=probability, name=model.name)
 
 
 def predict_proba(model: keras.Model, inputs: pd.DataFrame, batch_size: int = 1024) -> np.ndarray:

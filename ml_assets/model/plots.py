@@ -33,6 +33,7 @@ _METRIC_LABELS: dict[str, str] = {
     "log_loss": "log loss",
     "accuracy": "accuracy",
     "positive_rate": "positive rate",
+    "ece": "ECE",
 }
 
 
@@ -220,3 +221,24 @@ def markdown_image(png: bytes, alt: str) -> str:
     safe_alt = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
     encoded = base64.b64encode(png).decode("ascii")
     return f"![{safe_alt}](data:image/png;base64,{encoded})"
+
+
+def over_time_png(
+    frame: pd.DataFrame, date_column: str, metrics: tuple[str, ...], by: str = "model_version"
+) -> bytes:
+    """One panel per metric: its value per day, a line per `by` value (e.g. model version)."""
+    figure = _figure(height=FIGSIZE[1] * len(metrics) * 0.7)
+    axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        rows = frame.dropna(subset=[metric])
+        if rows.empty:
+            _note(ax, f"no {metric} yet")
+        for value, line in rows.groupby(by, sort=True):
+            line = line.sort_values(date_column)
+            ax.plot(line[date_column], line[metric], marker="o", markersize=3, label=f"v{value}")
+        ax.set_ylabel(_METRIC_LABELS.get(metric, metric), fontsize=8)
+        ax.tick_params(labelsize=7)
+    if not frame.empty:
+        axes[0].legend(fontsize=7, frameon=False)
+    figure.autofmt_xdate()
+    return _png(figure)

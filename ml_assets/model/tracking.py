@@ -43,6 +43,12 @@ def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, 
             mlflow.log_metric(name, value, step=epoch)
     mlflow.log_metric("epochs_trained", len(next(iter(trained.history.values()), [])))
     mlflow.log_metric("decision_threshold", trained.threshold)
+    mlflow.log_metrics(
+        {
+            "calibration_slope": trained.calibration.slope,
+            "calibration_intercept": trained.calibration.intercept,
+        }
+    )
 
 
 def register_model(trained: TrainedModel, window: str, name: str = MODEL_NAME) -> RegisteredModel:

@@ -12,7 +12,15 @@ import pandas as pd
 from ml_assets.constants import INGESTION_DATE_COLUMN
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL
 from ml_assets.model.metrics import best_f1_threshold
-from ml_assets.model.network import ModelParams, build_model, fit_model, predict_proba
+from ml_assets.model.network import (
+    ModelParams,
+    PlattScaling,
+    build_model,
+    fit_model,
+    fit_platt_scaling,
+    predict_proba,
+    with_platt_scaling,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -88,15 +96,18 @@ def split_summary(dataset: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 @dataclass
 class TrainedModel:
-    """A trained network, its per-epoch history and the decision threshold chosen on validation."""
+    """A trained network (calibrated), its per-epoch history, and the calibration and decision
+    threshold chosen on validation."""
 
     model: keras.Model
     history: dict[str, list[float]]
     threshold: float
+    calibration: PlattScaling
 
 
 def train_dispute_model(dataset: pd.DataFrame, params: ModelParams) -> TrainedModel:
-    """Fit the network on the train split, stop early and pick the threshold on validation."""
+    """Fit the network on the train split, stop early, calibrate and pick the threshold on
+    validation (never on the evaluation split)."""
     train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
     validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
     for name, rows in ((TRAIN, train), (VALIDATION, validation)):
@@ -115,7 +126,8 @@ def train_dispute_model(dataset: pd.DataFrame, params: ModelParams) -> TrainedMo
         validation[LABEL].to_numpy(),
         params,
     )
-    threshold = best_f1_threshold(
-        validation[LABEL].to_numpy(), predict_proba(model, validation[inputs])
-    )
-    return TrainedModel(model, history, threshold)
+    validation_labels = validation[LABEL].to_numpy()
+    calibration = fit_platt_scaling(validation_labels, predict_proba(model, validation[inputs]))
+    calibrated = with_platt_scaling(model, calibration)
+    threshold = best_f1_threshold(validation_labels, predict_proba(calibrated, validation[inputs]))
+    return TrainedModel(calibrated, history, threshold, calibration)

@@ -161,11 +161,13 @@ class DisputeModelServer:
             return
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         for record, prediction in zip(records, predictions, strict=True):
+            # The fields of `LoggedPrediction`, which `served_predictions` reads them with.
             self.feedback.append(
                 {
                     "request_time": now,
                     "model_name": config.model_name,
                     "model_version": config.model_version,
+                    "decision_threshold": config.decision_threshold,
                     "inputs": record,
                     "dispute_probability": prediction.dispute_probability,
                     "disputed": prediction.disputed,

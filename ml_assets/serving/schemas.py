@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 DEFAULT_MAX_COMPLAINTS = 1000
 
@@ -56,6 +57,30 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Prediction]
+
+
+class LoggedPrediction(BaseModel):
+    """One answered prediction as the endpoint logs it: a line of `predictions/DAY/*.jsonl`.
+
+    The writer (the endpoint) and the reader (`served_predictions`) share this model, so a line
+    is either exactly this or quarantined with pydantic's reason.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    request_time: AwareDatetime
+    model_name: str
+    model_version: str
+    # Optional: logs written before it was recorded fall back to the version's registered one.
+    decision_threshold: float | None = None
+    inputs: Complaint
+    dispute_probability: float = Field(ge=0.0, le=1.0)
+    disputed: bool
+
+    @property
+    def request_day(self) -> str:
+        """The UTC day of the request (YYYY-MM-DD): the log's folder and partition."""
+        return self.request_time.astimezone(UTC).date().isoformat()
 
 
 class Health(BaseModel):

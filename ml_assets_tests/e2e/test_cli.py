@@ -101,7 +101,7 @@ def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) 
     shutil.copytree(parallel / "landing", serial / "landing")
     out = ok(run(parallel, str(BIN / "ml-assets"), "materialize", "--parallel", "2"))
     ok(run(serial, str(BIN / "ml-assets"), "materialize", "--parallel", "1"))
-    assert out.count("data layer ok") == 3, out
+    assert out.count("data layer ok") == 3 and "3 runs, 2 at a time in worker processes" in out
     with dg.DagsterInstance.from_config(str(parallel / "dagster")) as instance:
         step_starts = [
             record.event_log_entry.dagster_event
@@ -110,7 +110,8 @@ def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) 
                 run_record.run_id, of_type=DagsterEventType.STEP_START
             ).records
         ]
-        assert len({event.pid for event in step_starts}) == 2  # two worker processes
+        # Worker processes, not the command's own: at most two (a busy machine may leave one idle).
+        assert 1 <= len({event.pid for event in step_starts}) <= 2
     assert _warehouse_tables(parallel) == _warehouse_tables(serial)
     versions = _data_versions(parallel)
     assert len(versions) == 5 * 6 and versions == _data_versions(serial)

@@ -24,6 +24,7 @@ from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CH
 from ml_assets.model.features import to_model_inputs
 from ml_assets.model.network import predict_proba
 from ml_assets.model.tracking import load_keras_model
+from ml_assets.monitoring.served import parse_prediction_logs
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.ray_cluster import RayCluster, cluster_pids, start_head, stop_head
@@ -249,3 +250,12 @@ def test_answered_predictions_are_logged_for_monitoring(served: Served) -> None:
         p.parent.name == answered.date().isoformat()
         for p in served.home.predictions.glob("*/*.jsonl")
     )
+    # What the endpoint writes is what `served_predictions` reads: no line of the day quarantined.
+    day = answered.date().isoformat()
+    log = parse_prediction_logs(
+        day, [(p.name, p.read_bytes()) for p in (served.home.predictions / day).glob("*.jsonl")]
+    )
+    assert log.quarantined.empty, log.quarantined["reason"].tolist()
+    mine_served = log.predictions[log.predictions["complaint_id"] == complaint_id]
+    version = served.resources["model_registry"].get_version(record["model_version"])
+    assert mine_served["decision_threshold"].tolist() == [float(version.tags[THRESHOLD_TAG])]

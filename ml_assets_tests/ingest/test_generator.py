@@ -26,6 +26,7 @@ from ml_assets.ingest.generator import (
     generate_day,
     generate_export,
     generate_landing,
+    label_delay,
     rows_by_day,
     rows_for_day,
 )
@@ -300,3 +301,41 @@ def test_an_export_too_dense_for_the_id_blocks_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="ask for fewer rows or a longer period"):
         generate_export(tmp_path / "x.csv", 300_000, date(2016, 1, 1), date(2016, 1, 2), seed=1)
     assert not list(tmp_path.iterdir())
+
+
+def test_late_labels_land_first_without_and_then_with_labels(tmp_path: Path) -> None:
+    start, days, delay = date(2016, 3, 1), 12, (2, 5)
+    first_as_of = start + timedelta(days=days)  # the day after the last day
+    later_as_of = first_as_of + timedelta(days=3)
+    waits = {
+        start + timedelta(days=i): label_delay(7, start + timedelta(days=i), delay)
+        for i in range(days)
+    }
+    assert set(waits.values()) <= set(range(2, 6)) and len(set(waits.values())) > 1
+    assert label_delay(7, start, delay) == waits[start]  # seeded: the same on every call
+
+    def land(root: Path, as_of: date | None, delays: tuple[int, int] | None) -> dict[date, bytes]:
+        paths = generate_landing(root, start, days, 30, 7, label_delay_days=delays, as_of=as_of)
+        return {start + timedelta(days=i): p.read_bytes() for i, p in enumerate(paths)}
+
+    published = land(tmp_path / "published", None, None)
+    first = land(tmp_path / "live", first_as_of, delay)
+    for day, text in first.items():
+        labels = set(parse(text.decode())["consumer_disputed"].dropna())
+        if day + timedelta(days=waits[day]) < first_as_of:
+            assert text == published[day], day
+        else:
+            # Published without labels: every dispute field empty, everything else the same.
+            assert labels == set(), day
+            assert text != published[day]
+            assert len(parse(text.decode())) == len(parse(published[day].decode()))
+    later = land(tmp_path / "live", later_as_of, delay)
+    changed = {day for day in first if later[day] != first[day]}
+    assert changed == {
+        day
+        for day, wait in waits.items()
+        if first_as_of <= day + timedelta(days=wait) < later_as_of
+    }
+    assert changed and all(later[day] == published[day] for day in changed)
+    with pytest.raises(ValueError, match="needs as_of"):
+        generate_landing(tmp_path / "x", start, 1, 10, 7, label_delay_days=delay)

@@ -9,6 +9,7 @@ import pandas as pd
 from ml_assets.constants import (
     AUC_FLOOR,
     CHAMPION_AUC_TOLERANCE,
+    ECE_CEILING,
     MIN_SLICE_COUNT,
     SLICE_AUC_TOLERANCE,
 )
@@ -32,6 +33,7 @@ def _metrics(auc: float | None) -> BinaryMetrics:
         recall=0.3,
         threshold=0.5,
         ece=0.02,
+        mean_probability=0.2,
     )
 
 
@@ -57,7 +59,9 @@ SLICES = _slices([("state", "CA", BIG, 0.70), ("state", "TX", BIG, 0.68)])
 
 def test_policy_defaults_come_from_constants() -> None:
     assert (
-        BlessingPolicy(AUC_FLOOR, CHAMPION_AUC_TOLERANCE, SLICE_AUC_TOLERANCE, MIN_SLICE_COUNT)
+        BlessingPolicy(
+            AUC_FLOOR, CHAMPION_AUC_TOLERANCE, SLICE_AUC_TOLERANCE, MIN_SLICE_COUNT, ECE_CEILING
+        )
         == POLICY
     )
 
@@ -77,6 +81,20 @@ def test_fails_below_floor() -> None:
     assert not verdict.blessed
     assert len(verdict.failures) == 1
     assert f"< floor {AUC_FLOOR:.3f}" in verdict.failures[0]
+
+
+def test_a_miscalibrated_challenger_fails_however_good_its_auc() -> None:
+    # The demo's champion before calibration: AUC fine, probabilities far above the base rate.
+    overconfident = dataclasses.replace(_metrics(AUC_FLOOR + 0.2), ece=0.29, mean_probability=0.49)
+    verdict = bless(overconfident, SLICES, None, None, POLICY)
+    assert not verdict.blessed
+    (failure,) = verdict.failures
+    assert failure == (
+        f"challenger ECE 0.290 > ceiling {ECE_CEILING:.3f} "
+        "(mean probability 0.490, positive rate 0.200)"
+    )
+    at_ceiling = dataclasses.replace(overconfident, ece=ECE_CEILING)
+    assert bless(at_ceiling, SLICES, None, None, POLICY).blessed
 
 
 def test_exactly_at_floor_passes() -> None:
@@ -150,15 +168,17 @@ def test_policy_min_slice_count_is_used() -> None:
 def test_all_failures_listed_in_words_and_markdown() -> None:
     champion_slices = _slices([("state", "CA", BIG, 0.80)])
     challenger_slices = _slices([("state", "CA", BIG, 0.40)])
-    verdict = bless(_metrics(0.50), challenger_slices, _metrics(0.80), champion_slices, POLICY)
+    challenger = dataclasses.replace(_metrics(0.50), ece=0.2)
+    verdict = bless(challenger, challenger_slices, _metrics(0.80), champion_slices, POLICY)
     assert not verdict.blessed
-    assert len(verdict.failures) == 3
+    assert len(verdict.failures) == 4
     assert "floor" in verdict.failures[0]
-    assert "champion 0.800" in verdict.failures[1]
-    assert verdict.failures[2].startswith("state=CA:")
+    assert "ECE 0.200 > ceiling" in verdict.failures[1]
+    assert "champion 0.800" in verdict.failures[2]
+    assert verdict.failures[3].startswith("state=CA:")
     markdown = verdict.to_markdown()
     lines = markdown.splitlines()
-    assert len(lines) == len(verdict.conditions) == 3
+    assert len(lines) == len(verdict.conditions) == 4
     assert all(line.startswith("- ❌ ") for line in lines)
 
 

@@ -16,11 +16,14 @@ from ml_assets.model.features import (
 )
 from ml_assets.model.network import (
     ModelParams,
+    PlattScaling,
     build_model,
     fit_model,
+    fit_platt_scaling,
     load_model,
     predict_proba,
     save_model,
+    with_platt_scaling,
 )
 from ml_assets_tests.world import LEARNABLE
 
@@ -91,4 +94,30 @@ def test_saved_model_reloads_with_identical_predictions(
     reloaded = load_model(save_model(model, tmp_path))
     np.testing.assert_allclose(
         predict_proba(reloaded, inputs), predict_proba(model, inputs), atol=1e-6
+    )
+
+
+def test_platt_scaling_recovers_a_known_miscalibration() -> None:
+    rng = np.random.default_rng(5)
+    true_logits = rng.normal(-1.5, 1.2, size=20_000)
+    labels = (rng.uniform(size=true_logits.size) < 1 / (1 + np.exp(-true_logits))).astype(float)
+    # An overconfident model: its logits are twice the truth, shifted up by one.
+    reported = 1 / (1 + np.exp(-(2 * true_logits + 1)))
+    scaling = fit_platt_scaling(labels, reported)
+    assert scaling.slope == pytest.approx(0.5, abs=0.05)
+    assert scaling.intercept == pytest.approx(-0.5, abs=0.1)
+
+
+def test_the_calibrated_network_is_its_logit_rescaled_and_survives_saving(
+    model, features: pd.DataFrame, tmp_path: Path
+) -> None:
+    inputs = features[list(FEATURE_COLUMNS)].head(300)
+    raw = np.clip(predict_proba(model, inputs), 1e-7, 1 - 1e-7)
+    scaling = PlattScaling(slope=0.7, intercept=-0.4)
+    calibrated = with_platt_scaling(model, scaling)
+    expected = 1 / (1 + np.exp(-(0.7 * np.log(raw / (1 - raw)) - 0.4)))
+    np.testing.assert_allclose(predict_proba(calibrated, inputs), expected, atol=1e-5)
+    reloaded = load_model(save_model(calibrated, tmp_path))
+    np.testing.assert_allclose(
+        predict_proba(reloaded, inputs), predict_proba(calibrated, inputs), atol=1e-6
     )

@@ -9,6 +9,7 @@ from dagster._core.test_utils import freeze_time
 
 from ml_assets.constants import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
+from ml_assets.ingest.generator import generate_landing, labels_published
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
 from ml_assets_tests.factories import csv_file, csv_line, land, touch
@@ -234,3 +235,24 @@ def test_many_consecutive_days_are_requested_as_ranges_and_a_lone_day_alone(
     assert requests[-1].partition_key == lone  # a single day runs alone, as before
     assert len({r.run_key for r in requests}) == 3
     assert ticker.tick().run_requests == []  # the same files: nothing again
+
+
+def test_late_labels_rerun_exactly_the_days_whose_labels_came_out(ticker: Ticker) -> None:
+    start, days, delay = date(2016, 2, 1), 10, (1, 4)
+    first_as_of, later_as_of = start + timedelta(days=days), start + timedelta(days=days + 2)
+
+    def land_as_of(as_of: date) -> None:
+        generate_landing(ticker.landing, start, days, 20, 7, label_delay_days=delay, as_of=as_of)
+
+    land_as_of(first_as_of)
+    assert len(_partitions(ticker.tick())) == days
+    land_as_of(later_as_of)  # the same days published again, two days later
+    came_out = {
+        (start + timedelta(days=i)).isoformat()
+        for i in range(days)
+        if not labels_published(start + timedelta(days=i), first_as_of, 7, delay)
+        and labels_published(start + timedelta(days=i), later_as_of, 7, delay)
+    }
+    assert came_out and len(came_out) < days
+    assert set(_partitions(ticker.tick())) == came_out
+    assert ticker.tick().run_requests == []

@@ -1,0 +1,1 @@
+"""Watching the served model: its logged predictions, live performance and drift (no Dagster)."""

@@ -1,0 +1,88 @@
+"""Live performance: served predictions joined with the labels that arrived since, per version."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.constants import REQUEST_DATE_COLUMN
+from ml_assets.model.metrics import binary_metrics
+
+LABEL_COLUMN = "label"
+LIVE_PERFORMANCE_COLUMNS: dict[str, str] = {
+    REQUEST_DATE_COLUMN: "datetime64[ns]",
+    "model_version": "string",
+    "served": "int64",  # predictions answered that day
+    "labelled": "int64",  # of those, the ones whose label has arrived
+    "positives": "int64",
+    "roc_auc": "float64",
+    "pr_auc": "float64",
+    "ece": "float64",
+    "mean_probability": "float64",  # predicted positive rate, as probabilities
+    "positive_rate": "float64",  # actual
+    "predicted_positive_rate": "float64",  # share answered `disputed` at the served threshold
+    "precision": "float64",
+    "recall": "float64",
+    "threshold": "float64",
+}
+
+
+def join_labels(served: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Served predictions with their complaint's label (NaN until it arrives).
+
+    `labels` has complaint_id and label (0/1, NaN when not known yet); a complaint landed twice
+    keeps one label, the known one.
+    """
+    known = labels.dropna(subset=[LABEL_COLUMN]).drop_duplicates("complaint_id", keep="last")
+    return served.merge(
+        known[["complaint_id", LABEL_COLUMN]], on="complaint_id", how="left", validate="m:1"
+    )
+
+
+def live_performance(day: str, joined: pd.DataFrame) -> pd.DataFrame:
+    """Per model version served on `day`: labelled predictions, ROC and PR AUC, ECE, predicted
+    against actual positive rate, precision and recall at the threshold it served with."""
+    rows: list[dict[str, object]] = []
+    for version, rows_of_version in joined.groupby("model_version", sort=True):
+        thresholds = rows_of_version["decision_threshold"].dropna().unique()
+        if len(thresholds) > 1:
+            raise ValueError(
+                f"version {version} served with {len(thresholds)} thresholds on {day}: "
+                f"{sorted(thresholds)}; one version has one threshold"
+            )
+        threshold = float(thresholds[0]) if len(thresholds) else math.nan
+        labelled = rows_of_version.dropna(subset=[LABEL_COLUMN])
+        row: dict[str, object] = {
+            REQUEST_DATE_COLUMN: pd.Timestamp(day),
+            "model_version": str(version),
+            "served": len(rows_of_version),
+            "labelled": len(labelled),
+            "threshold": threshold,
+        }
+        if len(labelled) and not math.isnan(threshold):
+            metrics = binary_metrics(
+                labelled[LABEL_COLUMN].to_numpy(dtype="float64"),
+                labelled["dispute_probability"].to_numpy(dtype="float64"),
+                threshold,
+            )
+            probabilities = labelled["dispute_probability"].to_numpy(dtype="float64")
+            row |= {
+                "positives": metrics.positives,
+                "roc_auc": metrics.roc_auc,
+                "pr_auc": metrics.pr_auc,
+                "ece": metrics.ece,
+                "mean_probability": metrics.mean_probability,
+                "positive_rate": metrics.positives / metrics.count,
+                "predicted_positive_rate": float(np.mean(probabilities >= threshold)),
+                "precision": metrics.precision,
+                "recall": metrics.recall,
+            }
+        else:
+            row["positives"] = int(labelled[LABEL_COLUMN].sum()) if len(labelled) else 0
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(LIVE_PERFORMANCE_COLUMNS))
+    return frame.astype(
+        {k: v for k, v in LIVE_PERFORMANCE_COLUMNS.items() if v != "float64"}
+    ).astype({k: "float64" for k, v in LIVE_PERFORMANCE_COLUMNS.items() if v == "float64"})

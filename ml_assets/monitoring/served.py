@@ -1,0 +1,114 @@
+"""The endpoint's prediction logs as tables: every line a served prediction or quarantined."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from pydantic import ValidationError
+
+from ml_assets.constants import REQUEST_DATE_COLUMN
+from ml_assets.serving.schemas import LoggedPrediction
+
+SERVED_COLUMNS: dict[str, str] = {
+    REQUEST_DATE_COLUMN: "datetime64[ns]",
+    "request_time": "datetime64[ns, UTC]",
+    "model_name": "string",
+    "model_version": "string",
+    "decision_threshold": "float64",
+    "complaint_id": "string",
+    "dispute_probability": "float64",
+    "disputed": "bool",
+    "inputs": "string",  # the complaint as sent (JSON), for drift and skew
+    "source_file": "string",
+    "line_number": "int64",
+}
+QUARANTINE_COLUMNS: dict[str, str] = {
+    REQUEST_DATE_COLUMN: "datetime64[ns]",
+    "source_file": "string",
+    "line_number": "int64",
+    "line": "string",
+    "reason": "string",
+}
+# A quarantined line's reason keeps pydantic's first errors, not a wall of them.
+REASON_ERRORS = 3
+
+
+@dataclass(frozen=True)
+class ServedLog:
+    """One day's logged predictions, and the lines that could not be read as one."""
+
+    predictions: pd.DataFrame
+    quarantined: pd.DataFrame
+
+
+def log_digest(files: Iterable[tuple[str, int]]) -> str:
+    """The version of a day's logs: their names and sizes (the writers only ever append)."""
+    text = "\n".join(f"{name}\t{size}" for name, size in sorted(files))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _reason(error: ValidationError) -> str:
+    """pydantic's errors, as `field: message` (the first REASON_ERRORS)."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}"
+        for e in error.errors()[:REASON_ERRORS]
+    ]
+    more = error.error_count() - REASON_ERRORS
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _frame(rows: list[dict[str, object]], columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+
+
+def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> ServedLog:
+    """Every line of a day's logs (name, bytes) as a served prediction, or quarantined with why."""
+    served: list[dict[str, object]] = []
+    quarantined: list[dict[str, object]] = []
+    request_date = pd.Timestamp(day)
+    for name, data in files:
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()  # the newline that ends the last line opens no record
+        for number, raw in enumerate(lines, start=1):
+            line = raw.decode("utf-8", errors="replace")
+            reason = None
+            try:
+                logged = LoggedPrediction.model_validate_json(raw)
+            except ValidationError as error:
+                reason = _reason(error)
+            else:
+                if logged.request_day != day:
+                    reason = f"request_time {logged.request_time.isoformat()} is not of {day}"
+            if reason is not None:
+                quarantined.append(
+                    {
+                        REQUEST_DATE_COLUMN: request_date,
+                        "source_file": name,
+                        "line_number": number,
+                        "line": line,
+                        "reason": reason,
+                    }
+                )
+                continue
+            inputs = logged.inputs.model_dump(exclude_none=True)
+            served.append(
+                {
+                    REQUEST_DATE_COLUMN: request_date,
+                    "request_time": logged.request_time,
+                    "model_name": logged.model_name,
+                    "model_version": logged.model_version,
+                    "decision_threshold": logged.decision_threshold,
+                    "complaint_id": logged.inputs.complaint_id,
+                    "dispute_probability": logged.dispute_probability,
+                    "disputed": logged.disputed,
+                    "inputs": json.dumps(inputs, sort_keys=True),
+                    "source_file": name,
+                    "line_number": number,
+                }
+            )
+    return ServedLog(_frame(served, SERVED_COLUMNS), _frame(quarantined, QUARANTINE_COLUMNS))

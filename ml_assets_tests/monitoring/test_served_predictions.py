@@ -1,0 +1,191 @@
+"""`served_predictions`: the endpoint's logs read line by line, nothing dropped, each day once."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.test_utils import create_run_for_test
+
+from ml_assets.assets.monitoring import served_predictions
+from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.definitions import local_resources
+from ml_assets.jobs import served_predictions_job
+from ml_assets.monitoring.served import log_digest, parse_prediction_logs
+from ml_assets.partitions import daily_partitions_before
+from resources.home import ProjectHome
+from resources.prediction_logs import PredictionLogs
+from sensors.prediction_logs import MAX_ATTEMPTS, make_prediction_log_sensor
+
+DAY = "2016-01-05"
+# The sensor's calendar: 2016-01-09 is the last complete day, 2016-01-10 is still being written.
+sensor = make_prediction_log_sensor(
+    served_predictions_job, daily_partitions_before(date(2016, 1, 10))
+)
+
+
+def logged(day: str = DAY, n: int = 0, **changes: object) -> str:
+    """A log line as the endpoint writes it (ml_assets/serving/app.py)."""
+    record = {
+        "request_time": f"{day}T10:00:0{n % 10}.000+00:00",
+        "model_name": "complaint_dispute_model",
+        "model_version": "3",
+        "decision_threshold": 0.31,
+        "inputs": {"complaint_id": f"c-{n}", "product": "Mortgage", "state": "CA"},
+        "dispute_probability": 0.2,
+        "disputed": False,
+        **changes,
+    }
+    return json.dumps(record)
+
+
+def test_every_line_is_a_served_prediction_or_quarantined_with_its_reason() -> None:
+    good = [logged(n=0), logged(n=1, model_version="4", dispute_probability=0.7, disputed=True)]
+    bad = [
+        '{"request_time": "2016-01-05T10:00:00+00:00", "model_na',  # a torn write
+        logged(n=2, dispute_probability=1.5),
+        logged(n=3, inputs={"complaint_id": "c-3", "colour": "red"}),
+        logged(n=4, day="2016-01-06"),
+        "",
+    ]
+    first = "\n".join([good[0], bad[0], bad[1], bad[4]]) + "\n"
+    second = "\n".join([bad[2], good[1], bad[3]]).encode() + b"\n\xff\xfe\n"
+    log = parse_prediction_logs(
+        DAY, [("2016-01-05/a.jsonl", first.encode()), ("2016-01-05/b.jsonl", second)]
+    )
+
+    served = log.predictions
+    assert served["complaint_id"].tolist() == ["c-0", "c-1"]
+    assert served["model_version"].tolist() == ["3", "4"]
+    assert served["dispute_probability"].tolist() == [0.2, 0.7]
+    assert served["disputed"].tolist() == [False, True]
+    assert served["decision_threshold"].tolist() == [0.31, 0.31]
+    assert served["request_date"].astype(str).tolist() == [DAY, DAY]
+    assert str(served["request_time"].dt.tz) == "UTC"
+    assert json.loads(served["inputs"].iloc[0]) == {
+        "complaint_id": "c-0",
+        "product": "Mortgage",
+        "state": "CA",
+    }
+    assert list(zip(served["source_file"], served["line_number"], strict=True)) == [
+        ("2016-01-05/a.jsonl", 1),
+        ("2016-01-05/b.jsonl", 2),
+    ]
+
+    quarantined = log.quarantined.set_index(["source_file", "line_number"])["reason"].to_dict()
+    # Nothing is dropped: 8 lines read, 2 served, 6 quarantined, each with why.
+    assert len(quarantined) == 6
+    assert "Invalid JSON" in quarantined[("2016-01-05/a.jsonl", 2)]
+    assert quarantined[("2016-01-05/a.jsonl", 3)].startswith("dispute_probability: Input should be")
+    assert "Invalid JSON" in quarantined[("2016-01-05/a.jsonl", 4)]  # a blank line
+    assert quarantined[("2016-01-05/b.jsonl", 1)] == "inputs.colour: Extra inputs are not permitted"
+    assert quarantined[("2016-01-05/b.jsonl", 3)].endswith("is not of 2016-01-05")
+    assert "Invalid JSON" in quarantined[("2016-01-05/b.jsonl", 4)]  # not UTF-8
+    assert log.quarantined.set_index("line_number")["line"][2] == bad[0]
+
+
+def test_an_empty_day_gives_empty_typed_tables() -> None:
+    log = parse_prediction_logs(DAY, [("2016-01-05/a.jsonl", b"")])
+    assert log.predictions.empty and log.quarantined.empty
+    assert str(log.predictions["dispute_probability"].dtype) == "float64"
+
+
+def test_the_version_of_a_day_is_its_files_names_and_sizes() -> None:
+    assert log_digest([("a", 10), ("b", 5)]) == log_digest([("b", 5), ("a", 10)])
+    assert log_digest([("a", 10)]) != log_digest([("a", 11)])
+
+
+def _write(home: ProjectHome, day: str, name: str, lines: list[str]) -> Path:
+    path = home.predictions / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _tick(instance: dg.DagsterInstance, home: ProjectHome, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"prediction_logs": PredictionLogs(root=str(home.predictions))},
+    )
+    return sensor(context)
+
+
+def _rows(home: ProjectHome, table: str) -> list[tuple]:
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        return conn.execute(
+            f"select source_file, line_number from {WAREHOUSE_SCHEMA}.{table} order by all"
+        ).fetchall()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> ProjectHome:
+    return ProjectHome(tmp_path / "home")
+
+
+def test_a_complete_day_is_ingested_once_and_again_only_when_it_grows(home: ProjectHome) -> None:
+    _write(home, DAY, "replica-a.jsonl", [logged(n=0), logged(n=1)])
+    _write(home, DAY, "replica-b.jsonl", [logged(n=2), "not json"])
+    _write(home, "2016-01-10", "replica-a.jsonl", [logged(day="2016-01-10")])
+    with dg.instance_for_test() as instance:
+        first = _tick(instance, home, None)
+        assert [r.partition_key for r in first.run_requests] == [DAY]
+        assert first.skip_reason is None
+        # Until the day is ingested each tick asks again under the same run key, which Dagster
+        # launches once.
+        (same,) = _tick(instance, home, first.cursor).run_requests
+        assert same.run_key == first.run_requests[0].run_key
+
+        # A failed (or killed) run: the day is requested again, under the next attempt's key.
+        create_run_for_test(
+            instance,
+            job_name="served_predictions_job",
+            status=dg.DagsterRunStatus.FAILURE,
+            tags=first.run_requests[0].tags,
+        )
+        (retry,) = _tick(instance, home, first.cursor).run_requests
+        assert retry.run_key.endswith("#1") and first.run_requests[0].run_key.endswith("#0")
+        for _ in range(MAX_ATTEMPTS - 1):
+            create_run_for_test(
+                instance,
+                job_name="served_predictions_job",
+                status=dg.DagsterRunStatus.FAILURE,
+                tags=first.run_requests[0].tags,
+            )
+        gave_up = _tick(instance, home, first.cursor)
+        assert gave_up.run_requests == []  # reported as an error in the tick's log
+
+        def ingest() -> dg.ExecuteInProcessResult:
+            return dg.materialize(
+                [served_predictions],
+                partition_key=DAY,
+                resources=local_resources(home),
+                instance=instance,
+                raise_on_error=False,
+            )
+
+        result = ingest()
+        assert result.success
+        (check,) = result.get_asset_check_evaluations()
+        assert not check.passed and check.metadata["quarantined"].value == 1
+        assert _rows(home, "served_predictions") == [
+            ("2016-01-05/replica-a.jsonl", 1),
+            ("2016-01-05/replica-a.jsonl", 2),
+            ("2016-01-05/replica-b.jsonl", 1),
+        ]
+        assert _rows(home, "quarantined_predictions") == [("2016-01-05/replica-b.jsonl", 2)]
+        # A fresh cursor (a reset, a new daemon): the instance knows the day is ingested.
+        fresh = _tick(instance, home, None)
+        assert fresh.run_requests == []
+        assert "not complete yet, after 2016-01-09: 2016-01-10" in fresh.skip_reason.skip_message
+
+        _write(home, DAY, "replica-b.jsonl", [logged(n=3)])  # a late flush
+        again = _tick(instance, home, fresh.cursor)
+        assert [r.partition_key for r in again.run_requests] == [DAY]
+        assert again.run_requests[0].run_key != first.run_requests[0].run_key
+        assert ingest().success
+        assert len(_rows(home, "served_predictions")) == 4  # the day replaced, not appended
+        assert len(_rows(home, "quarantined_predictions")) == 1

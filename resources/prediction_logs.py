@@ -1,0 +1,55 @@
+"""The endpoint's prediction logs: `<root>/YYYY-MM-DD/<writer>.jsonl`, appended to, never edited."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from resources.landing_zone import is_day_folder
+
+LOG_SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One writer's log of one day: its path relative to the root, and its size when listed."""
+
+    name: str
+    size: int
+
+
+class PredictionLogs(dg.ConfigurableResource):
+    """Lists and reads the daily JSON-lines logs the endpoint's replicas write (read-only)."""
+
+    root: str
+
+    def days(self) -> list[str]:
+        """The day folders (YYYY-MM-DD) that hold logs, oldest first."""
+        folder = Path(self.root)
+        if not folder.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and is_day_folder(e.name))
+
+    def files_for_day(self, day: str) -> list[LogFile]:
+        """The day's log files, sorted by name, with their sizes now."""
+        folder = Path(self.root) / day
+        if not folder.is_dir():
+            return []
+        return sorted(
+            (
+                LogFile(f"{day}/{entry.name}", entry.stat().st_size)
+                for entry in os.scandir(folder)
+                if entry.is_file()
+                and entry.name.endswith(LOG_SUFFIX)
+                and not entry.name.startswith(".")
+            ),
+            key=lambda f: f.name,
+        )
+
+    def read_bytes(self, file: LogFile) -> bytes:
+        """The file's first `size` bytes: what was listed, even if a writer appended since."""
+        with (Path(self.root) / file.name).open("rb") as handle:
+            return handle.read(file.size)
