@@ -17,6 +17,7 @@ import requests
 
 from ml_assets.constants import MODEL_NAME
 from ml_assets.ingest.generator import generate_landing, labels_published
+from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.operations import (
     RunSummary,
     materialized_partitions,
@@ -38,7 +39,7 @@ from resources.ray_cluster import cluster_pids
 DAGSTER_SERVICE = "dagster-dev"
 MLFLOW_SERVICE = "mlflow-ui"
 FEATURES_KEY = dg.AssetKey("complaint_features")
-RAW_ASSET = "raw_complaints"
+DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
 DEPLOYED_KEY = dg.AssetKey("deployed_model")
 SAMPLE_COMPLAINT = {
     "complaint_id": "demo-1",
@@ -236,7 +237,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         later = runs_after(instance, known)
         print_runs("the new days and the late labels caused", later)
         # Landing days: runs of the data layer (monitoring runs are by request day).
-        partitions = sorted({day for r in later if RAW_ASSET in r.assets for day in r.days})
+        partitions = sorted({day for r in later if DATA_LAYER & set(r.assets) for day in r.days})
         expected = set(new_days) | set(labelled_late)
         print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
         if set(partitions) - expected:
