@@ -229,6 +229,9 @@ def bumped_workspace(folder: Path) -> Path:
     return workspace
 
 
+MONITORING = ("served_predictions", "quarantined_predictions", "live_performance")
+
+
 def stale_set(instance: dg.DagsterInstance, workspace: Path, days: list[str]) -> set[str]:
     """What the UI's "Materialize changed and missing" would select, via its GraphQL API."""
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
@@ -262,6 +265,8 @@ def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Plat
     # features are stale until they rerun; deployed_model never materialized (no Ray here), so
     # it is missing and selected too.
     expected = {f"complaint_features[{d}]" for d in days} | {"deployed_model"}
+    # Nothing was served on those days: the monitoring assets are missing there, as before.
+    expected |= {f"{name}[{d}]" for name in MONITORING for d in days}
     assert stale_set(platform.instance, workspace, days) == expected
 
     # 4: the daemon on the new code reruns features everywhere and the model chain, no more.
