@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from ml_assets.assets.day_ranges import range_tags
-from ml_assets.constants import CHAMPION_ALIAS, THRESHOLD_TAG
+from ml_assets.constants import CHAMPION_ALIAS, ECE_CEILING, THRESHOLD_TAG
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS, SERVING_ASSETS
@@ -142,6 +142,9 @@ def test_the_champion_is_deployed_and_answers_as_the_model_does_offline(served: 
     info = requests.get(f"{served.endpoint}/model", timeout=10).json()
     assert info["alias"] == "champion" and info["mlflow_run_id"]
     assert info["evaluation"]["roc_auc"] > 0.5 and info["code_versions"]["complaint_features"]
+    # The served model's calibration, as evaluated before it was blessed.
+    evaluation = info["evaluation"]
+    assert 0.0 <= evaluation["ece"] <= ECE_CEILING and 0.0 < evaluation["mean_probability"] < 1.0
     if version == "1":
         assert info["dagster_run_id"] == served.first.run_id
 
