@@ -179,7 +179,6 @@ def promotion_condition() -> AutomationCondition:
 
 def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
     """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
-    # live_performance: a request day reruns when labels land for the days before it.
     per_partition = [validate_complaints, complaint_statistics, complaint_features]
     partition_changed = upstream_or_code_changed("partition_changed") & ~TargetedByRunInFlight()
     chain = {

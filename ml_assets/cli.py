@@ -119,13 +119,14 @@ def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
-    from ml_assets.ingest.generator import NarrativeSignal, generate_landing, labels_published
+    from ml_assets.ingest.generator import NarrativeSignal, generate_landing, pending_label_days
     from ml_assets.partitions import platform_today
 
     signal = NarrativeSignal(args.narrative_share, args.text_signal)
     if args.export:
         return generate_export_file(args, signal)
-    start = args.start or (platform_today() - timedelta(days=args.days))
+    today = platform_today()
+    start = args.start or (today - timedelta(days=args.days))
     init_home(home)
     began = time.monotonic()
     paths = generate_landing(
@@ -137,14 +138,11 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
         defect_rate=args.defect_rate,
         signal=signal,
         label_delay_days=args.label_delay_days,
-        as_of=platform_today(),
+        as_of=today,
     )
     last = start + timedelta(days=args.days - 1)
-    pending = [
-        day
-        for day in (start + timedelta(days=i) for i in range(args.days))
-        if not labels_published(day, platform_today(), args.seed, args.label_delay_days)
-    ]
+    every_day = (start + timedelta(days=i) for i in range(args.days))
+    pending = pending_label_days(every_day, today, args.seed, args.label_delay_days)
     labels = f"; labels not published yet for {len(pending)} day(s)" if pending else ""
     print(
         f"generated {len(paths)} daily landing files {start}..{last} under "

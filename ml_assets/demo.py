@@ -16,7 +16,7 @@ import dagster as dg
 import requests
 
 from ml_assets.constants import MODEL_NAME
-from ml_assets.ingest.generator import generate_landing, labels_published
+from ml_assets.ingest.generator import generate_landing, pending_label_days
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.operations import (
     RunSummary,
@@ -142,13 +142,9 @@ def land(
 
 def pending_labels(days: list[str], as_of: date, settings: DemoSettings) -> set[str]:
     """The days whose labels are not published by `as_of`."""
-    return {
-        d
-        for d in days
-        if not labels_published(
-            date.fromisoformat(d), as_of, settings.seed, settings.label_delay_days
-        )
-    }
+    dates = [date.fromisoformat(d) for d in days]
+    pending = pending_label_days(dates, as_of, settings.seed, settings.label_delay_days)
+    return {day.isoformat() for day in pending}
 
 
 def served(endpoint: str) -> dict[str, object] | None:

@@ -143,21 +143,20 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
         if batch is not None:
             if shard not in batch:
                 with self._db_lock:
-                    engine = self._engine(shard)
-                    if shard not in self._initialized_dbs:
-                        self._initdb(engine)
-                        self._initialized_dbs.add(shard)
-                    batch[shard] = engine.connect()
+                    batch[shard] = self._ready_engine(shard).connect()
                     batch[shard].begin()
             yield batch[shard]
             return
-        with self._db_lock:
-            engine = self._engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, self._ready_engine(shard).connect() as conn, conn.begin():
+            yield conn
+
+    def _ready_engine(self, shard: str) -> Engine:
+        """The shard's engine, its database set up on first use (call with `_db_lock` held)."""
+        engine = self._engine(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        return engine
 
     # Dagster asks before every asset event whether a migrated table or column exists, building
     # an engine or inspecting the schema each time; migrations only ever add them, so a yes holds.

@@ -131,7 +131,7 @@ class ModelRegistry(dg.ConfigurableResource):
     def set_version_tag(self, version: str, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, version, key, value)
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         """Add metrics at one step to a finished run (e.g. a day of its live performance)."""
         client = self.client()
         for key, value in metrics.items():
@@ -141,9 +141,8 @@ class ModelRegistry(dg.ConfigurableResource):
         self, run_id: str, metrics: Mapping[str, float], files: Mapping[str, bytes], folder: str
     ) -> None:
         """Add metrics and files (name -> bytes) to a finished run, e.g. its evaluation."""
+        self.log_metrics(run_id, metrics)
         client = self.client()
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
         with tempfile.TemporaryDirectory() as scratch:
             for name, data in files.items():
                 path = Path(scratch) / name

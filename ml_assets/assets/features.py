@@ -14,7 +14,7 @@ from ml_assets.assets.day_ranges import (
 )
 from ml_assets.assets.ingestion import PARTITIONED_TABLE
 from ml_assets.assets.validation import VALIDATED
-from ml_assets.constants import DUCKDB_POOL, INGESTION_DATE_COLUMN
+from ml_assets.constants import DUCKDB_POOL, INGESTION_DATE_COLUMN, WAREHOUSE_SCHEMA
 from ml_assets.model.features import LABEL, to_features
 from ml_assets.partitions import daily_partitions
 
@@ -22,6 +22,8 @@ from ml_assets.partitions import daily_partitions
 FEATURES_CODE_VERSION = "1"
 FEATURES_GROUP = "features"
 FEATURES = dg.AssetKey("complaint_features")
+# The table the model layer and the monitoring read labelled features from.
+FEATURES_TABLE = f"{WAREHOUSE_SCHEMA}.{FEATURES.path[-1]}"
 
 
 def _day_metadata(rows: pd.DataFrame) -> Metadata:

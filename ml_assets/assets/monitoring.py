@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets.features import complaint_features
+from ml_assets.assets.features import FEATURES_TABLE, complaint_features
 from ml_assets.constants import (
     DEFAULT_DECISION_THRESHOLD,
     DUCKDB_POOL,
@@ -31,7 +31,6 @@ SERVED = dg.AssetKey("served_predictions")
 QUARANTINED = dg.AssetKey("quarantined_predictions")
 # Stored per request day; the IO manager replaces exactly the day's rows, in one transaction.
 REQUEST_DAY_TABLE = {"partition_expr": REQUEST_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA}
-_FEATURES_TABLE = f"{WAREHOUSE_SCHEMA}.complaint_features"
 # Figures of each day's live performance logged on the served version's MLflow run.
 LOGGED_FIGURES = ("labelled", "roc_auc", "pr_auc", "ece", "mean_probability", "positive_rate")
 
@@ -104,7 +103,7 @@ def _labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:
     """The known labels of these complaints, from the features table (the label the model learns)."""
     with warehouse.connect() as conn:
         return conn.execute(
-            f"select complaint_id, {LABEL}::double as {LABEL_COLUMN} from {_FEATURES_TABLE} "
+            f"select complaint_id, {LABEL}::double as {LABEL_COLUMN} from {FEATURES_TABLE} "
             f"where complaint_id in (select unnest(?::varchar[])) and {LABEL} is not null",
             [complaint_ids],
         ).fetchdf()

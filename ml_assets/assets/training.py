@@ -8,7 +8,7 @@ import pandas as pd
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
-from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
+from ml_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_TABLE, complaint_features
 from ml_assets.constants import (
     CHALLENGER_ALIAS,
     DUCKDB_POOL,
@@ -66,15 +66,12 @@ class ModelConfig(dg.Config):
     seed: int = _DEFAULTS.seed
 
 
-_FEATURES_TABLE = f"{WAREHOUSE_SCHEMA}.complaint_features"
-
-
 def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The newest day with features, and the newest day with labelled features."""
     with warehouse.connect() as conn:
         newest, labelled = conn.execute(
             f"select max({INGESTION_DATE_COLUMN}), "
-            f"max({INGESTION_DATE_COLUMN}) filter (where {LABEL} is not null) from {_FEATURES_TABLE}"
+            f"max({INGESTION_DATE_COLUMN}) filter (where {LABEL} is not null) from {FEATURES_TABLE}"
         ).fetchone()
     if newest is None:
         raise dg.Failure(
@@ -109,7 +106,7 @@ def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.O
     with warehouse.connect() as conn:
         # Only the window's labelled rows leave DuckDB, whatever the table's size.
         features = conn.execute(
-            f"select * from {_FEATURES_TABLE} where {INGESTION_DATE_COLUMN} between ? and ? "
+            f"select * from {FEATURES_TABLE} where {INGESTION_DATE_COLUMN} between ? and ? "
             f"and {LABEL} is not null",
             [window.start.to_pydatetime(), window.end.to_pydatetime()],
         ).fetchdf()

@@ -457,6 +457,13 @@ def labels_published(day: date, as_of: date, seed: int, delay_days: tuple[int, i
     return delay_days is None or day + timedelta(days=label_delay(seed, day, delay_days)) < as_of
 
 
+def pending_label_days(
+    days: Iterable[date], as_of: date, seed: int, delay_days: tuple[int, int] | None
+) -> list[date]:
+    """The days whose labels are not published by `as_of`."""
+    return [day for day in days if not labels_published(day, as_of, seed, delay_days)]
+
+
 def zip_codes(rng: np.random.Generator, states: Sequence[str | None], model: Model) -> list[str]:
     """Plausible ZIP codes for states: a real ZIP3 prefix, random last digits, some masked."""
     prefixes = draw_conditional(rng, states, model.zip3, "XXX")

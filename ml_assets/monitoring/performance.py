@@ -62,12 +62,10 @@ def live_performance(day: str, joined: pd.DataFrame) -> pd.DataFrame:
             "threshold": threshold,
         }
         if len(labelled) and not math.isnan(threshold):
-            metrics = binary_metrics(
-                labelled[LABEL_COLUMN].to_numpy(dtype="float64"),
-                labelled["dispute_probability"].to_numpy(dtype="float64"),
-                threshold,
-            )
             probabilities = labelled["dispute_probability"].to_numpy(dtype="float64")
+            metrics = binary_metrics(
+                labelled[LABEL_COLUMN].to_numpy(dtype="float64"), probabilities, threshold
+            )
             row |= {
                 "positives": metrics.positives,
                 "roc_auc": metrics.roc_auc,
@@ -82,7 +80,6 @@ def live_performance(day: str, joined: pd.DataFrame) -> pd.DataFrame:
         else:
             row["positives"] = int(labelled[LABEL_COLUMN].sum()) if len(labelled) else 0
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(LIVE_PERFORMANCE_COLUMNS))
-    return frame.astype(
-        {k: v for k, v in LIVE_PERFORMANCE_COLUMNS.items() if v != "float64"}
-    ).astype({k: "float64" for k, v in LIVE_PERFORMANCE_COLUMNS.items() if v == "float64"})
+    return pd.DataFrame(rows, columns=list(LIVE_PERFORMANCE_COLUMNS)).astype(
+        LIVE_PERFORMANCE_COLUMNS
+    )
