@@ -1,17 +1,21 @@
 """Declarative automation: which assets rerun when, and the retraining policy (defined once)."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 
 from ml_assets.assets.evaluation import champion_model, model_evaluation
+from ml_assets.assets.evidence import evidence_after, materializations_after
 from ml_assets.assets.features import complaint_features
-from ml_assets.assets.monitoring import SERVED, live_performance
+from ml_assets.assets.monitoring import INPUT_DRIFT, SERVED, input_drift, live_performance
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
+from ml_assets.constants import DRIFT_RECENT_DAYS, RETRAIN_EVIDENCE_METADATA
 from ml_assets.operations import IN_FLIGHT
+from ml_assets.partitions import platform_today
 
 AutomationCondition = dg.AutomationCondition
 
@@ -25,6 +29,12 @@ class RetrainPolicy:
     # Weekly, Monday 04:00 UTC: a model never gets older than a week. None: evidence only.
     cron: str | None = "0 4 * * 1"
     cron_timezone: str = "UTC"
+    # Evidence from monitoring: an input_drift error, a degraded live_performance day.
+    on_drift_error: bool = True
+    on_live_degradation: bool = True
+    # Evidence of the last days waits this long: their labels are still arriving, and a model
+    # retrained now would not learn from the days that drifted. 0: act at once.
+    labels_settle_days: int = 0
 
 
 class NewLabelledPartitions(AutomationCondition):
@@ -63,25 +73,41 @@ def new_labelled_partitions(
     instance: dg.DagsterInstance, target: dg.AssetKey, features_key: dg.AssetKey
 ) -> int:
     """Distinct features partitions with labelled rows materialized after the target's latest run."""
-    latest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=target), limit=1)
-    after = latest.records[0].storage_id if latest.records else None
     partitions: set[str] = set()
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=features_key, after_storage_id=after),
-            limit=1000,
-            cursor=cursor,
-            ascending=True,
+    for materialization in materializations_after(instance, target, features_key):
+        labelled = materialization.metadata.get("labelled")
+        if materialization.partition and labelled and labelled.value:
+            partitions.add(materialization.partition)
+    return len(partitions)
+
+
+class EvidenceRecorded(AutomationCondition):
+    """True when a monitoring asset recorded evidence for retraining (an input-drift error, a
+    degraded live AUC) after the target last ran, on a day whose labels have settled."""
+
+    def __init__(self, evidence_key: dg.AssetKey, label: str, settle_days: int) -> None:
+        self.evidence_key = evidence_key
+        self.label = label
+        self.settle_days = settle_days
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def description(self) -> str:
+        return (
+            f"{self.evidence_key.to_user_string()} recorded {RETRAIN_EVIDENCE_METADATA} since "
+            f"the last training, on a day at least {self.settle_days} day(s) old"
         )
-        for record in page.records:
-            materialization = record.asset_materialization
-            labelled = materialization.metadata.get("labelled") if materialization else None
-            if materialization and materialization.partition and labelled and labelled.value:
-                partitions.add(materialization.partition)
-        if not page.has_more:
-            return len(partitions)
-        cursor = page.cursor
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        settled = platform_today() - timedelta(days=self.settle_days - 1)
+        found = evidence_after(
+            context.asset_graph_view.instance, context.key, self.evidence_key, settled
+        )
+        true_subset = context.candidate_subset if found else context.get_empty_subset()
+        return dg.AutomationResult(context, true_subset)
 
 
 class TargetedByRunInFlight(AutomationCondition):
@@ -146,6 +172,19 @@ def labels_or_logs_changed() -> AutomationCondition:
     ).with_label("labels_or_logs_changed")
 
 
+def recent_inputs_changed() -> AutomationCondition:
+    """`input_drift` of a day: rerun when its landed complaints or served requests change, for
+    recent days only (a backfill of years is history, not drift of today's model's inputs)."""
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()
+        .with_label("inputs_changed")
+        & AutomationCondition.in_latest_time_window(timedelta(days=DRIFT_RECENT_DAYS))
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("recent_inputs_changed")
+
+
 def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
     """The retraining policy for `training_dataset`, the root of the model chain."""
     features_key = complaint_features.key
@@ -156,6 +195,14 @@ def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
         # the same backfill rewrites them first and then retrains.
         | AutomationCondition.any_deps_match(AutomationCondition.code_version_changed())
     )
+    if policy.on_drift_error:
+        triggers = triggers | EvidenceRecorded(
+            INPUT_DRIFT, "input_drift_error", policy.labels_settle_days
+        )
+    if policy.on_live_degradation:
+        triggers = triggers | EvidenceRecorded(
+            live_performance.key, "live_performance_degraded", policy.labels_settle_days
+        )
     if policy.cron:
         triggers = triggers | AutomationCondition.cron_tick_passed(
             policy.cron, policy.cron_timezone
@@ -194,6 +241,7 @@ def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
             for a in per_partition
         ),
         live_performance.with_attributes(automation_condition=labels_or_logs_changed()),
+        input_drift.with_attributes(automation_condition=recent_inputs_changed()),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),
         *(a.with_attributes(automation_condition=c) for a, c in chain.items()),
         *(a.with_attributes(automation_condition=promotion_condition()) for a in follow_blessing),

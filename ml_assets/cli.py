@@ -19,7 +19,7 @@ from ml_assets.constants import (
     WAREHOUSE_SCHEMA,
 )
 from ml_assets.ingest.cfpb_format import LandingFileError
-from ml_assets.ingest.generator import NARRATIVE_SHARE
+from ml_assets.ingest.generator import NARRATIVE_SHARE, Drift
 from resources.home import ProjectHome, project_home
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
@@ -139,6 +139,15 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
         signal=signal,
         label_delay_days=args.label_delay_days,
         as_of=today,
+        drift=Drift(
+            args.drift_from,
+            product=args.drift_product or None,
+            product_share=args.drift_product_share,
+            issue=args.drift_issue or None,
+            wording_share=args.drift_wording_share or None,
+        )
+        if args.drift_from
+        else None,
     )
     last = start + timedelta(days=args.days - 1)
     every_day = (start + timedelta(days=i) for i in range(args.days))
@@ -632,6 +641,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="a day's dispute labels are published MIN to MAX days after it (drawn per day, "
         "seeded): days whose labels are not out by today land without them, and generating "
         "the same days again later lands them again with their labels",
+    )
+    gen.add_argument(
+        "--drift-from",
+        type=_date,
+        metavar="DATE",
+        help="complaints from DATE on drift: a product-mix shift, a new issue disputed far more "
+        "often, changed narrative wording (the options below; the drift demo uses this)",
+    )
+    drift_defaults = Drift(date.min)
+    gen.add_argument(
+        "--drift-product",
+        default=drift_defaults.product,
+        help=f"the product whose share grows (default {drift_defaults.product!r}; '' for none)",
+    )
+    gen.add_argument(
+        "--drift-product-share",
+        type=_share,
+        default=drift_defaults.product_share,
+        help=f"share of complaints moved to it (default {drift_defaults.product_share})",
+    )
+    gen.add_argument(
+        "--drift-issue",
+        default=drift_defaults.issue,
+        help=f"a new issue (default {drift_defaults.issue!r}; '' for none)",
+    )
+    gen.add_argument(
+        "--drift-wording-share",
+        type=_share,
+        default=drift_defaults.wording_share,
+        help="share of narrative words drawn from new wording (default "
+        f"{drift_defaults.wording_share}; 0 for none)",
     )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument(

@@ -270,6 +270,31 @@ REQUEST_DATE_COLUMN: Final = "request_date"  # served predictions' partition: th
 # before it (complaints are scored when filed; their labels come with a later re-landing).
 LIVE_LABEL_LOOKBACK_DAYS: Final = 7
 LIVE_PLOT_DAYS: Final = 60  # request days shown in live_performance's plot
+DRIFT_DATE_COLUMN: Final = "drift_date"  # input_drift's partition: the ingestion and request day
+# input_drift runs by itself for days this recent only: older days are history, not news, and a
+# backfill of years would otherwise compare every one of them with today's model.
+DRIFT_RECENT_DAYS: Final = 14
+# Drift and skew thresholds (input_drift's checks warn beyond the first, error beyond the second).
+# L-infinity distance between category shares (TFDV's comparator); measured on stable synthetic
+# days of 400 rows the largest per day is about 0.06 (sampling noise).
+DRIFT_LINF_WARN: Final = 0.10
+DRIFT_LINF_ERROR: Final = 0.20
+# Jensen-Shannon divergence (base 2) of narrative-length histograms and of the empty share.
+DRIFT_JSD_WARN: Final = 0.05
+DRIFT_JSD_ERROR: Final = 0.15
+# Rise of the share of narrative tokens outside the model's vocabulary.
+DRIFT_OOV_WARN: Final = 0.05
+DRIFT_OOV_ERROR: Final = 0.15
+DRIFT_MIN_ROWS: Final = 100  # fewer rows in a day: its frequencies are noise, not judged
+DRIFT_WORST_FEATURES: Final = 5  # features named in the checks' metadata
+# Live performance that is evidence for retraining: on a request day with at least this many
+# labelled predictions (fewer: the AUC of a day is noise), a version's live ROC AUC below the
+# blessing's floor, or more than the margin below its offline evaluation AUC.
+MIN_LIVE_LABELLED: Final = 200
+LIVE_AUC_MARGIN: Final = 0.05
+# A monitoring asset's materialization that carries this metadata entry (non-empty) is evidence
+# the retraining policy acts on; the text says what was seen.
+RETRAIN_EVIDENCE_METADATA: Final = "retrain_evidence"
 
 # --- data-quality thresholds -------------------------------------------------------------------
 MAX_REJECTED_RATE: Final = 0.05  # warn when more than 5 % of a day's rows are rejected
@@ -298,5 +323,6 @@ SLICE_AUC_TOLERANCE: Final = 0.05
 ECE_CEILING: Final = 0.10
 TRAINING_WINDOW_DAYS: Final = 60  # days of labelled features a model trains and evaluates on
 EVALUATION_DAYS: Final = 7  # the most recent days of the window form the evaluation split
+EVALUATION_METRIC_PREFIX: Final = "eval_"  # a version's offline figures on its MLflow run
 THRESHOLD_TAG: Final = "decision_threshold"  # on a model version: the threshold chosen at training
 DEFAULT_DECISION_THRESHOLD: Final = 0.5  # for a version registered without one

@@ -34,6 +34,7 @@ ENVIRONMENT_ENV_VAR = "ML_ASSETS_ENV"
 # Read here, at the composition root, and nowhere else.
 RETRAIN_MIN_PARTITIONS_ENV_VAR = "ML_ASSETS_RETRAIN_MIN_PARTITIONS"
 RETRAIN_CRON_ENV_VAR = "ML_ASSETS_RETRAIN_CRON"
+RETRAIN_SETTLE_DAYS_ENV_VAR = "ML_ASSETS_RETRAIN_SETTLE_DAYS"
 SENSOR_INTERVAL_ENV_VAR = "ML_ASSETS_SENSOR_INTERVAL_S"
 FAILURE_WEBHOOK_ENV_VAR = "ML_ASSETS_FAILURE_WEBHOOK_URL"
 DEFAULT_SENSOR_INTERVAL_S = 30
@@ -83,6 +84,9 @@ def retrain_policy() -> RetrainPolicy:
         ),
         # Set but empty: no calendar trigger, the model retrains on new evidence only.
         cron=os.environ.get(RETRAIN_CRON_ENV_VAR, defaults.cron) or None,
+        labels_settle_days=int(
+            os.environ.get(RETRAIN_SETTLE_DAYS_ENV_VAR, defaults.labels_settle_days)
+        ),
     )
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 from ml_assets.assets.evaluation import blessing, champion_model, model_evaluation
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.ingestion import raw_complaints
-from ml_assets.assets.monitoring import live_performance, served_predictions
+from ml_assets.assets.monitoring import input_drift, live_performance, served_predictions
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
@@ -44,7 +44,7 @@ deployment_job = dg.define_asset_job(
 )
 SERVING_ASSETS = [deployed_model]
 
-MONITORING_ASSETS = [served_predictions, live_performance]
+MONITORING_ASSETS = [served_predictions, live_performance, input_drift]
 served_predictions_job = dg.define_asset_job(
     "served_predictions_job",
     selection=dg.AssetSelection.assets(*MONITORING_ASSETS),

@@ -21,6 +21,7 @@ ASSETS = {
     "served_predictions",
     "quarantined_predictions",
     "live_performance",
+    "input_drift",
 }
 
 
@@ -34,6 +35,8 @@ def test_definitions_load_with_every_asset_check_job_and_sensor() -> None:
         "label_balance",
         "blessing",
         "log_lines_readable",
+        "landed_inputs_drift",
+        "served_inputs_skew",
     }
     assert defs.resolve_job_def("data_layer_job").partitions_def is not None
     assert defs.resolve_job_def("training_job").partitions_def is None

@@ -125,6 +125,14 @@ class ModelRegistry(dg.ConfigurableResource):
         """The latest value of every metric of a run."""
         return dict(self.client().get_run(run_id).data.metrics)
 
+    def run_json(self, run_id: str, path: str) -> dict[str, Any]:
+        """A JSON artifact of a run, e.g. a model's reference input profile."""
+        import mlflow
+
+        return mlflow.artifacts.load_dict(
+            f"{self.client().get_run(run_id).info.artifact_uri}/{path}"
+        )
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
 

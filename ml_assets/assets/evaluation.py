@@ -10,6 +10,7 @@ from ml_assets.constants import (
     CHAMPION_AUC_TOLERANCE,
     DEFAULT_DECISION_THRESHOLD,
     ECE_CEILING,
+    EVALUATION_METRIC_PREFIX,
     MIN_SLICE_COUNT,
     SLICE_AUC_TOLERANCE,
     THRESHOLD_TAG,
@@ -74,7 +75,11 @@ def model_evaluation(
             rows,
         )
     report = evaluate_models(rows, challenger, champion, BlessingPolicy(**config.model_dump()))
-    metrics = {f"eval_{k}": v for k, v in report.metrics.to_dict().items() if isinstance(v, float)}
+    metrics = {
+        f"{EVALUATION_METRIC_PREFIX}{k}": v
+        for k, v in report.metrics.to_dict().items()
+        if isinstance(v, float)
+    }
     model_registry.log_to_run(dispute_model.run_id, metrics, report.plots, folder="evaluation")
     return dg.Output(
         report,

@@ -1,25 +1,54 @@
-"""`served_predictions`: the endpoint's prediction logs of a day, in the warehouse."""
+"""The monitoring assets: served predictions, their live performance, and input drift and skew."""
 
+import json
 from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ml_assets.assets.features import FEATURES_TABLE, complaint_features
 from ml_assets.constants import (
+    AUC_FLOOR,
+    CHAMPION_ALIAS,
     DEFAULT_DECISION_THRESHOLD,
+    DRIFT_DATE_COLUMN,
+    DRIFT_JSD_ERROR,
+    DRIFT_JSD_WARN,
+    DRIFT_LINF_ERROR,
+    DRIFT_LINF_WARN,
+    DRIFT_MIN_ROWS,
+    DRIFT_OOV_ERROR,
+    DRIFT_OOV_WARN,
+    DRIFT_WORST_FEATURES,
     DUCKDB_POOL,
+    EVALUATION_METRIC_PREFIX,
+    INGESTION_DATE_COLUMN,
+    LIVE_AUC_MARGIN,
     LIVE_LABEL_LOOKBACK_DAYS,
     LIVE_PLOT_DAYS,
+    MIN_LIVE_LABELLED,
     MONITORING_ASSET_GROUP,
     PARTITIONS_START_DATE,
     REQUEST_DATE_COLUMN,
+    RETRAIN_EVIDENCE_METADATA,
     THRESHOLD_TAG,
     WAREHOUSE_SCHEMA,
 )
-from ml_assets.model.features import LABEL
+from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_model_inputs
 from ml_assets.model.plots import markdown_image, over_time_png
-from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels
+from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT
+from ml_assets.monitoring.drift import (
+    DRIFT_COLUMNS,
+    DriftLevel,
+    InputProfile,
+    Thresholds,
+    compare_profiles,
+    profile_inputs,
+    worst_features,
+    worst_level,
+)
+from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_degradation
 from ml_assets.monitoring.performance import live_performance as live_performance_table
 from ml_assets.monitoring.served import log_digest, parse_prediction_logs
 from ml_assets.partitions import daily_partitions
@@ -28,6 +57,12 @@ from resources.prediction_logs import PredictionLogs
 from resources.warehouse import Warehouse
 
 SERVED = dg.AssetKey("served_predictions")
+INPUT_DRIFT = dg.AssetKey("input_drift")
+LIVE_PERFORMANCE = dg.AssetKey("live_performance")
+LANDED_SOURCE = "landed"
+SERVED_SOURCE = "served"
+# The check of each compared source: drift of the landed complaints, skew of the served requests.
+DRIFT_CHECKS = {LANDED_SOURCE: "landed_inputs_drift", SERVED_SOURCE: "served_inputs_skew"}
 QUARANTINED = dg.AssetKey("quarantined_predictions")
 # Stored per request day; the IO manager replaces exactly the day's rows, in one transaction.
 REQUEST_DAY_TABLE = {"partition_expr": REQUEST_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA}
@@ -109,21 +144,40 @@ def _labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:
         ).fetchdf()
 
 
+def _table_exists(warehouse: Warehouse, table: str) -> bool:
+    """Whether the warehouse has the table yet (a monitoring asset may run before its inputs)."""
+    with warehouse.connect() as conn:
+        return bool(
+            conn.execute(
+                "select count(*) from information_schema.tables where table_schema = ? "
+                "and table_name = ?",
+                [WAREHOUSE_SCHEMA, table],
+            ).fetchone()[0]
+        )
+
+
 def _history(warehouse: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
     """Earlier days of live_performance, for the plot over time."""
+    if not _table_exists(warehouse, "live_performance"):
+        return pd.DataFrame()
     with warehouse.connect() as conn:
-        exists = conn.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = 'live_performance'",
-            [WAREHOUSE_SCHEMA],
-        ).fetchone()[0]
-        if not exists:
-            return pd.DataFrame()
         return conn.execute(
             f"select * from {WAREHOUSE_SCHEMA}.live_performance where {REQUEST_DATE_COLUMN} "
             "between ? and ? - interval 1 day",
             [(day - pd.Timedelta(days=LIVE_PLOT_DAYS)).to_pydatetime(), day.to_pydatetime()],
         ).fetchdf()
+
+
+class LiveConfig(dg.Config):
+    """When a version's live performance on a day is evidence for retraining."""
+
+    auc_floor: float = Field(default=AUC_FLOOR, description="live ROC AUC below this")
+    margin: float = Field(
+        default=LIVE_AUC_MARGIN, description="or more than this below the offline ROC AUC"
+    )
+    min_labelled: int = Field(
+        default=MIN_LIVE_LABELLED, description="on a day with at least this many labels"
+    )
 
 
 @dg.asset(
@@ -147,6 +201,7 @@ def _history(warehouse: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
 )
 def live_performance(
     context: dg.AssetExecutionContext,
+    config: LiveConfig,
     served_predictions: pd.DataFrame,
     warehouse: Warehouse,
     model_registry: ModelRegistry,
@@ -163,15 +218,29 @@ def live_performance(
         )
     ids = served["complaint_id"].dropna().astype(str).unique().tolist()
     table = live_performance_table(day, join_labels(served, _labels(warehouse, ids)))
+    evidence = []
     for row in table.itertuples(index=False):
+        version = model_registry.get_version(str(row.model_version))
         figures = {
             f"live_{name}": float(getattr(row, name))
             for name in LOGGED_FIGURES
             if not pd.isna(getattr(row, name))
         }
         if figures:
-            version = model_registry.get_version(str(row.model_version))
             model_registry.log_metrics(version.run_id, figures, step=_day_step(day))
+        offline = model_registry.run_metrics(version.run_id).get(
+            f"{EVALUATION_METRIC_PREFIX}roc_auc"
+        )
+        reason = live_degradation(
+            int(row.labelled),
+            float(row.roc_auc),
+            offline,
+            config.auc_floor,
+            config.margin,
+            config.min_labelled,
+        )
+        if reason:
+            evidence.append(f"version {row.model_version}: {reason}")
     earlier = _history(warehouse, pd.Timestamp(day))
     history = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
     plot = over_time_png(history, REQUEST_DATE_COLUMN, ("roc_auc", "ece", "labelled"))
@@ -184,6 +253,8 @@ def live_performance(
                 table.drop(columns=[REQUEST_DATE_COLUMN]).to_markdown(index=False, floatfmt=".3f")
             ),
             "over_time": dg.MetadataValue.md(markdown_image(plot, "live performance over time")),
+            # Read by the retraining policy: a degraded day is evidence (empty: none).
+            RETRAIN_EVIDENCE_METADATA: "; ".join(evidence),
         },
     )
 
@@ -191,3 +262,158 @@ def live_performance(
 def _day_step(day: str) -> int:
     """An MLflow step per request day (days since the partitions' start), so metrics plot by day."""
     return (pd.Timestamp(day) - pd.Timestamp(PARTITIONS_START_DATE)).days
+
+
+class DriftConfig(dg.Config):
+    """Thresholds of input_drift's checks: warn beyond the first, error beyond the second."""
+
+    linf_warn: float = Field(default=DRIFT_LINF_WARN, description="category shares, L-infinity")
+    linf_error: float = DRIFT_LINF_ERROR
+    jsd_warn: float = Field(default=DRIFT_JSD_WARN, description="Jensen-Shannon divergence")
+    jsd_error: float = DRIFT_JSD_ERROR
+    oov_warn: float = Field(default=DRIFT_OOV_WARN, description="rise of out-of-vocabulary share")
+    oov_error: float = DRIFT_OOV_ERROR
+    min_rows: int = Field(default=DRIFT_MIN_ROWS, description="fewer rows in a day: not judged")
+
+    def thresholds(self) -> Thresholds:
+        """The pure thresholds these settings stand for."""
+        return Thresholds(**self.model_dump())
+
+
+def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The day's landed complaints as model inputs, and their labels (NaN until they arrive)."""
+    if not _table_exists(warehouse, complaint_features.key.path[-1]):
+        return pd.DataFrame(columns=list(FEATURE_COLUMNS)), pd.Series(dtype="float64")
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            f"select * from {FEATURES_TABLE} where {INGESTION_DATE_COLUMN} = ?",
+            [pd.Timestamp(day).to_pydatetime()],
+        ).fetchdf()
+    return rows[list(FEATURE_COLUMNS)], rows[LABEL].astype("float64")
+
+
+def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
+    """The day's served requests, mapped to model inputs exactly as the endpoint maps them."""
+    if not _table_exists(warehouse, SERVED.path[-1]):
+        return pd.DataFrame(columns=list(FEATURE_COLUMNS))
+    with warehouse.connect() as conn:
+        logged = conn.execute(
+            f"select inputs from {WAREHOUSE_SCHEMA}.{SERVED.path[-1]} "
+            f"where {REQUEST_DATE_COLUMN} = ?",
+            [pd.Timestamp(day).to_pydatetime()],
+        ).fetchdf()
+    return to_model_inputs(pd.DataFrame([json.loads(i) for i in logged["inputs"]]))
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    metadata={"partition_expr": DRIFT_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA},
+    group_name=MONITORING_ASSET_GROUP,
+    code_version="1",
+    pool=DUCKDB_POOL,
+    kinds={"pandas", "duckdb", "scipy"},
+    deps=[complaint_features, SERVED],
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECKS[LANDED_SOURCE],
+            asset=INPUT_DRIFT,
+            description="The day's landed complaints look like the served model's training data.",
+        ),
+        dg.AssetCheckSpec(
+            DRIFT_CHECKS[SERVED_SOURCE],
+            asset=INPUT_DRIFT,
+            description="The day's served requests look like the served model's training data "
+            "(training/serving skew).",
+        ),
+    ],
+)
+def input_drift(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    warehouse: Warehouse,
+    model_registry: ModelRegistry,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Per feature: how far the day's landed complaints (drift) and served requests (skew) moved
+    from the served model's training data, with the level each reached."""
+    day = context.partition_key
+    thresholds = config.thresholds()
+    champion = model_registry.version_for_alias(CHAMPION_ALIAS)
+    frames = []
+    sources: dict[str, tuple[int, pd.DataFrame]] = {}
+    if champion is not None:
+        reference = InputProfile.model_validate(
+            model_registry.run_json(champion.run_id, REFERENCE_PROFILE_ARTIFACT)
+        )
+        landed, labels = _landed_inputs(warehouse, day)
+        served = _served_inputs(warehouse, day)
+        for source, inputs, known in (
+            (LANDED_SOURCE, landed, labels),
+            (SERVED_SOURCE, served, None),
+        ):
+            current = profile_inputs(inputs, known, reference.vocabulary)
+            drift = compare_profiles(source, reference, current, thresholds)
+            sources[source] = (len(inputs), drift)
+            frames.append(drift)
+    table = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=list(DRIFT_COLUMNS))
+    )
+    table = table.astype(DRIFT_COLUMNS)
+    table.insert(0, DRIFT_DATE_COLUMN, pd.Timestamp(day))
+    levels = {source: worst_level(drift).value for source, (_, drift) in sources.items()}
+    yield dg.Output(
+        table,
+        metadata={
+            "reference_version": str(champion.version) if champion else "none: no champion yet",
+            "levels": dg.MetadataValue.json(levels),
+            # Read by the retraining policy: drift or skew at the error level is evidence.
+            RETRAIN_EVIDENCE_METADATA: _drift_evidence(sources, thresholds),
+            "rows": dg.MetadataValue.json({s: n for s, (n, _) in sources.items()}),
+            "drift": dg.MetadataValue.md(
+                table.drop(columns=[DRIFT_DATE_COLUMN]).to_markdown(index=False, floatfmt=".3f")
+                if len(table)
+                else "nothing compared"
+            ),
+        },
+    )
+    for source, check in DRIFT_CHECKS.items():
+        rows, drift = sources.get(source, (0, table.iloc[0:0]))
+        level = worst_level(drift)
+        yield dg.AssetCheckResult(
+            asset_key=INPUT_DRIFT,
+            check_name=check,
+            passed=level == DriftLevel.OK,
+            severity=dg.AssetCheckSeverity.ERROR
+            if level == DriftLevel.ERROR
+            else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "level": level.value,
+                "rows": rows,
+                "judged": bool(len(drift)),
+                "reason": _not_judged(champion is not None, rows, thresholds.min_rows)
+                if drift.empty
+                else "",
+                "worst_features": dg.MetadataValue.json(
+                    worst_features(drift, thresholds, DRIFT_WORST_FEATURES)
+                ),
+            },
+        )
+
+
+def _not_judged(has_champion: bool, rows: int, min_rows: int) -> str:
+    """Why a source of the day was not compared."""
+    if not has_champion:
+        return "no champion model yet: nothing is served to compare with"
+    return f"{rows} rows, fewer than {min_rows}: too few to judge"
+
+
+def _drift_evidence(sources: dict[str, tuple[int, pd.DataFrame]], thresholds: Thresholds) -> str:
+    """The sources that drifted to the error level and their worst features ("" when none)."""
+    reasons = []
+    for source, (_, drift) in sources.items():
+        if worst_level(drift) == DriftLevel.ERROR:
+            errors = drift[drift["level"] == DriftLevel.ERROR.value]
+            worst = ", ".join(worst_features(errors, thresholds, 3))
+            reasons.append(f"{source} inputs drifted: {worst}")
+    return "; ".join(reasons)

@@ -8,7 +8,9 @@ import pandas as pd
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from pydantic import Field
 
+from ml_assets.assets.evidence import evidence_after
 from ml_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_TABLE, complaint_features
+from ml_assets.assets.monitoring import INPUT_DRIFT, LIVE_PERFORMANCE
 from ml_assets.constants import (
     CHALLENGER_ALIAS,
     DUCKDB_POOL,
@@ -19,18 +21,28 @@ from ml_assets.constants import (
     WAREHOUSE_SCHEMA,
 )
 from ml_assets.model.features import LABEL
-from ml_assets.model.network import ModelParams
-from ml_assets.model.tracking import RegisteredModel, log_training, register_model
+from ml_assets.model.network import ModelParams, narrative_vocabulary
+from ml_assets.model.tracking import (
+    RegisteredModel,
+    log_reference_profile,
+    log_training,
+    register_model,
+)
 from ml_assets.model.training import (
+    SPLIT_COLUMN,
+    TRAIN,
     split_dataset,
     split_summary,
     train_dispute_model,
     training_window,
 )
+from ml_assets.monitoring.drift import reference_profile
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
 
 MODEL_GROUP = "model"
+RETRAIN_EVIDENCE_TAG = "ml_assets/retrain_evidence"
+MAX_TAG_CHARS = 240
 DATASET_CODE_VERSION = "1"
 MODEL_CODE_VERSION = "1"
 _DEFAULTS = ModelParams()
@@ -94,7 +106,9 @@ def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     pool=DUCKDB_POOL,
     kinds={"pandas", "duckdb"},
 )
-def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+def training_dataset(
+    context: dg.AssetExecutionContext, config: TrainingWindowConfig, warehouse: Warehouse
+) -> dg.Output[pd.DataFrame]:
     """Labelled features of the training window, split into train, validation and evaluation.
 
     By default the window ends on the newest day with labels, not the newest day: in the real
@@ -115,6 +129,17 @@ def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.O
         pd.util.hash_pandas_object(dataset, index=False).to_numpy().tobytes()
     ).hexdigest()
     summary = split_summary(dataset)
+    evidence = [
+        str(e)
+        for key in (INPUT_DRIFT, LIVE_PERFORMANCE)
+        for e in evidence_after(context.instance, context.asset_key, key)
+    ]
+    if evidence:
+        # The run's tags say which evidence it answers (the automation evaluation names the
+        # condition; this names the days and figures).
+        context.instance.add_run_tags(
+            context.run_id, {RETRAIN_EVIDENCE_TAG: _clipped("; ".join(evidence))}
+        )
     return dg.Output(
         dataset,
         # The content decides the version: the same window and rows leave the model fresh.
@@ -127,11 +152,19 @@ def training_dataset(config: TrainingWindowConfig, warehouse: Warehouse) -> dg.O
             "split": config.split,
             "rows": len(dataset),
             "splits": summary,
+            "retrain_evidence": dg.MetadataValue.md(
+                "\n".join(f"- {e}" for e in evidence) or "none since the last dataset"
+            ),
         },
     )
 
 
 TRAINING_DATASET_KEY = training_dataset.key
+
+
+def _clipped(text: str) -> str:
+    """A tag value short enough for the UI's run list (the full text is in the metadata)."""
+    return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 1] + "…"
 
 
 @dg.asset(
@@ -167,6 +200,8 @@ def dispute_model(
         params = ModelParams(**config.model_dump())
         trained = train_dispute_model(training_dataset, params)
         log_training(trained, params, tags)
+        train_rows = training_dataset[training_dataset[SPLIT_COLUMN] == TRAIN]
+        log_reference_profile(reference_profile(train_rows, narrative_vocabulary(trained.model)))
         registered = register_model(trained, window)
     except BaseException:
         mlflow.end_run(status="FAILED")

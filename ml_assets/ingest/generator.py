@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -111,6 +111,67 @@ class NarrativeSignal:
 
 
 DEFAULT_SIGNAL = NarrativeSignal()
+
+# Words of a changed narrative wording: none of them is in the profile's vocabularies, so a model
+# trained before the change has never seen them.
+DRIFT_WORDS: tuple[str, ...] = (
+    "app", "wallet", "zelle", "splitpay", "bnpl", "chatbot", "autopay", "crypto", "token",
+    "paylater", "subscription", "microloan", "fintech", "biometric", "geofence", "cashapp",
+    "overdraft-protection", "instant-transfer", "pay-in-four", "checkout",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What complaints look like from a day on, in the drift scenario: a product-mix shift, a new
+    issue that is disputed far more often (a model trained before cannot know it), new wording."""
+
+    start: date
+    product: str | None = "Student loan"
+    product_share: float = 0.5  # of all complaints, on top of the usual mix
+    issue: str | None = "Problem with a buy now, pay later plan"
+    issue_share: float = 0.3  # of complaints, whatever their product
+    issue_dispute_logit: float = 2.5
+    wording_share: float | None = 0.7  # of narrative body words drawn from DRIFT_WORDS
+
+    def __post_init__(self) -> None:
+        for name in ("product_share", "issue_share", "wording_share"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"drift {name} must be in [0, 1], got {value}")
+
+    def applies(self, day: date) -> bool:
+        """Whether complaints of `day` are drifted."""
+        return day >= self.start
+
+    def shifted(self, model: Model) -> Model:
+        """The model's samplers after the change: more of one product, new narrative words."""
+        products, vocabulary = model.products, model.vocabulary
+        if self.product is not None:
+            products = _mixed(model.products, self.product, self.product_share)
+        if self.wording_share is not None:
+            words = Categorical(DRIFT_WORDS, np.full(len(DRIFT_WORDS), 1 / len(DRIFT_WORDS)))
+            vocabulary = {
+                key: _blend(dist, words, self.wording_share) for key, dist in vocabulary.items()
+            }
+        return replace(model, products=products, vocabulary=vocabulary)
+
+
+def _mixed(dist: Categorical, value: str, share: float) -> Categorical:
+    """`dist` with `share` of its mass moved to `value` (added when absent)."""
+    values = dist.values if value in dist.values else (*dist.values, value)
+    probs = np.append(dist.probs, 0.0) if len(values) > len(dist.values) else dist.probs.copy()
+    probs = probs * (1 - share)
+    probs[values.index(value)] += share
+    return Categorical(values, probs / probs.sum())
+
+
+def _blend(dist: Categorical, other: Categorical, share: float) -> Categorical:
+    """A mixture: `share` of draws from `other`, the rest from `dist`."""
+    values = (*dist.values, *other.values)
+    probs = np.concatenate([dist.probs * (1 - share), other.probs * share])
+    return Categorical(values, probs / probs.sum())
+
 
 _OPENINGS: dict[str, tuple[str, ...]] = {
     "mortgage": (
@@ -483,14 +544,18 @@ def dispute_labels(
     products: Sequence[str | None],
     responses: Sequence[str | None],
     model: Model,
+    extra_logits: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Dispute outcomes drawn from the calibrated product x company-response logit model."""
+    """Dispute outcomes drawn from the calibrated product x company-response logit model (plus
+    per-row `extra_logits`: the drift scenario's new issue)."""
     logits = model.base_logit + np.array(
         [
             model.product_logits.get(str(p), 0.0) + model.response_logits.get(str(r), 0.0)
             for p, r in zip(products, responses, strict=True)
         ]
     )
+    if extra_logits is not None:
+        logits = logits + extra_logits
     return rng.random(len(products)) < 1 / (1 + np.exp(-logits))
 
 
@@ -574,14 +639,26 @@ def sample_records(
     rows: int,
     model: Model,
     signal: NarrativeSignal = DEFAULT_SIGNAL,
+    drift: Drift | None = None,
 ) -> list[dict[str, str]]:
-    """`rows` valid complaints received on `day`, keyed by official header name."""
+    """`rows` valid complaints received on `day`, keyed by official header name (drifted from
+    `drift`'s start on)."""
+    drifted = drift is not None and drift.applies(day)
+    if drifted:
+        model = drift.shifted(model)
     products = model.products.draw(rng, rows)
     issues = draw_conditional(rng, products, model.issues, "Other")
     states = model.states.draw(rng, rows)
     responses = model.responses.draw(rng, rows)
     delays = np.rint(sample_quantiles(rng, model.delay, rows)).astype(int)
-    disputed = dispute_labels(rng, products, responses, model)
+    extra_logits = None
+    if drifted and drift.issue is not None:
+        new_issue = rng.random(rows) < drift.issue_share
+        issues = [
+            drift.issue if new else issue for new, issue in zip(new_issue, issues, strict=True)
+        ]
+        extra_logits = np.where(new_issue, drift.issue_dispute_logit, 0.0)
+    disputed = dispute_labels(rng, products, responses, model, extra_logits)
     label_missing = rng.random(rows) < model.label_missing_share
     has_narrative = rng.random(rows) < signal.share
     timely = rng.random(rows) < model.timely_rate
@@ -689,6 +766,7 @@ def day_lines(
     label: bool = True,
     last_of_file: bool = True,
     unlabelled: str = UNLABELLED,
+    drift: Drift | None = None,
 ) -> list[str]:
     """One day's CSV records (no header).
 
@@ -699,7 +777,7 @@ def day_lines(
     """
     _check_day(day, rows, defect_rate)
     rng = day_rng(seed, day)
-    records = sample_records(rng, day, rows, model, signal)
+    records = sample_records(rng, day, rows, model, signal, drift)
     cut_last = apply_defects(rng, records, defect_rate, day)
     if not label:
         for record in records:
@@ -718,13 +796,24 @@ def generate_day(
     profile: dict | None = None,
     signal: NarrativeSignal = DEFAULT_SIGNAL,
     labelled: bool = True,
+    drift: Drift | None = None,
 ) -> str:
     """The CSV text of one day's landing file in the official CFPB export format (without
     `labelled`, as first published: every dispute field still empty)."""
     _check_day(day, rows, defect_rate)
     model = compile_model(profile if profile is not None else _default_profile())
     return csv_line(OFFICIAL_HEADER) + "".join(
-        day_lines(day, rows, seed, defect_rate, model, signal, labelled, unlabelled=PENDING_LABEL)
+        day_lines(
+            day,
+            rows,
+            seed,
+            defect_rate,
+            model,
+            signal,
+            labelled,
+            unlabelled=PENDING_LABEL,
+            drift=drift,
+        )
     )
 
 
@@ -745,6 +834,7 @@ def generate_landing(
     signal: NarrativeSignal = DEFAULT_SIGNAL,
     label_delay_days: tuple[int, int] | None = None,
     as_of: date | None = None,
+    drift: Drift | None = None,
 ) -> list[Path]:
     """Write `days` daily synthetic files from `start` under landing_root; returns their paths.
 
@@ -760,7 +850,14 @@ def generate_landing(
         day = start + timedelta(days=offset)
         labelled = labels_published(day, as_of or day, seed, label_delay_days)
         text = generate_day(
-            day, rows_for_day(day, rows_per_day), seed, defect_rate, chosen, signal, labelled
+            day,
+            rows_for_day(day, rows_per_day),
+            seed,
+            defect_rate,
+            chosen,
+            signal,
+            labelled,
+            drift,
         )
         path = day_folder(landing_root, day) / LANDING_FILE_NAME
         write_atomically(path, text.encode("utf-8"))

@@ -24,6 +24,7 @@ KERAS_FILE = "dispute_model.keras"
 NO_TEXT_SENTINEL = "notext"
 LOGIT_LAYER = "wide_and_deep"  # the network's logit, before its sigmoid
 CALIBRATION_LAYER = "platt_scaling"
+TEXT_VECTORIZER_LAYER = "narrative_tokens"
 # Probabilities are clipped this far from 0 and 1 before taking their logit.
 LOGIT_EPS = 1e-7
 # Almost no regularization: two parameters fitted on thousands of validation rows.
@@ -79,7 +80,7 @@ def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
     vectorizer = keras.layers.TextVectorization(
         max_tokens=params.max_tokens,
         output_sequence_length=params.sequence_length,
-        name="narrative_tokens",
+        name=TEXT_VECTORIZER_LAYER,
     )
     texts = train_inputs[TEXT_FEATURE].astype(str).to_numpy()
     # Real labelled exports rarely carry narratives: an empty vocabulary leaves the lookup
@@ -215,6 +216,13 @@ def with_platt_scaling(model: keras.Model, scaling: PlattScaling) -> keras.Model
     )
     probability = keras.layers.Activation("sigmoid", name="calibrated_probability")(scaled)
     return keras.Model(inputs=model.inputs, outputs=probability, name=model.name)
+
+
+def narrative_vocabulary(model: keras.Model) -> list[str]:
+    """The narrative tokens the model knows (its TextVectorization vocabulary, padding and OOV
+    tokens excluded)."""
+    vocabulary = model.get_layer(TEXT_VECTORIZER_LAYER).get_vocabulary(include_special_tokens=False)
+    return [str(token) for token in vocabulary]
 
 
 def predict_proba(model: keras.Model, inputs: pd.DataFrame, batch_size: int = 1024) -> np.ndarray:

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING
 from ml_assets.constants import MODEL_NAME
 from ml_assets.model.network import ModelParams, save_model
 from ml_assets.model.training import TrainedModel
+from ml_assets.monitoring.drift import InputProfile
 
 if TYPE_CHECKING:
     import keras
 
 MODEL_ARTIFACT = "model"
+# The training rows' profile and the vocabulary, what the served model's inputs are compared with.
+REFERENCE_PROFILE_ARTIFACT = "reference/input_profile.json"
 # Pinned by hand: MLflow's inference of requirements costs ~11 s per model on this machine.
 PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pandas==2.3.3", "mlflow==3.17.2"]
 
@@ -49,6 +52,13 @@ def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, 
             "calibration_intercept": trained.calibration.intercept,
         }
     )
+
+
+def log_reference_profile(profile: InputProfile) -> None:
+    """Log the model's reference input profile on the active run (drift and skew compare to it)."""
+    import mlflow
+
+    mlflow.log_dict(profile.model_dump(), REFERENCE_PROFILE_ARTIFACT)
 
 
 def register_model(trained: TrainedModel, window: str, name: str = MODEL_NAME) -> RegisteredModel:

@@ -83,3 +83,25 @@ def live_performance(day: str, joined: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LIVE_PERFORMANCE_COLUMNS)).astype(
         LIVE_PERFORMANCE_COLUMNS
     )
+
+
+def live_degradation(
+    labelled: int,
+    live_auc: float,
+    offline_auc: float | None,
+    auc_floor: float,
+    margin: float,
+    min_labelled: int,
+) -> str:
+    """Why a version's live ROC AUC on a day is evidence for retraining, or "" when it is not
+    (too few labels, or within the floor and the margin below its offline AUC)."""
+    if labelled < min_labelled or math.isnan(live_auc):
+        return ""
+    if live_auc < auc_floor:
+        return f"live ROC AUC {live_auc:.3f} below the floor {auc_floor:.2f} ({labelled} labelled)"
+    if offline_auc is not None and live_auc < offline_auc - margin:
+        return (
+            f"live ROC AUC {live_auc:.3f} more than {margin:.2f} below the offline "
+            f"{offline_auc:.3f} ({labelled} labelled)"
+        )
+    return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import zipfile
 from datetime import date, timedelta
@@ -21,8 +22,11 @@ from ml_assets.constants import (
 from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
 from ml_assets.ingest.generator import (
     DISPUTE_PHRASES,
+    DRIFT_WORDS,
     PHRASE_RATES,
+    Drift,
     NarrativeSignal,
+    compile_model,
     generate_day,
     generate_export,
     generate_landing,
@@ -30,6 +34,7 @@ from ml_assets.ingest.generator import (
     rows_by_day,
     rows_for_day,
 )
+from ml_assets.ingest.profile import load_profile
 
 DAY = date(2016, 3, 1)
 EMAIL_OR_PHONE = r"[\w.]+@example\.com|\b555-\d{3}-\d{4}\b"
@@ -339,3 +344,32 @@ def test_late_labels_land_first_without_and_then_with_labels(tmp_path: Path) -> 
     assert changed and all(later[day] == published[day] for day in changed)
     with pytest.raises(ValueError, match="needs as_of"):
         generate_landing(tmp_path / "x", start, 1, 10, 7, label_delay_days=delay)
+
+
+def test_drift_changes_days_from_its_start_and_leaves_earlier_days_byte_identical() -> None:
+    drift = Drift(date(2016, 3, 2))
+    before, after = date(2016, 3, 1), date(2016, 3, 2)
+    assert generate_day(before, 500, 7, drift=drift) == generate_day(before, 500, 7)
+    plain = pd.read_csv(io.StringIO(generate_day(after, 2000, 7)), dtype=str)
+    drifted = pd.read_csv(io.StringIO(generate_day(after, 2000, 7, drift=drift)), dtype=str)
+    usual = (plain["Product"] == drift.product).mean()
+    # Half of the complaints moved to the product, on top of its usual share of the rest.
+    assert (drifted["Product"] == drift.product).mean() == pytest.approx(
+        drift.product_share + (1 - drift.product_share) * usual, abs=0.03
+    )
+    new_issue = drifted["Issue"] == drift.issue
+    assert new_issue.mean() == pytest.approx(drift.issue_share, abs=0.03)
+    assert not (plain["Issue"] == drift.issue).any()
+    disputed = drifted["Consumer disputed?"] == "Yes"
+    # The new issue is disputed far more often than the others (logit +2.5).
+    assert disputed[new_issue].mean() > disputed[~new_issue].mean() + 0.3
+    words = {w for text in drifted["Consumer complaint narrative"].dropna() for w in text.split()}
+    assert len(words & set(DRIFT_WORDS)) >= len(DRIFT_WORDS) // 2
+    model = compile_model(load_profile())
+    known = {str(w) for dist in model.vocabulary.values() for w in dist.values}
+    assert not known & set(DRIFT_WORDS)  # new to every product's vocabulary
+
+
+def test_drift_shares_are_checked() -> None:
+    with pytest.raises(ValueError, match="product_share must be in"):
+        Drift(date(2016, 3, 2), product_share=1.5)

@@ -15,7 +15,12 @@ from ml_assets.definitions import local_resources
 from ml_assets.jobs import MONITORING_ASSETS
 from ml_assets.model.features import LABEL
 from ml_assets.model.metrics import binary_metrics
-from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_performance
+from ml_assets.monitoring.performance import (
+    LABEL_COLUMN,
+    join_labels,
+    live_degradation,
+    live_performance,
+)
 from ml_assets.monitoring.served import parse_prediction_logs
 from resources.home import ProjectHome
 
@@ -179,3 +184,22 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
     day_step = (pd.Timestamp(DAY) - pd.Timestamp(PARTITIONS_START_DATE)).days
     assert [(m.step, m.value) for m in history] == [(day_step, 2.0), (day_step, 4.0)]
     assert client.get_metric_history(mlflow_run.info.run_id, "live_roc_auc")[-1].value == 0.75
+
+
+@pytest.mark.parametrize(
+    ("labelled", "live", "offline", "expected"),
+    [
+        (200, 0.52, None, "live ROC AUC 0.520 below the floor 0.55 (200 labelled)"),
+        (199, 0.30, None, ""),  # too few labels to judge
+        (500, 0.66, 0.72, "live ROC AUC 0.660 more than 0.05 below the offline 0.720"),
+        (500, 0.68, 0.72, ""),  # within the margin
+        (500, math.nan, 0.72, ""),  # one class only: no AUC
+    ],
+)
+def test_live_degradation_names_the_floor_or_the_margin(
+    labelled: int, live: float, offline: float | None, expected: str
+) -> None:
+    reason = live_degradation(
+        labelled, live, offline, auc_floor=0.55, margin=0.05, min_labelled=200
+    )
+    assert reason.startswith(expected) if expected else reason == ""

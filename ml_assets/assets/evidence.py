@@ -1,0 +1,72 @@
+"""What happened since a model last trained: materializations after its dataset's latest one.
+
+Read by the retraining policy's conditions (to decide) and by `training_dataset` (to record why
+it ran); both read the same records, so a run's tags name what its automation saw.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from ml_assets.constants import RETRAIN_EVIDENCE_METADATA
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A monitoring asset's day that calls for retraining, and what it saw."""
+
+    asset: str
+    partition: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.partition}: {self.reason}"
+
+
+def materializations_after(
+    instance: dg.DagsterInstance, target: dg.AssetKey, key: dg.AssetKey
+) -> Iterator[dg.AssetMaterialization]:
+    """Materializations of `key` stored after the latest materialization of `target`, oldest first."""
+    latest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=target), limit=1)
+    after = latest.records[0].storage_id if latest.records else None
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+            limit=PAGE,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in page.records:
+            if record.asset_materialization is not None:
+                yield record.asset_materialization
+        if not page.has_more:
+            return
+        cursor = page.cursor
+
+
+def evidence_after(
+    instance: dg.DagsterInstance,
+    target: dg.AssetKey,
+    key: dg.AssetKey,
+    settled_before: date | None = None,
+) -> list[Evidence]:
+    """Evidence `key` recorded after `target` last materialized, latest per day; with
+    `settled_before`, only of days before it (labels of later days may still be arriving)."""
+    latest: dict[str, str] = {}
+    for materialization in materializations_after(instance, target, key):
+        day = materialization.partition
+        entry = materialization.metadata.get(RETRAIN_EVIDENCE_METADATA)
+        if day is None:
+            continue
+        # A later run of the same day replaces its verdict: late labels can clear a day.
+        latest[day] = str(entry.value) if entry is not None else ""
+    return [
+        Evidence(key.to_user_string(), day, reason)
+        for day, reason in sorted(latest.items())
+        if reason and (settled_before is None or date.fromisoformat(day) < settled_before)
+    ]
