@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ TEXT_VECTORIZER_LAYER = "narrative_tokens"
 LOGIT_EPS = 1e-7
 # Almost no regularization: two parameters fitted on thousands of validation rows.
 PLATT_C = 1e6
+Architecture = Literal["wide_and_deep", "wide", "deep"]
 
 
 @dataclass(frozen=True)
@@ -47,35 +49,101 @@ class ModelParams:
     dropout: float = 0.2
     patience: int = 3
     seed: int = 7
+    # Ablation switches (bench/ablation.py); the defaults are the model as it was designed.
+    # "wide" is a logistic regression on the one-hots (zip3 and the narrative go unused);
+    # "deep" drops the linear wide logit but keeps the one-hots among the deep inputs.
+    architecture: Architecture = "wide_and_deep"
+    use_narrative: bool = True
+    wide_l2: float = 0.0  # L2 penalty on the wide logit's weights
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as plain values (for MLflow)."""
         return asdict(self)
 
 
-def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
-    """A compiled wide & deep model with vocabularies adapted on the training inputs."""
+def build_model(
+    train_inputs: pd.DataFrame,
+    params: ModelParams,
+    extra_hashed: Mapping[str, int] | None = None,
+) -> keras.Model:
+    """A compiled wide & deep model with vocabularies adapted on the training inputs.
+
+    `extra_hashed` (column -> hash bins) adds string inputs beyond FEATURE_COLUMNS, embedded in the
+    deep part like zip3 (hashed one-hots in the wide part when there is no deep part): a bench can
+    try a feature the features table does not hold yet.
+    """
     import keras
     import tensorflow as tf
 
-    from ml_assets.model.layers import MaskedMeanPooling
-
     keras.utils.set_random_seed(params.seed)
-    inputs = {name: keras.Input(shape=(1,), dtype="string", name=name) for name in FEATURE_COLUMNS}
+    extra = dict(extra_hashed or {})
+    # Every variant takes every input, used or not, so its serving schema is the model's.
+    inputs = {
+        name: keras.Input(shape=(1,), dtype="string", name=name)
+        for name in (*FEATURE_COLUMNS, *extra)
+    }
     one_hots = []
     for name in CATEGORICAL_FEATURES:
         lookup = keras.layers.StringLookup(output_mode="one_hot", name=f"{name}_lookup")
         lookup.adapt(tf.constant(train_inputs[name].astype(str).to_numpy()))
         one_hots.append(lookup(inputs[name]))
+    if params.architecture == "wide":
+        one_hots += [
+            keras.layers.Hashing(num_bins=bins, output_mode="one_hot", name=f"{name}_hash")(
+                inputs[name]
+            )
+            for name, bins in extra.items()
+        ]
     wide = keras.layers.Concatenate(name="wide_features")(one_hots)
+    if params.architecture == "wide":
+        # Identity only names the logit, for `with_platt_scaling` to find it.
+        logit = keras.layers.Identity(name=LOGIT_LAYER)(_wide_logit(wide, params))
+        return _compiled(inputs, logit, params)
 
     deep_parts = [wide]
-    for name in HASHED_FEATURES:
-        hashed = keras.layers.Hashing(num_bins=params.zip3_bins, name=f"{name}_hash")(inputs[name])
+    hashed_bins = {name: params.zip3_bins for name in HASHED_FEATURES} | extra
+    for name, bins in hashed_bins.items():
+        hashed = keras.layers.Hashing(num_bins=bins, name=f"{name}_hash")(inputs[name])
         embedded = keras.layers.Embedding(
-            params.zip3_bins, params.zip3_embedding_dim, name=f"{name}_embedding"
+            bins, params.zip3_embedding_dim, name=f"{name}_embedding"
         )(hashed)
         deep_parts.append(keras.layers.Flatten(name=f"{name}_flat")(embedded))
+    if params.use_narrative:
+        deep_parts.append(_narrative_embedding(train_inputs, inputs[TEXT_FEATURE], params))
+
+    deep = keras.layers.Concatenate(name="deep_features")(deep_parts)
+    deep = keras.layers.Dense(params.hidden_units, activation="relu", name="deep_hidden")(deep)
+    deep = keras.layers.Dropout(params.dropout, seed=params.seed, name="deep_dropout")(deep)
+    if params.architecture == "deep":
+        logit = keras.layers.Identity(name=LOGIT_LAYER)(
+            keras.layers.Dense(1, name="deep_logit")(deep)
+        )
+    else:
+        # The wide logit is created before the deep one, as it always was: layers draw their
+        # initial weights in creation order, so the default model starts from the same weights.
+        wide_logit = _wide_logit(wide, params)
+        logit = keras.layers.Add(name=LOGIT_LAYER)(
+            [wide_logit, keras.layers.Dense(1, name="deep_logit")(deep)]
+        )
+    return _compiled(inputs, logit, params)
+
+
+def _wide_logit(wide: keras.KerasTensor, params: ModelParams) -> keras.KerasTensor:
+    """The linear logit of the one-hots, L2-penalised when `wide_l2` is set."""
+    import keras
+
+    l2 = keras.regularizers.L2(params.wide_l2) if params.wide_l2 > 0 else None
+    return keras.layers.Dense(1, kernel_regularizer=l2, name="wide_logit")(wide)
+
+
+def _narrative_embedding(
+    train_inputs: pd.DataFrame, narrative: keras.KerasTensor, params: ModelParams
+) -> keras.KerasTensor:
+    """The narrative's tokens embedded and mean-pooled, with a vocabulary adapted on training."""
+    import keras
+    import tensorflow as tf
+
+    from ml_assets.model.layers import MaskedMeanPooling
 
     vectorizer = keras.layers.TextVectorization(
         max_tokens=params.max_tokens,
@@ -86,21 +154,19 @@ def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
     # Real labelled exports rarely carry narratives: an empty vocabulary leaves the lookup
     # table uninitialised, so one sentinel document keeps the layer valid.
     vectorizer.adapt(tf.constant(np.append(texts, NO_TEXT_SENTINEL)))
-    tokens = vectorizer(inputs[TEXT_FEATURE])
+    tokens = vectorizer(narrative)
     token_embeddings = keras.layers.Embedding(
         params.max_tokens, params.text_embedding_dim, name="narrative_embedding"
     )(tokens)
-    deep_parts.append(MaskedMeanPooling(name="narrative_mean")(token_embeddings, tokens))
+    return MaskedMeanPooling(name="narrative_mean")(token_embeddings, tokens)
 
-    deep = keras.layers.Concatenate(name="deep_features")(deep_parts)
-    deep = keras.layers.Dense(params.hidden_units, activation="relu", name="deep_hidden")(deep)
-    deep = keras.layers.Dropout(params.dropout, seed=params.seed, name="deep_dropout")(deep)
-    logit = keras.layers.Add(name=LOGIT_LAYER)(
-        [
-            keras.layers.Dense(1, name="wide_logit")(wide),
-            keras.layers.Dense(1, name="deep_logit")(deep),
-        ]
-    )
+
+def _compiled(
+    inputs: dict[str, keras.KerasTensor], logit: keras.KerasTensor, params: ModelParams
+) -> keras.Model:
+    """The model from its inputs to the sigmoid of its logit, compiled for training."""
+    import keras
+
     probability = keras.layers.Activation("sigmoid", name="dispute_probability")(logit)
     model = keras.Model(inputs=inputs, outputs=probability, name="dispute_model")
     model.compile(
@@ -111,13 +177,14 @@ def build_model(train_inputs: pd.DataFrame, params: ModelParams) -> keras.Model:
     return model
 
 
-def to_tensors(inputs: pd.DataFrame) -> dict[str, tf.Tensor]:
+def to_tensors(
+    inputs: pd.DataFrame, columns: Sequence[str] = FEATURE_COLUMNS
+) -> dict[str, tf.Tensor]:
     """Model inputs as string tensors of shape (n, 1): Keras rejects numpy object arrays."""
     import tensorflow as tf
 
     return {
-        name: tf.constant(inputs[name].astype(str).to_numpy().reshape(-1, 1))
-        for name in FEATURE_COLUMNS
+        name: tf.constant(inputs[name].astype(str).to_numpy().reshape(-1, 1)) for name in columns
     }
 
 
@@ -136,11 +203,12 @@ def _dataset(
     weights: dict[int, float] | None,
     batch: int,
     shuffle_seed: int | None,
+    columns: Sequence[str],
 ) -> tf.data.Dataset:
     import tensorflow as tf
 
     y = labels.astype("float32").reshape(-1, 1)
-    parts: tuple[Any, ...] = (to_tensors(inputs), y)
+    parts: tuple[Any, ...] = (to_tensors(inputs, columns), y)
     if weights is not None:
         parts = (*parts, np.where(labels > 0.5, weights[1], weights[0]).astype("float32"))
     data = tf.data.Dataset.from_tensor_slices(parts)
@@ -156,6 +224,7 @@ def fit_model(
     validation_inputs: pd.DataFrame,
     validation_labels: np.ndarray,
     params: ModelParams,
+    columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> dict[str, list[float]]:
     """Train with class weights and early stopping on validation AUC; returns per-epoch metrics.
 
@@ -165,9 +234,14 @@ def fit_model(
     import keras
 
     train = _dataset(
-        train_inputs, train_labels, class_weights(train_labels), params.batch_size, params.seed
+        train_inputs,
+        train_labels,
+        class_weights(train_labels),
+        params.batch_size,
+        params.seed,
+        columns,
     )
-    validation = _dataset(validation_inputs, validation_labels, None, 1024, None)
+    validation = _dataset(validation_inputs, validation_labels, None, 1024, None, columns)
     stop = keras.callbacks.EarlyStopping(
         monitor="val_auc", mode="max", patience=params.patience, restore_best_weights=True
     )
@@ -225,13 +299,18 @@ def narrative_vocabulary(model: keras.Model) -> list[str]:
     return [str(token) for token in vocabulary]
 
 
-def predict_proba(model: keras.Model, inputs: pd.DataFrame, batch_size: int = 1024) -> np.ndarray:
+def predict_proba(
+    model: keras.Model,
+    inputs: pd.DataFrame,
+    batch_size: int = 1024,
+    columns: Sequence[str] = FEATURE_COLUMNS,
+) -> np.ndarray:
     """Dispute probabilities for model inputs, in batches."""
     if inputs.empty:
         return np.zeros(0, dtype="float64")
     chunks = []
     for start in range(0, len(inputs), batch_size):
-        tensors = to_tensors(inputs.iloc[start : start + batch_size])
+        tensors = to_tensors(inputs.iloc[start : start + batch_size], columns)
         chunks.append(np.asarray(model(tensors, training=False)).reshape(-1))
     return np.concatenate(chunks).astype("float64")
 

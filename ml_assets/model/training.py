@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -105,9 +106,15 @@ class TrainedModel:
     calibration: PlattScaling
 
 
-def train_dispute_model(dataset: pd.DataFrame, params: ModelParams) -> TrainedModel:
+def train_dispute_model(
+    dataset: pd.DataFrame, params: ModelParams, extra_hashed: Mapping[str, int] | None = None
+) -> TrainedModel:
     """Fit the network on the train split, stop early, calibrate and pick the threshold on
-    validation (never on the evaluation split)."""
+    validation (never on the evaluation split).
+
+    `extra_hashed` (column -> hash bins): dataset columns beyond FEATURE_COLUMNS for the network
+    to embed, as `build_model` takes them (for benches trying a feature before it is one).
+    """
     train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
     validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
     for name, rows in ((TRAIN, train), (VALIDATION, validation)):
@@ -116,8 +123,8 @@ def train_dispute_model(dataset: pd.DataFrame, params: ModelParams) -> TrainedMo
                 f"the {name} split has {len(rows)} rows and not both classes: widen the training "
                 "window (window_days) or land more labelled data"
             )
-    inputs = list(FEATURE_COLUMNS)
-    model = build_model(train[inputs], params)
+    inputs = [*FEATURE_COLUMNS, *(extra_hashed or {})]
+    model = build_model(train[inputs], params, extra_hashed)
     history = fit_model(
         model,
         train[inputs],
@@ -125,9 +132,14 @@ def train_dispute_model(dataset: pd.DataFrame, params: ModelParams) -> TrainedMo
         validation[inputs],
         validation[LABEL].to_numpy(),
         params,
+        columns=inputs,
     )
     validation_labels = validation[LABEL].to_numpy()
-    calibration = fit_platt_scaling(validation_labels, predict_proba(model, validation[inputs]))
+    calibration = fit_platt_scaling(
+        validation_labels, predict_proba(model, validation[inputs], columns=inputs)
+    )
     calibrated = with_platt_scaling(model, calibration)
-    threshold = best_f1_threshold(validation_labels, predict_proba(calibrated, validation[inputs]))
+    threshold = best_f1_threshold(
+        validation_labels, predict_proba(calibrated, validation[inputs], columns=inputs)
+    )
     return TrainedModel(calibrated, history, threshold, calibration)
