@@ -121,3 +121,44 @@ def test_the_calibrated_network_is_its_logit_rescaled_and_survives_saving(
     np.testing.assert_allclose(
         predict_proba(reloaded, inputs), predict_proba(calibrated, inputs), atol=1e-6
     )
+
+
+def layer_names(model) -> set[str]:
+    return {layer.name for layer in model.layers}
+
+
+@pytest.mark.parametrize(
+    ("changes", "present", "absent"),
+    [
+        ({}, {"wide_logit", "deep_logit", "narrative_mean", "zip3_embedding"}, set()),
+        ({"architecture": "wide"}, {"wide_logit"}, {"deep_hidden", "narrative_mean", "zip3_hash"}),
+        ({"architecture": "deep"}, {"deep_logit", "narrative_mean"}, {"wide_logit"}),
+        ({"use_narrative": False}, {"wide_logit", "deep_logit"}, {"narrative_tokens"}),
+    ],
+)
+def test_ablation_switches_drop_the_parts_they_name_and_keep_every_input(
+    features: pd.DataFrame, changes: dict, present: set[str], absent: set[str]
+) -> None:
+    inputs = features[list(FEATURE_COLUMNS)]
+    model = build_model(inputs, ModelParams(**changes))
+    assert present <= layer_names(model) and not absent & layer_names(model)
+    # The serving schema is the same whatever the variant.
+    assert {t.name for t in model.inputs} == set(FEATURE_COLUMNS)
+    calibrated = with_platt_scaling(model, PlattScaling(slope=1.0, intercept=0.0))
+    np.testing.assert_allclose(
+        predict_proba(calibrated, inputs.head(50)), predict_proba(model, inputs.head(50)), atol=1e-6
+    )
+
+
+def test_wide_l2_penalises_the_wide_logit_and_an_extra_hashed_input_is_embedded(
+    features: pd.DataFrame,
+) -> None:
+    inputs = features[list(FEATURE_COLUMNS)].assign(company="Bank A")
+    columns = [*FEATURE_COLUMNS, "company"]
+    model = build_model(inputs, ModelParams(wide_l2=1e-2), {"company": 50})
+    assert model.get_layer("wide_logit").kernel_regularizer is not None
+    assert model.get_layer("deep_logit").kernel_regularizer is None
+    assert model.get_layer("company_embedding").input_dim == 50
+    assert predict_proba(model, inputs.head(5), columns=columns).shape == (5,)
+    wide = build_model(inputs, ModelParams(architecture="wide"), {"company": 50})
+    assert wide.get_layer("company_hash").output_mode == "one_hot"
