@@ -1,0 +1,316 @@
+"""Ablation of the dispute model: architecture, narrative, a hashed company feature, regularization.
+
+Reads the `training_dataset` table that `ml-assets train` materialized (features and split) and
+the `company` of each complaint from `validated_complaints`, then trains every variant with the
+pipeline's own `train_dispute_model` (class weights, early stopping on validation AUC, Platt
+scaling on validation) over several seeds. Variants are ranked on the validation split only; the
+evaluation split is reported, never used to choose. The one-hot logistic regression of
+`baseline_logreg.py` (fitted on train + validation) is scored on the same evaluation rows.
+
+    .venv/bin/python bench/ablation.py [--home PATH] [--seeds 3]
+
+Prints a Markdown table and writes bench/results/ablation.md (figures only, no data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.model.features import FEATURE_COLUMNS, LABEL, MISSING_TOKEN
+from ml_assets.model.metrics import binary_metrics
+from ml_assets.model.network import ModelParams, predict_proba
+from ml_assets.model.training import (
+    EVALUATION,
+    SPLIT_COLUMN,
+    VALIDATION,
+    train_dispute_model,
+)
+from resources.home import project_home
+
+# The baseline script is a sibling file, not a package module.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_logreg import logistic_regression_scores
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COMPANY = "company"
+# As many bins as zip3 gets: the real extracts name ~500 companies, so collisions stay rare.
+COMPANY_BINS = 1000
+DEFAULT_NAME = "wide & deep (default)"
+BOOTSTRAP_SAMPLES = 2000
+LONG: dict[str, Any] = {"epochs": 60, "patience": 10}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named change to the default ModelParams, with or without the hashed company input."""
+
+    name: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    company: bool = False
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("wide (logistic regression)", {"architecture": "wide"}),
+    Variant("wide + company", {"architecture": "wide"}, company=True),
+    Variant("wide, L2 1e-3", {"architecture": "wide", "wide_l2": 1e-3}),
+    Variant("wide, L2 1e-2", {"architecture": "wide", "wide_l2": 1e-2}),
+    Variant("deep", {"architecture": "deep"}),
+    Variant("deep - narrative", {"architecture": "deep", "use_narrative": False}),
+    Variant("deep + company", {"architecture": "deep"}, company=True),
+    Variant(
+        "deep - narrative + company",
+        {"architecture": "deep", "use_narrative": False},
+        company=True,
+    ),
+    Variant(DEFAULT_NAME),
+    Variant("wide & deep - narrative", {"use_narrative": False}),
+    Variant("wide & deep + company", company=True),
+    Variant("wide & deep - narrative + company", {"use_narrative": False}, company=True),
+    Variant("wide & deep, dropout 0", {"dropout": 0.0}),
+    Variant("wide & deep, dropout 0.5", {"dropout": 0.5}),
+    Variant("wide & deep, wide L2 1e-3", {"wide_l2": 1e-3}),
+    Variant("wide & deep, wide L2 1e-2", {"wide_l2": 1e-2}),
+    # The default budget (12 epochs at 3e-3) may stop a linear model short of its optimum.
+    Variant("wide, 60 epochs (patience 10)", {"architecture": "wide", **LONG}),
+    Variant(
+        "wide, L2 1e-3, 60 epochs (patience 10)", {"architecture": "wide", "wide_l2": 1e-3, **LONG}
+    ),
+    Variant("wide & deep, 60 epochs (patience 10)", LONG),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One variant trained with one seed."""
+
+    validation_auc: float
+    evaluation_auc: float
+    network_evaluation_auc: float
+    evaluation_ece: float
+    mean_probability: float
+    platt_slope: float
+    params: int
+    seconds: float
+    # The network's validation scores (ranked as the network ranks them), for paired bootstraps.
+    validation_scores: np.ndarray = field(repr=False, compare=False)
+
+
+def load_dataset(home_path: str | None) -> pd.DataFrame:
+    """The training dataset of a project home with each complaint's company."""
+    home = project_home(home_path)
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        dataset = conn.execute(
+            f"select t.*, v.{COMPANY} from {WAREHOUSE_SCHEMA}.training_dataset t "
+            f"left join {WAREHOUSE_SCHEMA}.validated_complaints v using (complaint_id)"
+        ).fetchdf()
+    # The same "no value" token the other categorical inputs use.
+    dataset[COMPANY] = (
+        dataset[COMPANY].astype("string").str.strip().replace("", pd.NA).fillna(MISSING_TOKEN)
+    )
+    return dataset.sort_values(["ingestion_date", "complaint_id"]).reset_index(drop=True)
+
+
+def train_variant(dataset: pd.DataFrame, variant: Variant, seed: int) -> Run:
+    """Train one variant as the pipeline trains its model, and score it."""
+    params = replace(ModelParams(), seed=seed, **variant.changes)
+    extra = {COMPANY: COMPANY_BINS} if variant.company else None
+    columns = [*FEATURE_COLUMNS, *(extra or {})]
+    start = time.perf_counter()
+    trained = train_dispute_model(dataset, params, extra)
+    seconds = time.perf_counter() - start
+    slope = trained.calibration.slope
+
+    def scored(split: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = dataset[dataset[SPLIT_COLUMN] == split]
+        return rows[LABEL].to_numpy(), predict_proba(trained.model, rows, columns=columns)
+
+    validation_labels, validation_probs = scored(VALIDATION)
+    validation = binary_metrics(validation_labels, validation_probs, trained.threshold)
+    evaluation = binary_metrics(*scored(EVALUATION), trained.threshold)
+    # Platt scaling is fitted on validation: a negative slope would turn a worse-than-chance
+    # network into a better one there, so the selection criterion is the network's own AUC.
+    validation_auc = float(validation.roc_auc or 0.5)
+    return Run(
+        validation_auc=validation_auc if slope >= 0 else 1.0 - validation_auc,
+        evaluation_auc=float(evaluation.roc_auc or 0.5),
+        network_evaluation_auc=float(evaluation.roc_auc or 0.5)
+        if slope >= 0
+        else 1.0 - float(evaluation.roc_auc or 0.5),
+        evaluation_ece=evaluation.ece,
+        mean_probability=evaluation.mean_probability,
+        platt_slope=slope,
+        params=sum(int(np.prod(w.shape)) for w in trained.model.trainable_weights),
+        seconds=seconds,
+        validation_scores=np.sign(slope) * validation_probs,
+    )
+
+
+def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from the rank sum of the positives (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    positives = labels == 1
+    n1, n0 = int(positives.sum()), int((~positives).sum())
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def paired_bootstrap(
+    labels: np.ndarray, runs: list[Run], reference: list[Run], seed: int = 0
+) -> tuple[float, float]:
+    """95 % interval of (seed-mean validation AUC of `runs`) - (that of `reference`).
+
+    Both are scored on the same resampled rows (positives and negatives resampled separately),
+    so the interval holds the sampling noise of the small validation split, paired.
+    """
+    rng = np.random.default_rng(seed)
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    differences = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        rows = np.concatenate(
+            [rng.choice(positives, positives.size), rng.choice(negatives, negatives.size)]
+        )
+        sample = labels[rows]
+        differences.append(
+            statistics.mean(rank_auc(sample, r.validation_scores[rows]) for r in runs)
+            - statistics.mean(rank_auc(sample, r.validation_scores[rows]) for r in reference)
+        )
+    low, high = np.quantile(differences, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def hanley_mcneil_se(auc: float, positives: int, negatives: int) -> float:
+    """The standard error of an AUC from its sample sizes alone (Hanley & McNeil, 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    return math.sqrt(variance)
+
+
+def mean_std(values: list[float]) -> str:
+    """Mean ± standard deviation across seeds."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+
+def table(
+    results: dict[str, list[Run]],
+    validation_labels: np.ndarray,
+    baseline_auc: float,
+    evaluation_rate: float,
+) -> list[str]:
+    """Markdown rows, best validation AUC first, then the logistic-regression baseline."""
+    lines = [
+        "| variant | validation AUC | Δ validation AUC vs default (95 % CI) | evaluation AUC "
+        "| evaluation AUC, network | evaluation ECE "
+        f"| mean prob. (rate {evaluation_rate:.3f}) | Platt slope < 0 | params | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ranked = sorted(
+        results.items(), key=lambda item: -statistics.mean(r.validation_auc for r in item[1])
+    )
+    reference = results.get(DEFAULT_NAME)
+    for name, runs in ranked:
+        delta = "-"
+        if reference is not None and name != DEFAULT_NAME:
+            low, high = paired_bootstrap(validation_labels, runs, reference)
+            difference = statistics.mean(r.validation_auc for r in runs) - statistics.mean(
+                r.validation_auc for r in reference
+            )
+            delta = f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+        lines.append(
+            f"| {name} | {mean_std([r.validation_auc for r in runs])} | {delta} "
+            f"| {mean_std([r.evaluation_auc for r in runs])} "
+            f"| {mean_std([r.network_evaluation_auc for r in runs])} "
+            f"| {statistics.mean(r.evaluation_ece for r in runs):.3f} "
+            f"| {statistics.mean(r.mean_probability for r in runs):.3f} "
+            f"| {sum(r.platt_slope < 0 for r in runs)}/{len(runs)} "
+            f"| {runs[0].params:,} | {statistics.mean(r.seconds for r in runs):.1f} |"
+        )
+    lines.append(
+        "| logistic regression, scikit-learn (baseline_logreg.py; train + validation) "
+        f"| - | - | {baseline_auc:.3f} | {baseline_auc:.3f} | - | - | - | - | - |"
+    )
+    return lines
+
+
+def main() -> None:
+    """Train every variant over the seeds and print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (from 7)")
+    parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    args = parser.parse_args()
+    dataset = load_dataset(args.home)
+    seeds = [ModelParams().seed + i for i in range(args.seeds)]
+    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
+
+    results: dict[str, list[Run]] = {}
+    for variant in variants:
+        results[variant.name] = []
+        for seed in seeds:
+            run = train_variant(dataset, variant, seed)
+            results[variant.name].append(run)
+            print(f"{variant.name} seed {seed}: {run}", flush=True)
+
+    evaluation = dataset[dataset[SPLIT_COLUMN] == EVALUATION]
+    labels = evaluation[LABEL].to_numpy()
+    baseline_probs, baseline_threshold = logistic_regression_scores(dataset)
+    baseline = binary_metrics(labels, baseline_probs, baseline_threshold)
+
+    counts = {
+        split: (int((dataset[SPLIT_COLUMN] == split).sum()), int(rows[LABEL].sum()))
+        for split, rows in dataset.groupby(SPLIT_COLUMN)
+    }
+    validation_rows, validation_positives = counts[VALIDATION]
+    reference = results.get(DEFAULT_NAME) or next(iter(results.values()))
+    default_auc = statistics.mean(r.validation_auc for r in reference)
+    se = hanley_mcneil_se(default_auc, validation_positives, validation_rows - validation_positives)
+    narratives = int((dataset["narrative"].fillna("") != "").sum())
+    header = [
+        f"# Ablation on {project_home(args.home).root.name}",
+        "",
+        f"`bench/ablation.py {shlex.join(sys.argv[1:])}`",
+        "",
+        f"Rows (positives) per split: {', '.join(f'{k} {n} ({p})' for k, (n, p) in counts.items())};"
+        f" {narratives} rows with a narrative; {dataset[COMPANY].nunique()} companies.",
+        f"Seeds {seeds}; AUC as mean ± std over seeds. Ranked on the network's validation AUC "
+        f"(the selection criterion); the sampling standard error of a validation AUC near "
+        f"{default_auc:.2f} on {validation_positives} positives and "
+        f"{validation_rows - validation_positives} negatives is ±{se:.3f} (Hanley & McNeil); "
+        f"the Δ column is a paired bootstrap ({BOOTSTRAP_SAMPLES} stratified resamples of the "
+        "validation rows, every seed of both variants scored on each resample): an interval "
+        "holding 0 is no evidence of a difference.",
+        "Evaluation AUC, ECE and mean probability are of the calibrated model (Platt scaling "
+        "fitted on validation); 'Platt slope < 0' counts seeds whose calibration reversed the "
+        "network's ranking ('evaluation AUC, network': the network's own ranking, before "
+        "calibration). Params: trainable weights. Seconds: build + fit + calibrate.",
+        "",
+    ]
+    validation_labels = dataset.loc[dataset[SPLIT_COLUMN] == VALIDATION, LABEL].to_numpy()
+    lines = header + table(
+        results, validation_labels, float(baseline.roc_auc or 0.5), float(labels.mean())
+    )
+    print("\n".join(lines))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "ablation.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
