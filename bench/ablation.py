@@ -7,7 +7,7 @@ scaling on validation) over several seeds. Variants are ranked on the validation
 evaluation split is reported, never used to choose. The one-hot logistic regression of
 `baseline_logreg.py` (fitted on train + validation) is scored on the same evaluation rows.
 
-    .venv/bin/python bench/ablation.py [--home PATH] [--seeds 3]
+    .venv/bin/python bench/ablation.py [--home PATH] [--seeds 3] [--only NAME ...]
 
 Prints a Markdown table and writes bench/results/ablation.md (figures only, no data).
 """
