@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo backfill up test test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean
+.PHONY: install demo demo-drift backfill up test test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ install: $(VENV)/.installed
 # stay up afterwards; `make down` stops them (by PID).
 demo: install
 	$(BIN)/ml-assets demo --days $(DAYS) --ui-port $(UI_PORT)
+
+# The production loop in one story (serve, drift, input_drift errors, retrain, blessing, the new
+# champion serves, recovery), in its own project home; stop the platform of `make demo` first.
+DRIFT_HOME := $(CURDIR)/.ml_assets-drift
+demo-drift: install
+	ML_ASSETS_HOME=$(DRIFT_HOME) DAGSTER_HOME=$(DRIFT_HOME)/dagster $(BIN)/ml-assets demo --scenario drift --ui-port $(UI_PORT)
 
 # A data-layer backfill through the running Dagster (start it with `make up` or `make demo`).
 backfill: install
@@ -78,11 +84,13 @@ mlflow: install
 serve-up: install
 	$(BIN)/ml-assets ray-up
 
+# Stops the platform of either demo (each stops only what its project home started, by PID).
 down: install
 	$(BIN)/ml-assets down
+	@if [ -d $(DRIFT_HOME) ]; then ML_ASSETS_HOME=$(DRIFT_HOME) DAGSTER_HOME=$(DRIFT_HOME)/dagster $(BIN)/ml-assets down; fi
 
 counts: install
 	$(BIN)/ml-assets counts --by-day
 
 clean:
-	rm -rf $(ML_ASSETS_HOME)
+	rm -rf $(ML_ASSETS_HOME) $(DRIFT_HOME)

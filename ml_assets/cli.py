@@ -520,7 +520,12 @@ def cmd_demo(args: argparse.Namespace, home: ProjectHome) -> int:
     began = time.monotonic()
     cmd_ray_up(argparse.Namespace(num_cpus=None), home)
     settings = DemoSettings(days=args.days, more_days=args.more_days, ui_port=args.ui_port)
-    last_line = run_demo(home, settings, platform_today() - timedelta(days=1))
+    if args.scenario == "drift":
+        from ml_assets.demo_drift import run_drift_demo
+
+        last_line = run_drift_demo(home, settings, platform_today())
+    else:
+        last_line = run_demo(home, settings, platform_today() - timedelta(days=1))
     print(f"demo took {time.monotonic() - began:.0f} s")
     print(last_line)
     return 0
@@ -761,6 +766,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--more-days", type=int, default=3)
     demo.add_argument("--ui-port", type=int, default=3000)
+    demo.add_argument(
+        "--scenario",
+        choices=("first-model", "drift"),
+        default="first-model",
+        help="first-model: land, train, serve, land more days; drift: serve, drift arrives, "
+        "input_drift errors, retrain, blessing, the new champion serves, recovery (use an "
+        "empty project home: `make demo-drift`)",
+    )
     demo.set_defaults(func=cmd_demo)
     up_all = sub.add_parser("up", help="start Ray, dagster dev (with its daemon) and the MLflow UI")
     up_all.add_argument("--ui-port", type=int, default=3000)

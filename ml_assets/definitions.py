@@ -18,7 +18,7 @@ from ml_assets.jobs import (
     served_predictions_job,
     training_job,
 )
-from ml_assets.partitions import daily_partitions
+from ml_assets.partitions import daily_partitions, request_day_partitions
 from resources.alerts import FileAndWebhookNotifier
 from resources.home import ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
@@ -36,6 +36,8 @@ RETRAIN_MIN_PARTITIONS_ENV_VAR = "ML_ASSETS_RETRAIN_MIN_PARTITIONS"
 RETRAIN_CRON_ENV_VAR = "ML_ASSETS_RETRAIN_CRON"
 RETRAIN_SETTLE_DAYS_ENV_VAR = "ML_ASSETS_RETRAIN_SETTLE_DAYS"
 SENSOR_INTERVAL_ENV_VAR = "ML_ASSETS_SENSOR_INTERVAL_S"
+# Set (seconds): today's prediction logs so far are ingested that often; unset: complete days only.
+INTRADAY_INGEST_ENV_VAR = "ML_ASSETS_INTRADAY_INGEST_S"
 FAILURE_WEBHOOK_ENV_VAR = "ML_ASSETS_FAILURE_WEBHOOK_URL"
 DEFAULT_SENSOR_INTERVAL_S = 30
 
@@ -100,6 +102,7 @@ def build_definitions(
             f"{ENVIRONMENT_ENV_VAR}={environment!r} is not one of {sorted(RESOURCES_BY_ENVIRONMENT)}"
         )
     interval = int(os.environ.get(SENSOR_INTERVAL_ENV_VAR, DEFAULT_SENSOR_INTERVAL_S))
+    intraday = os.environ.get(INTRADAY_INGEST_ENV_VAR, "").strip()
     automation_sensor = dg.AutomationConditionSensorDefinition(
         "automation_sensor",
         target=dg.AssetSelection.all(include_sources=False),
@@ -115,7 +118,12 @@ def build_definitions(
         jobs=[data_layer_job, training_job, deployment_job, served_predictions_job],
         sensors=[
             make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS, interval),
-            make_prediction_log_sensor(served_predictions_job, daily_partitions, interval),
+            make_prediction_log_sensor(
+                served_predictions_job,
+                request_day_partitions,
+                interval,
+                intraday_every_s=int(intraday) if intraday else None,
+            ),
             automation_sensor,
             make_run_failure_sensor(interval),
         ],

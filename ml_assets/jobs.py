@@ -10,7 +10,7 @@ from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
-from ml_assets.partitions import daily_partitions
+from ml_assets.partitions import daily_partitions, request_day_partitions
 
 DATA_LAYER_ASSETS = [raw_complaints, validate_complaints, complaint_statistics, complaint_features]
 DATA_LAYER_KEYS = [key for asset in DATA_LAYER_ASSETS for key in asset.keys]
@@ -48,7 +48,7 @@ MONITORING_ASSETS = [served_predictions, live_performance, input_drift]
 served_predictions_job = dg.define_asset_job(
     "served_predictions_job",
     selection=dg.AssetSelection.assets(*MONITORING_ASSETS),
-    partitions_def=daily_partitions,
+    partitions_def=request_day_partitions,
     executor_def=dg.in_process_executor,
     description="Ingest one request day of the endpoint's prediction logs.",
 )

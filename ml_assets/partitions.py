@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -48,4 +48,18 @@ def daily_partitions_before(today: date | None) -> dg.DailyPartitionsDefinition:
     )
 
 
+def request_day_partitions_through(today: date | None) -> dg.DailyPartitionsDefinition:
+    """The monitoring assets' request days: like `daily_partitions_before`, and today as well.
+
+    The endpoint logs today's requests as they come: today's partition exists so that its logs
+    so far can be ingested (the sensor does it when intraday ingestion is on, a user from the UI).
+    """
+    return dg.DailyPartitionsDefinition(
+        start_date=PARTITIONS_START_DATE,
+        end_date=(today + timedelta(days=1)).isoformat() if today else None,
+        end_offset=1,
+    )
+
+
 daily_partitions = daily_partitions_before(pinned_today(os.environ))
+request_day_partitions = request_day_partitions_through(pinned_today(os.environ))

@@ -51,7 +51,7 @@ from ml_assets.monitoring.drift import (
 from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_degradation
 from ml_assets.monitoring.performance import live_performance as live_performance_table
 from ml_assets.monitoring.served import log_digest, parse_prediction_logs
-from ml_assets.partitions import daily_partitions
+from ml_assets.partitions import request_day_partitions
 from resources.mlflow_registry import ModelRegistry
 from resources.prediction_logs import PredictionLogs
 from resources.warehouse import Warehouse
@@ -79,7 +79,7 @@ LOGGED_FIGURES = ("labelled", "roc_auc", "pr_auc", "ece", "mean_probability", "p
             metadata=REQUEST_DAY_TABLE, code_version="1", kinds={"pandas", "duckdb"}
         ),
     },
-    partitions_def=daily_partitions,
+    partitions_def=request_day_partitions,
     group_name=MONITORING_ASSET_GROUP,
     pool=DUCKDB_POOL,
     check_specs=[
@@ -181,7 +181,7 @@ class LiveConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=request_day_partitions,
     metadata=REQUEST_DAY_TABLE,
     group_name=MONITORING_ASSET_GROUP,
     code_version="1",
@@ -194,7 +194,9 @@ class LiveConfig(dg.Config):
         dg.AssetDep(
             complaint_features,
             partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-LIVE_LABEL_LOOKBACK_DAYS, end_offset=0
+                start_offset=-LIVE_LABEL_LOOKBACK_DAYS,
+                end_offset=0,
+                allow_nonexistent_upstream_partitions=True,
             ),
         )
     ],
@@ -218,6 +220,7 @@ def live_performance(
         )
     ids = served["complaint_id"].dropna().astype(str).unique().tolist()
     table = live_performance_table(day, join_labels(served, _labels(warehouse, ids)))
+    champion = model_registry.version_for_alias(CHAMPION_ALIAS)
     evidence = []
     for row in table.itertuples(index=False):
         version = model_registry.get_version(str(row.model_version))
@@ -239,7 +242,9 @@ def live_performance(
             config.margin,
             config.min_labelled,
         )
-        if reason:
+        # Only the served champion's performance calls for retraining: a version it replaced
+        # answered that day too, and its figures are history.
+        if reason and champion is not None and str(champion.version) == str(row.model_version):
             evidence.append(f"version {row.model_version}: {reason}")
     earlier = _history(warehouse, pd.Timestamp(day))
     history = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
@@ -262,6 +267,9 @@ def live_performance(
 def _day_step(day: str) -> int:
     """An MLflow step per request day (days since the partitions' start), so metrics plot by day."""
     return (pd.Timestamp(day) - pd.Timestamp(PARTITIONS_START_DATE)).days
+
+
+_SAME_DAY_IF_LANDED = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
 class DriftConfig(dg.Config):
@@ -306,13 +314,17 @@ def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
+    partitions_def=request_day_partitions,
     metadata={"partition_expr": DRIFT_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA},
     group_name=MONITORING_ASSET_GROUP,
     code_version="1",
     pool=DUCKDB_POOL,
     kinds={"pandas", "duckdb", "scipy"},
-    deps=[complaint_features, SERVED],
+    deps=[
+        # Today is a request day but not yet an ingestion day: its landed side is empty.
+        dg.AssetDep(complaint_features, partition_mapping=_SAME_DAY_IF_LANDED),
+        SERVED,
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECKS[LANDED_SOURCE],
@@ -359,8 +371,13 @@ def input_drift(
         if frames
         else pd.DataFrame(columns=list(DRIFT_COLUMNS))
     )
-    table = table.astype(DRIFT_COLUMNS)
     table.insert(0, DRIFT_DATE_COLUMN, pd.Timestamp(day))
+    # The version compared with: a day compared before a retrain keeps its first verdict.
+    table.insert(1, "reference_version", str(champion.version) if champion else "")
+    # Typed even when empty (no champion yet): the first write creates the warehouse table.
+    table = table.astype(
+        {DRIFT_DATE_COLUMN: "datetime64[ns]", "reference_version": "string", **DRIFT_COLUMNS}
+    )
     levels = {source: worst_level(drift).value for source, (_, drift) in sources.items()}
     yield dg.Output(
         table,

@@ -29,8 +29,8 @@ from ml_assets.model.tracking import (
     register_model,
 )
 from ml_assets.model.training import (
+    EVALUATION,
     SPLIT_COLUMN,
-    TRAIN,
     split_dataset,
     split_summary,
     train_dispute_model,
@@ -200,8 +200,11 @@ def dispute_model(
         params = ModelParams(**config.model_dump())
         trained = train_dispute_model(training_dataset, params)
         log_training(trained, params, tags)
-        train_rows = training_dataset[training_dataset[SPLIT_COLUMN] == TRAIN]
-        log_reference_profile(reference_profile(train_rows, narrative_vocabulary(trained.model)))
+        # Drift is measured from the newest days of the window, the ones the model is blessed
+        # on: after a retrain on a changed world they are the new world, while the whole
+        # window would still mix in the old one for weeks and call for retraining every day.
+        newest = training_dataset[training_dataset[SPLIT_COLUMN] == EVALUATION]
+        log_reference_profile(reference_profile(newest, narrative_vocabulary(trained.model)))
         registered = register_model(trained, window)
     except BaseException:
         mlflow.end_run(status="FAILED")

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     import keras
 
 MODEL_ARTIFACT = "model"
-# The training rows' profile and the vocabulary, what the served model's inputs are compared with.
+# The profile of the newest rows of the model's training dataset (its evaluation split) and the
+# model's vocabulary: what the served model's inputs are compared with.
 REFERENCE_PROFILE_ARTIFACT = "reference/input_profile.json"
 # Pinned by hand: MLflow's inference of requirements costs ~11 s per model on this machine.
 PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pandas==2.3.3", "mlflow==3.17.2"]

@@ -122,7 +122,7 @@ def profile_inputs(
 
 
 def reference_profile(features: pd.DataFrame, vocabulary: Sequence[str]) -> InputProfile:
-    """A model's reference: the profile of the features rows it was trained on, and its vocabulary."""
+    """A model's reference: the profile of rows of its training dataset, and its vocabulary."""
     profile = profile_inputs(features, features[LABEL], vocabulary)
     return profile.model_copy(update={"vocabulary": list(vocabulary)})
 

@@ -43,7 +43,7 @@ from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_features
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import rollback
 from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT, load_keras_model
-from ml_assets.model.training import EVALUATION, SPLIT_COLUMN, TRAIN
+from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.monitoring.drift import InputProfile
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY, days_up_to_yesterday
 from resources.home import ProjectHome
@@ -203,14 +203,16 @@ def test_the_mlflow_run_is_finished_and_carries_lineage(world: World) -> None:
     assert float(version.tags[THRESHOLD_TAG]) == pytest.approx(
         metadata(world.runs["first"], "dispute_model")["threshold"]
     )
-    # The reference input drift and skew compare with: the train split's profile and the
-    # narrative vocabulary the network learned.
+    # The reference input drift and skew compare with: the profile of the newest days (the
+    # evaluation split) and the narrative vocabulary the network learned.
     reference = InputProfile.model_validate(
         world.registry.run_json(version.run_id, REFERENCE_PROFILE_ARTIFACT)
     )
     splits = metadata(world.runs["first"], "training_dataset")["splits"]
-    assert reference.rows == splits[TRAIN]["rows"]
-    assert reference.label_rate == pytest.approx(splits[TRAIN]["positives"] / splits[TRAIN]["rows"])
+    assert reference.rows == splits[EVALUATION]["rows"]
+    assert reference.label_rate == pytest.approx(
+        splits[EVALUATION]["positives"] / splits[EVALUATION]["rows"]
+    )
     assert len(reference.vocabulary) > 100 and "" not in reference.vocabulary
     assert sum(reference.categories["product"].values()) == pytest.approx(1.0)
 

@@ -132,7 +132,9 @@ def test_initial_days_are_ingested_and_the_blessed_model_is_promoted(platform: P
     runs = [r for r in runs_after(platform.instance, set()) if r.run_id in platform.initial]
     assert partitions_of(runs, "raw_complaints") == DAYS
     assert all(r.status == "SUCCESS" for r in runs if r.days), [r.describe() for r in runs]
-    assert len([r for r in runs if r.days]) == 1  # one run over the days landed together
+    # One run over the days landed together, then the drift of each recent day.
+    assert len([r for r in runs if set(r.assets) >= DATA_LAYER]) == 1
+    assert partitions_of(runs, "input_drift") == DAYS
     (training,) = training_runs(runs)
     assert set(training.assets) == MODEL_CHAIN | {"deployed_model"}
     evaluation = platform.materialization(training.run_id, "model_evaluation")
@@ -186,7 +188,10 @@ def test_3_a_corrected_day_with_the_same_size_and_mtime_reruns_only_that_day(
     platform.wait_for_new_run(known)
     platform.settle()
     runs = runs_after(platform.instance, known)
-    assert [(r.partition, set(r.assets)) for r in runs] == [(CHANGED_DAY, DATA_LAYER)]
+    # A recent day: its input drift is measured again too (a day 90 days old is history).
+    assert sorted((r.partition, tuple(sorted(r.assets))) for r in runs) == sorted(
+        [(CHANGED_DAY, tuple(sorted(DATA_LAYER))), (CHANGED_DAY, ("input_drift",))]
+    )
     assert all(r.status == "SUCCESS" for r in runs)
 
 
@@ -286,7 +291,8 @@ def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Plat
     runs = runs_after(platform.instance, known)
     assert partitions_of(runs, "complaint_features") == days
     ran = {a for r in runs for a in r.assets}
-    assert ran == {"complaint_features"} | MODEL_CHAIN | {"deployed_model"}
+    assert ran == {"complaint_features", "input_drift"} | MODEL_CHAIN | {"deployed_model"}
+    assert partitions_of(runs, "input_drift") == days
     # The same 12 days and the same mapping: the retrained model is the first one again, so it
     # is blessed and promoted, and the run stops at deployed_model.
     (training,) = training_runs(runs)

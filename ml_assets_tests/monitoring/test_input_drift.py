@@ -257,3 +257,30 @@ def test_the_asset_passes_stable_days_and_says_why_a_small_day_is_not_judged(
     skew = checks["served_inputs_skew"]
     assert skew.passed and skew.metadata["judged"].value is False
     assert "3 rows, fewer than 100" in skew.metadata["reason"].value
+
+
+def test_a_day_before_any_champion_is_an_empty_typed_table_and_later_days_append(
+    tmp_path: Path,
+) -> None:
+    home = ProjectHome(tmp_path / "home")
+    home.root.mkdir(parents=True)
+    before = _materialize(home)
+    assert before.success
+    checks = {c.check_name: c for c in before.get_asset_check_evaluations()}
+    assert checks["landed_inputs_drift"].passed
+    assert "no champion model yet" in checks["landed_inputs_drift"].metadata["reason"].value
+    # The empty first write created the table with real types, so a judged day fits into it.
+    _world(home, ["Mortgage"] * 150, ["Mortgage"] * 130 + ["Credit card"] * 70)
+    assert _materialize(home).success
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        types = dict(
+            conn.execute(
+                "select column_name, data_type from information_schema.columns "
+                f"where table_schema = '{WAREHOUSE_SCHEMA}' and table_name = 'input_drift'"
+            ).fetchall()
+        )
+        versions = conn.execute(
+            f"select distinct reference_version from {WAREHOUSE_SCHEMA}.input_drift"
+        ).fetchall()
+    assert types["reference_version"] == "VARCHAR" and types["value"] == "DOUBLE"
+    assert versions == [("1",)]

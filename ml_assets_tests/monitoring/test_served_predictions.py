@@ -14,16 +14,15 @@ from ml_assets.constants import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import served_predictions_job
 from ml_assets.monitoring.served import log_digest, parse_prediction_logs
-from ml_assets.partitions import daily_partitions_before
+from ml_assets.partitions import request_day_partitions_through
 from resources.home import ProjectHome
 from resources.prediction_logs import PredictionLogs
 from sensors.prediction_logs import MAX_ATTEMPTS, make_prediction_log_sensor
 
 DAY = "2016-01-05"
 # The sensor's calendar: 2016-01-09 is the last complete day, 2016-01-10 is still being written.
-sensor = make_prediction_log_sensor(
-    served_predictions_job, daily_partitions_before(date(2016, 1, 10))
-)
+REQUEST_DAYS = request_day_partitions_through(date(2016, 1, 10))
+sensor = make_prediction_log_sensor(served_predictions_job, REQUEST_DAYS)
 
 
 def logged(day: str = DAY, n: int = 0, **changes: object) -> str:
@@ -180,7 +179,7 @@ def test_a_complete_day_is_ingested_once_and_again_only_when_it_grows(home: Proj
         # A fresh cursor (a reset, a new daemon): the instance knows the day is ingested.
         fresh = _tick(instance, home, None)
         assert fresh.run_requests == []
-        assert "not complete yet, after 2016-01-09: 2016-01-10" in fresh.skip_reason.skip_message
+        assert "not complete yet, from 2016-01-10 on: 2016-01-10" in fresh.skip_reason.skip_message
 
         _write(home, DAY, "replica-b.jsonl", [logged(n=3)])  # a late flush
         again = _tick(instance, home, fresh.cursor)
@@ -189,3 +188,35 @@ def test_a_complete_day_is_ingested_once_and_again_only_when_it_grows(home: Proj
         assert ingest().success
         assert len(_rows(home, "served_predictions")) == 4  # the day replaced, not appended
         assert len(_rows(home, "quarantined_predictions")) == 1
+
+
+def test_todays_logs_so_far_are_ingested_at_most_as_often_as_asked(home: ProjectHome) -> None:
+    today = "2016-01-10"
+    now = [1_000_000.0]
+    intraday = make_prediction_log_sensor(
+        served_predictions_job, REQUEST_DAYS, intraday_every_s=600, clock=lambda: now[0]
+    )
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={"prediction_logs": PredictionLogs(root=str(home.predictions))},
+        )
+        return intraday(context)
+
+    _write(home, today, "replica-a.jsonl", [logged(day=today)])
+    with dg.instance_for_test() as instance:
+        first = tick(None)
+        assert [r.partition_key for r in first.run_requests] == [today]
+        _write(home, today, "replica-a.jsonl", [logged(day=today, n=1)])  # it grew
+        now[0] += 599
+        waited = tick(first.cursor)
+        assert waited.run_requests == []
+        assert "from 2016-01-10 on: 2016-01-10" in waited.skip_reason.skip_message
+        now[0] += 2  # 601 s after the first request
+        (again,) = tick(waited.cursor).run_requests
+        assert again.partition_key == today and again.run_key != first.run_requests[0].run_key
+    # Off (the default): today waits until it is complete, however long.
+    with dg.instance_for_test() as instance:
+        assert _tick(instance, home, None).run_requests == []
