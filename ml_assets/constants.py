@@ -270,6 +270,9 @@ REQUEST_DATE_COLUMN: Final = "request_date"  # served predictions' partition: th
 # before it (complaints are scored when filed; their labels come with a later re-landing).
 LIVE_LABEL_LOOKBACK_DAYS: Final = 7
 LIVE_PLOT_DAYS: Final = 60  # request days shown in live_performance's plot
+# A deployment's smoke requests carry complaint ids with this prefix: logged like any request
+# (nothing is hidden), left out of live performance and skew, which are about users' traffic.
+SMOKE_COMPLAINT_ID_PREFIX: Final = "deploy-smoke-"
 DRIFT_DATE_COLUMN: Final = "drift_date"  # input_drift's partition: the ingestion and request day
 # input_drift runs by itself for days this recent only: older days are history, not news, and a
 # backfill of years would otherwise compare every one of them with today's model.
@@ -295,6 +298,9 @@ LIVE_AUC_MARGIN: Final = 0.05
 # A monitoring asset's materialization that carries this metadata entry (non-empty) is evidence
 # the retraining policy acts on; the text says what was seen.
 RETRAIN_EVIDENCE_METADATA: Final = "retrain_evidence"
+# ... and this one names the model version the evidence is about (drift: the reference compared
+# with; live performance: the champion judged). Evidence about a replaced champion is answered.
+EVIDENCE_VERSION_METADATA: Final = "reference_version"
 
 # --- data-quality thresholds -------------------------------------------------------------------
 MAX_REJECTED_RATE: Final = 0.05  # warn when more than 5 % of a day's rows are rejected

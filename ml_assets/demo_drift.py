@@ -290,6 +290,10 @@ def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> st
         next_day = yesterday
         complaints = _requests_of(next_day, story, drift, story.rows_per_day)
         answered_by = _serve(settings.endpoint, complaints)
+        # Answered first, labelled later: the day lands once its requests are ingested (a day
+        # landing while its requests' ingestion runs can leave that run's figures without
+        # the new labels until the next change of the request day).
+        wait_quiet(instance, settings.timeout_s, "the requests to be ingested")
         _land(home, next_day, story, drift)
         wait_quiet(instance, settings.timeout_s, "the platform to settle")
         print(

@@ -12,6 +12,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.day_ranges import range_tags
+from ml_assets.assets.evaluation import CHAMPION_METADATA
 from ml_assets.assets.monitoring import input_drift
 from ml_assets.automation import new_labelled_partitions
 from ml_assets.constants import CHAMPION_ALIAS, RETRAIN_EVIDENCE_METADATA, WAREHOUSE_SCHEMA
@@ -280,6 +281,13 @@ def _champion_with_reference(defs: dg.Definitions, reference: InputProfile) -> s
     return run.info.run_id
 
 
+def _promoted(instance: dg.DagsterInstance, version: str) -> None:
+    """Dagster's record of a promotion, as `champion_model` writes it."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("champion_model", metadata={CHAMPION_METADATA: version})
+    )
+
+
 def _features_of(home: ProjectHome, day: date) -> pd.DataFrame:
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         return conn.execute(
@@ -304,13 +312,13 @@ def test_an_input_drift_error_retrains_once_and_stable_inputs_do_not(
     defs = build_definitions(home)
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ticks.tick()
         ingest(defs, instance, START)
         features = _features_of(home, START)
         if drifted:  # the model was trained on student loans only
             features = features.assign(product="Student loan")
         _champion_with_reference(defs, reference_profile(features, ["fee"]))
-        assert ticks.tick() == {}
+        _promoted(instance, "1")
+        assert ticks.tick() == {}  # the first evaluation only sets the cursors
         result = dg.materialize(
             [input_drift],
             resources=defs.resources,
@@ -365,10 +373,11 @@ def test_degraded_live_performance_retrains_and_healthy_performance_does_not(
     registry = defs.resources["model_registry"]
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ticks.tick()
         ingest(defs, instance, START)
         labels = _features_of(home, START).set_index("complaint_id")[LABEL].dropna()
         run_id = _champion_with_reference(defs, reference_profile(_features_of(home, START), []))
+        _promoted(instance, "1")
+        assert ticks.tick() == {}  # the first evaluation only sets the cursors
         if offline_auc is not None:
             registry.client().log_metric(run_id, "eval_roc_auc", offline_auc)
         rng = np.random.default_rng(5)
@@ -393,3 +402,28 @@ def test_degraded_live_performance_retrains_and_healthy_performance_does_not(
         recorded = event.materialization.metadata[RETRAIN_EVIDENCE_METADATA].value
         assert (evidence in recorded) if evidence else recorded == ""
         assert set(ticks.tick()) == (MODEL_CHAIN if evidence else set())
+
+
+def test_evidence_about_a_champion_already_replaced_does_not_retrain_again(
+    home: ProjectHome,
+) -> None:
+    defs = build_definitions(home)
+    with dg.instance_for_test() as instance:
+        ticks = Ticks(defs, instance)
+        ingest(defs, instance, START)
+        features = _features_of(home, START).assign(product="Student loan")
+        _champion_with_reference(defs, reference_profile(features, ["fee"]))
+        _promoted(instance, "1")
+        assert ticks.tick() == {}  # the first evaluation only sets the cursors
+        dg.materialize(
+            [input_drift],
+            resources=defs.resources,
+            partition_key=START.isoformat(),
+            instance=instance,
+            run_config={"ops": {"input_drift": {"config": {"min_rows": 10}}}},
+        )
+        # A retrain that started on earlier evidence promoted version 2 meanwhile: this drift
+        # was measured against version 1, which no longer serves.
+        _promoted(instance, "2")
+        # Nothing retrains (and this runless promotion had no blessing to deploy after).
+        assert ticks.tick() == {}

@@ -30,6 +30,8 @@ from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from resources.mlflow_registry import ModelRegistry
 
 EVALUATION_CODE_VERSION = "1"
+# champion_model's record of the version it made champion (read by the retraining policy).
+CHAMPION_METADATA = "champion"
 CHAMPION_CODE_VERSION = "1"
 
 
@@ -137,5 +139,6 @@ def champion_model(
         )
     change = promote(model_registry, model_evaluation.challenger_version)
     return dg.Output(
-        change, metadata={"champion": change.champion, "previous": change.previous or "none"}
+        change,
+        metadata={CHAMPION_METADATA: change.champion, "previous": change.previous or "none"},
     )

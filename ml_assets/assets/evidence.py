@@ -10,7 +10,7 @@ from datetime import date
 
 import dagster as dg
 
-from ml_assets.constants import RETRAIN_EVIDENCE_METADATA
+from ml_assets.constants import EVIDENCE_VERSION_METADATA, RETRAIN_EVIDENCE_METADATA
 
 PAGE = 1000
 
@@ -49,22 +49,41 @@ def materializations_after(
         cursor = page.cursor
 
 
+def current_champion(instance: dg.DagsterInstance) -> str | None:
+    """The champion version as `champion_model` last recorded it (None before the first)."""
+    # Imported here: the evaluation assets import the training assets, which import this module.
+    from ml_assets.assets.evaluation import CHAMPION_METADATA, champion_model
+
+    event = instance.get_latest_materialization_event(champion_model.key)
+    materialization = event.asset_materialization if event else None
+    entry = materialization.metadata.get(CHAMPION_METADATA) if materialization else None
+    return str(entry.value) if entry is not None else None
+
+
 def evidence_after(
     instance: dg.DagsterInstance,
     target: dg.AssetKey,
     key: dg.AssetKey,
     settled_before: date | None = None,
 ) -> list[Evidence]:
-    """Evidence `key` recorded after `target` last materialized, latest per day; with
-    `settled_before`, only of days before it (labels of later days may still be arriving)."""
+    """Evidence `key` recorded about the current champion after `target` last materialized,
+    latest per day; with `settled_before`, only of days before it (labels of later days may
+    still be arriving).
+
+    Evidence about an earlier champion is answered: a retrain already replaced it (drift of
+    days compared while that retrain ran would otherwise start a second one).
+    """
+    champion = current_champion(instance)
     latest: dict[str, str] = {}
     for materialization in materializations_after(instance, target, key):
         day = materialization.partition
         entry = materialization.metadata.get(RETRAIN_EVIDENCE_METADATA)
+        version = materialization.metadata.get(EVIDENCE_VERSION_METADATA)
         if day is None:
             continue
+        about_champion = version is not None and str(version.value) == champion
         # A later run of the same day replaces its verdict: late labels can clear a day.
-        latest[day] = str(entry.value) if entry is not None else ""
+        latest[day] = str(entry.value) if entry is not None and about_champion else ""
     return [
         Evidence(key.to_user_string(), day, reason)
         for day, reason in sorted(latest.items())

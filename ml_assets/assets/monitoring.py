@@ -23,6 +23,7 @@ from ml_assets.constants import (
     DRIFT_WORST_FEATURES,
     DUCKDB_POOL,
     EVALUATION_METRIC_PREFIX,
+    EVIDENCE_VERSION_METADATA,
     INGESTION_DATE_COLUMN,
     LIVE_AUC_MARGIN,
     LIVE_LABEL_LOOKBACK_DAYS,
@@ -50,7 +51,7 @@ from ml_assets.monitoring.drift import (
 )
 from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_degradation
 from ml_assets.monitoring.performance import live_performance as live_performance_table
-from ml_assets.monitoring.served import log_digest, parse_prediction_logs
+from ml_assets.monitoring.served import log_digest, parse_prediction_logs, users_traffic
 from ml_assets.partitions import request_day_partitions
 from resources.mlflow_registry import ModelRegistry
 from resources.prediction_logs import PredictionLogs
@@ -211,7 +212,7 @@ def live_performance(
     """Per model version served that day: its predictions joined with the labels that arrived,
     scored as the offline evaluation scores (ROC and PR AUC, ECE, rates, precision, recall)."""
     day = context.partition_key
-    served = served_predictions.copy()
+    served = users_traffic(served_predictions).copy()
     # Logs written before the threshold was logged: the version's registered threshold.
     for version in served.loc[served["decision_threshold"].isna(), "model_version"].unique():
         registered = model_registry.get_version(str(version)).tags.get(THRESHOLD_TAG)
@@ -260,6 +261,7 @@ def live_performance(
             "over_time": dg.MetadataValue.md(markdown_image(plot, "live performance over time")),
             # Read by the retraining policy: a degraded day is evidence (empty: none).
             RETRAIN_EVIDENCE_METADATA: "; ".join(evidence),
+            EVIDENCE_VERSION_METADATA: str(champion.version) if champion else "none",
         },
     )
 
@@ -306,10 +308,11 @@ def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
         return pd.DataFrame(columns=list(FEATURE_COLUMNS))
     with warehouse.connect() as conn:
         logged = conn.execute(
-            f"select inputs from {WAREHOUSE_SCHEMA}.{SERVED.path[-1]} "
+            f"select complaint_id, inputs from {WAREHOUSE_SCHEMA}.{SERVED.path[-1]} "
             f"where {REQUEST_DATE_COLUMN} = ?",
             [pd.Timestamp(day).to_pydatetime()],
         ).fetchdf()
+    logged = users_traffic(logged)
     return to_model_inputs(pd.DataFrame([json.loads(i) for i in logged["inputs"]]))
 
 
@@ -382,7 +385,9 @@ def input_drift(
     yield dg.Output(
         table,
         metadata={
-            "reference_version": str(champion.version) if champion else "none: no champion yet",
+            EVIDENCE_VERSION_METADATA: str(champion.version)
+            if champion
+            else "none: no champion yet",
             "levels": dg.MetadataValue.json(levels),
             # Read by the retraining policy: drift or skew at the error level is evidence.
             RETRAIN_EVIDENCE_METADATA: _drift_evidence(sources, thresholds),

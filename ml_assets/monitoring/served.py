@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pydantic import ValidationError
 
-from ml_assets.constants import REQUEST_DATE_COLUMN
+from ml_assets.constants import REQUEST_DATE_COLUMN, SMOKE_COMPLAINT_ID_PREFIX
 from ml_assets.serving.schemas import LoggedPrediction
 
 SERVED_COLUMNS: dict[str, str] = {
@@ -112,3 +112,9 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
                 }
             )
     return ServedLog(_frame(served, SERVED_COLUMNS), _frame(quarantined, QUARANTINE_COLUMNS))
+
+
+def users_traffic(served: pd.DataFrame) -> pd.DataFrame:
+    """Served predictions without a deployment's smoke requests."""
+    ids = served["complaint_id"].astype("string").fillna("")
+    return served[~ids.str.startswith(SMOKE_COMPLAINT_ID_PREFIX)]

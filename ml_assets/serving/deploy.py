@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import requests
 
+from ml_assets.constants import SMOKE_COMPLAINT_ID_PREFIX
 from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
 from ml_assets.serving.schemas import ServingConfig
 
@@ -72,6 +73,10 @@ def smoke_test(
 ) -> SmokeResult:
     """Send records one by one and in one batch; raise when answers or version disagree."""
     latencies, served = [], []
+    records = [
+        {**record, "complaint_id": f"{SMOKE_COMPLAINT_ID_PREFIX}{i}"}
+        for i, record in enumerate(records)
+    ]
     for record in records:
         began = time.perf_counter()
         answer = requests.post(

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from ml_assets.assets.monitoring import INPUT_DRIFT, input_drift
-from ml_assets.constants import CHAMPION_ALIAS, RETRAIN_EVIDENCE_METADATA, WAREHOUSE_SCHEMA
+from ml_assets.constants import (
+    CHAMPION_ALIAS,
+    RETRAIN_EVIDENCE_METADATA,
+    SMOKE_COMPLAINT_ID_PREFIX,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.definitions import local_resources
 from ml_assets.model.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, MISSING_TOKEN
 from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT
@@ -169,7 +174,9 @@ def test_too_few_rows_are_not_judged() -> None:
     assert _compare(["Student loan"] * 3, [""] * 3).empty
 
 
-def _world(home: ProjectHome, day_products: list[str], served_products: list[str]) -> None:
+def _world(
+    home: ProjectHome, day_products: list[str], served_products: list[str], smoke: int = 0
+) -> None:
     """A champion whose run holds a reference profile, a day of features and of served requests."""
     resources = local_resources(home)
     registry = resources["model_registry"]
@@ -191,9 +198,12 @@ def _world(home: ProjectHome, day_products: list[str], served_products: list[str
     served = pd.DataFrame(
         {
             "request_date": pd.Timestamp(DAY),
+            # A deployment's smoke requests (evaluation rows) come last: not users' traffic.
+            "complaint_id": [f"r{i}" for i in range(len(served_products))]
+            + [f"{SMOKE_COMPLAINT_ID_PREFIX}{i}" for i in range(smoke)],
             "inputs": [
                 json.dumps({"product": p, "consumer_complaint_narrative": "late fee"})
-                for p in served_products
+                for p in [*served_products, *["Credit card"] * smoke]
             ],
         }
     )
@@ -222,7 +232,8 @@ def test_the_asset_errors_on_drifted_landed_days_and_warns_on_skewed_requests(
 ) -> None:
     home = ProjectHome(tmp_path / "home")
     # Landed: all mortgages (share 0.5 -> 1.0: error); served: 65 % mortgages (0.15 off: warn).
-    _world(home, ["Mortgage"] * 150, ["Mortgage"] * 130 + ["Credit card"] * 70)
+    # 100 smoke requests of credit cards would bring the share to 0.43 (ok) if counted.
+    _world(home, ["Mortgage"] * 150, ["Mortgage"] * 130 + ["Credit card"] * 70, smoke=100)
     result = _materialize(home)
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.constants import PARTITIONS_START_DATE, WAREHOUSE_SCHEMA
+from ml_assets.constants import (
+    PARTITIONS_START_DATE,
+    SMOKE_COMPLAINT_ID_PREFIX,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import MONITORING_ASSETS
 from ml_assets.model.features import LABEL
@@ -25,6 +29,7 @@ from ml_assets.monitoring.served import parse_prediction_logs
 from resources.home import ProjectHome
 
 DAY = "2016-01-05"
+SMOKE = SMOKE_COMPLAINT_ID_PREFIX
 
 
 def _log(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
@@ -133,7 +138,8 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
     version = client.create_model_version(
         registry.model_name, "file:///nowhere", mlflow_run.info.run_id
     )
-    rows = [("c1", 0.9), ("c2", 0.8), ("c3", 0.35), ("c4", 0.15)]
+    # The last is a deployment's smoke request (an evaluation row): logged, not users' traffic.
+    rows = [("c1", 0.9), ("c2", 0.8), ("c3", 0.35), ("c4", 0.15), (f"{SMOKE}7", 0.99)]
     folder = home.predictions / DAY
     folder.mkdir(parents=True)
     (folder / "replica.jsonl").write_text(
@@ -153,7 +159,7 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
         )
         + "\n"
     )
-    _features(home, {"c1": 1.0, "c2": 0.0, "c3": None, "c4": None})  # two labels so far
+    _features(home, {"c1": 1.0, "c2": 0.0, "c3": None, "c4": None, f"{SMOKE}7": 0.0})
 
     with dg.instance_for_test() as instance:
 
@@ -172,14 +178,16 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
         assert first["labelled"].value == 2
         assert "model_version |   served |   labelled" in first["by_version"].value
         assert first["over_time"].value.startswith("![live performance over time](data:image/png")
-        _features(home, {"c1": 1.0, "c2": 0.0, "c3": 1.0, "c4": 0.0})  # the late labels
+        _features(home, {"c1": 1.0, "c2": 0.0, "c3": 1.0, "c4": 0.0, f"{SMOKE}7": 0.0})
         assert ingest()["labelled"].value == 4
 
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         ((labelled, auc),) = conn.execute(
             f"select labelled, roc_auc from {WAREHOUSE_SCHEMA}.live_performance"
         ).fetchall()
-    assert (labelled, auc) == (4, 0.75)  # the day replaced, with every label
+    # The day replaced, with every label, and without the smoke request (0.99 for a 0 would
+    # have made it 5 labelled and an AUC of 0.5).
+    assert (labelled, auc) == (4, 0.75)
     history = client.get_metric_history(mlflow_run.info.run_id, "live_labelled")
     day_step = (pd.Timestamp(DAY) - pd.Timestamp(PARTITIONS_START_DATE)).days
     assert [(m.step, m.value) for m in history] == [(day_step, 2.0), (day_step, 4.0)]
