@@ -11,6 +11,8 @@ from ml_assets.partitions import (
     daily_partitions_before,
     pinned_today,
     platform_today,
+    request_day_partitions,
+    request_day_partitions_through,
 )
 from ml_assets_tests.world import TODAY, YESTERDAY
 
@@ -52,3 +54,13 @@ def test_unpinned_partitions_grow_with_the_clock() -> None:
 def test_the_suite_runs_in_its_pinned_world() -> None:
     assert platform_today() == TODAY
     assert daily_partitions.get_last_partition_key() == YESTERDAY.isoformat()
+
+
+def test_request_days_run_up_to_today_pinned_or_with_the_clock() -> None:
+    assert request_day_partitions.get_last_partition_key() == TODAY.isoformat()
+    assert daily_partitions.get_last_partition_key() == YESTERDAY.isoformat()
+    unpinned = request_day_partitions_through(None)
+    with freeze_time(datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)):
+        assert unpinned.get_last_partition_key() == "2026-11-30"
+    with freeze_time(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)):
+        assert unpinned.get_last_partition_key() == "2026-12-01"

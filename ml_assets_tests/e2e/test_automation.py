@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.constants import AUC_FLOOR, TRAINING_WINDOW_DAYS
+from ml_assets.constants import AUC_FLOOR, DRIFT_RECENT_DAYS, TRAINING_WINDOW_DAYS
 from ml_assets.operations import RunSummary, runs_after, wait_quiet
 from ml_assets_tests.e2e.dagster_daemon import (
     landing_sensor_skips,
@@ -39,6 +39,7 @@ LATE_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=90)).isoformat()
 TOUCHED_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=91)).isoformat()
 CHANGED_DAY = DAYS[4]
 assert TRAINING_WINDOW_DAYS < 90, "the scenarios' late days must stay outside the training window"
+assert DRIFT_RECENT_DAYS < 90, "the scenarios' late days must stay outside the drift window"
 GENERATE = ["--rows-per-day", "300", "--seed", "7"]
 GENERATE += ["--narrative-share", str(LEARNABLE.share), "--text-signal", str(LEARNABLE.strength)]
 DAEMON_ENV = {
@@ -272,6 +273,8 @@ def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Plat
     expected = {f"complaint_features[{d}]" for d in days} | {"deployed_model"}
     # Nothing was served on those days: the monitoring assets are missing there, as before.
     expected |= {f"{name}[{d}]" for name in MONITORING for d in days}
+    # The late days are older than DRIFT_RECENT_DAYS: automation never measured their drift.
+    expected |= {f"input_drift[{d}]" for d in (LATE_DAY, TOUCHED_DAY)}
     assert stale_set(platform.instance, workspace, days) == expected
 
     # 4: the daemon on the new code reruns features everywhere and the model chain, no more.
@@ -292,7 +295,7 @@ def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Plat
     assert partitions_of(runs, "complaint_features") == days
     ran = {a for r in runs for a in r.assets}
     assert ran == {"complaint_features", "input_drift"} | MODEL_CHAIN | {"deployed_model"}
-    assert partitions_of(runs, "input_drift") == days
+    assert partitions_of(runs, "input_drift") == DAYS  # the recent days
     # The same 12 days and the same mapping: the retrained model is the first one again, so it
     # is blessed and promoted, and the run stops at deployed_model.
     (training,) = training_runs(runs)
