@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import requests
 
@@ -50,6 +49,7 @@ from ml_assets.model.features import RAW_INPUT_FIELDS
 from ml_assets.operations import runs_after, wait_quiet, wait_until
 from resources.home import ProjectHome
 from resources.local_services import running_pid
+from resources.warehouse import Warehouse
 
 # The platform's settings for the story: the count trigger needs every stable day for the first
 # model, so the drifted days alone never reach it; no calendar trigger; today's logs ingested as
@@ -122,13 +122,11 @@ def _serve(endpoint: str, complaints: list[dict]) -> str:
 
 def _query(home: ProjectHome, table: str, sql: str, params: list[object]) -> pd.DataFrame:
     """Rows of a warehouse table (none when the table does not exist yet)."""
-    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
-        exists = conn.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [WAREHOUSE_SCHEMA, table],
-        ).fetchone()[0]
-        return conn.execute(sql, params).fetchdf() if exists else pd.DataFrame()
+    warehouse = Warehouse(database=str(home.warehouse))
+    if not warehouse.has_table(WAREHOUSE_SCHEMA, table):
+        return pd.DataFrame()
+    with warehouse.connect() as conn:
+        return conn.execute(sql, params).fetchdf()
 
 
 def _drift_summary(home: ProjectHome, first: date, last: date, source: str) -> str:

@@ -67,12 +67,19 @@ class TransactionalDuckDbClient(DuckDbClient):
     ) -> None:
         # The stock client catches the error of a missing table, but a failed statement aborts
         # the enclosing transaction in DuckDB: look the table up instead.
-        exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchone()[0]
-        if exists:
+        if table_exists(connection, table_slice.schema, table_slice.table):
             connection.execute(_get_cleanup_statement(table_slice))
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether schema.table exists (looked up: a failed statement aborts DuckDB's transaction)."""
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
 
 
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
@@ -162,6 +169,11 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def has_table(self, schema: str, table: str) -> bool:
+        """Whether schema.table exists yet (an asset may run before the one that creates it)."""
+        with self.connect() as conn:
+            return table_exists(conn, schema, table)
 
     def partition_counts(
         self, table: str, partition_column: str, days: Sequence[str]

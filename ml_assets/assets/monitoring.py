@@ -145,25 +145,13 @@ def _labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:
         ).fetchdf()
 
 
-def _table_exists(warehouse: Warehouse, table: str) -> bool:
-    """Whether the warehouse has the table yet (a monitoring asset may run before its inputs)."""
-    with warehouse.connect() as conn:
-        return bool(
-            conn.execute(
-                "select count(*) from information_schema.tables where table_schema = ? "
-                "and table_name = ?",
-                [WAREHOUSE_SCHEMA, table],
-            ).fetchone()[0]
-        )
-
-
 def _history(warehouse: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
     """Earlier days of live_performance, for the plot over time."""
-    if not _table_exists(warehouse, "live_performance"):
+    if not warehouse.has_table(WAREHOUSE_SCHEMA, LIVE_PERFORMANCE.path[-1]):
         return pd.DataFrame()
     with warehouse.connect() as conn:
         return conn.execute(
-            f"select * from {WAREHOUSE_SCHEMA}.live_performance where {REQUEST_DATE_COLUMN} "
+            f"select * from {WAREHOUSE_SCHEMA}.{LIVE_PERFORMANCE.path[-1]} where {REQUEST_DATE_COLUMN} "
             "between ? and ? - interval 1 day",
             [(day - pd.Timedelta(days=LIVE_PLOT_DAYS)).to_pydatetime(), day.to_pydatetime()],
         ).fetchdf()
@@ -292,7 +280,7 @@ class DriftConfig(dg.Config):
 
 def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Series]:
     """The day's landed complaints as model inputs, and their labels (NaN until they arrive)."""
-    if not _table_exists(warehouse, complaint_features.key.path[-1]):
+    if not warehouse.has_table(WAREHOUSE_SCHEMA, complaint_features.key.path[-1]):
         return pd.DataFrame(columns=list(FEATURE_COLUMNS)), pd.Series(dtype="float64")
     with warehouse.connect() as conn:
         rows = conn.execute(
@@ -304,7 +292,7 @@ def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Ser
 
 def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
     """The day's served requests, mapped to model inputs exactly as the endpoint maps them."""
-    if not _table_exists(warehouse, SERVED.path[-1]):
+    if not warehouse.has_table(WAREHOUSE_SCHEMA, SERVED.path[-1]):
         return pd.DataFrame(columns=list(FEATURE_COLUMNS))
     with warehouse.connect() as conn:
         logged = conn.execute(
