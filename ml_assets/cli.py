@@ -20,7 +20,7 @@ from ml_assets.constants import (
 )
 from ml_assets.ingest.cfpb_format import LandingFileError
 from ml_assets.ingest.generator import NARRATIVE_SHARE, Drift
-from resources.home import ProjectHome, project_home
+from resources.home import ProjectHome, make_private, project_home
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
 DAGSTER_YAML = """\
@@ -471,7 +471,14 @@ def cmd_predict(args: argparse.Namespace, home: ProjectHome) -> int:
     else:
         lines = Path(args.file).read_text().splitlines()
         complaints = [json.loads(line) for line in lines if line.strip()]
-    answer = requests.post(f"{args.url}/predict", json={"complaints": complaints}, timeout=60)
+    from ml_assets.serving.auth import bearer_headers, configured_token
+
+    answer = requests.post(
+        f"{args.url}/predict",
+        json={"complaints": complaints},
+        headers=bearer_headers(configured_token()),
+        timeout=60,
+    )
     if not answer.ok:
         print(f"error {answer.status_code}: {answer.text}", file=sys.stderr)
         return 1
@@ -799,6 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--days must be at least 1", file=sys.stderr)
         return 2
     home = project_home(args.home)
+    make_private(home)
     try:
         return args.func(args, home)
     except (LandingFileError, FileNotFoundError) as exc:

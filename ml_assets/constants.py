@@ -273,6 +273,12 @@ LIVE_PLOT_DAYS: Final = 60  # request days shown in live_performance's plot
 # A deployment's smoke requests carry complaint ids with this prefix: logged like any request
 # (nothing is hidden), left out of live performance and skew, which are about users' traffic.
 SMOKE_COMPLAINT_ID_PREFIX: Final = "deploy-smoke-"
+# When set, the endpoint's /predict and /model need `Authorization: Bearer <this token>`.
+API_TOKEN_ENV_VAR: Final = "ML_ASSETS_API_TOKEN"
+# Prediction logs hold what users sent (masked): a day's files are deleted once they are this
+# many days old and every line of them is in the warehouse (served or quarantined).
+PREDICTION_RETENTION_ENV_VAR: Final = "ML_ASSETS_PREDICTION_RETENTION_DAYS"
+DEFAULT_PREDICTION_RETENTION_DAYS: Final = 30
 DRIFT_DATE_COLUMN: Final = "drift_date"  # input_drift's partition: the ingestion and request day
 # input_drift runs by itself for days this recent only: older days are history, not news, and a
 # backfill of years would otherwise compare every one of them with today's model.

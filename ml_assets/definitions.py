@@ -9,7 +9,14 @@ import dagster as dg
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.monitoring import served_predictions
 from ml_assets.automation import RetrainPolicy, automated_assets
-from ml_assets.constants import MLFLOW_EXPERIMENT, MODEL_NAME, WAREHOUSE_SCHEMA
+from ml_assets.constants import (
+    API_TOKEN_ENV_VAR,
+    DEFAULT_PREDICTION_RETENTION_DAYS,
+    MLFLOW_EXPERIMENT,
+    MODEL_NAME,
+    PREDICTION_RETENTION_ENV_VAR,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.jobs import (
     DATA_LAYER_KEYS,
     MODEL_LAYER_CHECKS,
@@ -20,7 +27,7 @@ from ml_assets.jobs import (
 )
 from ml_assets.partitions import daily_partitions, request_day_partitions
 from resources.alerts import FileAndWebhookNotifier
-from resources.home import ProjectHome, project_home
+from resources.home import PRIVATE_UMASK, ProjectHome, project_home
 from resources.landing_zone import LocalLandingZone
 from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
 from resources.prediction_logs import PredictionLogs
@@ -51,7 +58,12 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
         "model_io_manager": dg.FilesystemIOManager(base_dir=str(home.storage)),
         "warehouse": Warehouse(database=str(home.warehouse)),
         "landing_zone": LocalLandingZone(root=str(home.landing)),
-        "prediction_logs": PredictionLogs(root=str(home.predictions)),
+        "prediction_logs": PredictionLogs(
+            root=str(home.predictions),
+            retention_days=int(
+                os.environ.get(PREDICTION_RETENTION_ENV_VAR, DEFAULT_PREDICTION_RETENTION_DAYS)
+            ),
+        ),
         "mlflow": mlflow_tracking_resource(tracking_uri, MLFLOW_EXPERIMENT, artifacts),
         "ray_cluster": RayCluster(
             address=os.environ.get("RAY_ADDRESS", f"127.0.0.1:{DEFAULT_GCS_PORT}"),
@@ -59,6 +71,7 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
             predictions_dir=str(home.predictions),
             http_host=os.environ.get("ML_ASSETS_SERVE_HOST", "127.0.0.1"),
             http_port=int(os.environ.get("ML_ASSETS_SERVE_PORT", "8000")),
+            api_token=dg.EnvVar(API_TOKEN_ENV_VAR) if os.environ.get(API_TOKEN_ENV_VAR) else "",
         ),
         "failure_notifier": FileAndWebhookNotifier(
             path=str(home.logs / "run_failures.jsonl"),
@@ -101,6 +114,9 @@ def build_definitions(
         raise ValueError(
             f"{ENVIRONMENT_ENV_VAR}={environment!r} is not one of {sorted(RESOURCES_BY_ENVIRONMENT)}"
         )
+    # What the code server and its runs write is owner-only, also when `dagster dev` was started
+    # without the CLI (which makes the home itself private).
+    os.umask(PRIVATE_UMASK)
     interval = int(os.environ.get(SENSOR_INTERVAL_ENV_VAR, DEFAULT_SENSOR_INTERVAL_S))
     intraday = os.environ.get(INTRADAY_INGEST_ENV_VAR, "").strip()
     automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -25,6 +25,7 @@ from ml_assets.operations import (
     wait_quiet,
     wait_until,
 )
+from ml_assets.serving.auth import bearer_headers, configured_token
 from resources.home import ProjectHome
 from resources.local_services import (
     group_pids,
@@ -214,7 +215,10 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
             raise RuntimeError(f"nothing serves at {settings.endpoint} after deployment: {health}")
         before = str(health["model_version"])
         answer = requests.post(
-            f"{settings.endpoint}/predict", json={"complaints": [SAMPLE_COMPLAINT]}, timeout=60
+            f"{settings.endpoint}/predict",
+            json={"complaints": [SAMPLE_COMPLAINT]},
+            headers=bearer_headers(configured_token()),
+            timeout=60,
         )
         answer.raise_for_status()
         print(f"prediction from {settings.endpoint}/predict: {json.dumps(answer.json())}")

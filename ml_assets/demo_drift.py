@@ -47,6 +47,7 @@ from ml_assets.ingest.cfpb_format import read_complaints_csv
 from ml_assets.ingest.generator import Drift, generate_day
 from ml_assets.model.features import RAW_INPUT_FIELDS
 from ml_assets.operations import runs_after, wait_quiet, wait_until
+from ml_assets.serving.auth import bearer_headers, configured_token
 from resources.home import ProjectHome
 from resources.local_services import running_pid
 from resources.warehouse import Warehouse
@@ -113,6 +114,7 @@ def _serve(endpoint: str, complaints: list[dict]) -> str:
         answer = requests.post(
             f"{endpoint}/predict",
             json={"complaints": complaints[start : start + REQUEST_BATCH]},
+            headers=bearer_headers(configured_token()),
             timeout=120,
         )
         answer.raise_for_status()

@@ -31,6 +31,7 @@ def test_definitions_load_with_every_asset_check_job_and_sensor() -> None:
     assert {k.name for k in graph.asset_check_keys} == {
         "rows_reconcile",
         "typed_contract",
+        "no_unmasked_pii",
         "rejected_rate",
         "label_balance",
         "blessing",

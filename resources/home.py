@@ -15,6 +15,10 @@ COMPLAINTS_FOLDER = "complaints"
 UNROUTABLE_FOLDER = "_unroutable"
 # Where a loader spools day files before renaming them in (a dot folder no reader lists).
 STAGING_FOLDER = ".staging"
+# The home holds raw complaints (narratives with whatever PII they carry), prediction logs and
+# tokens: owner-only folders (0700) and files (0600), whatever the user's umask.
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,18 @@ class ProjectHome:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+
+def make_private(home: ProjectHome) -> None:
+    """Create the home owner-only and make this process (and what it starts) create private files.
+
+    The umask covers every writer at once (DuckDB, SQLite, MLflow, Dagster, Ray and the Serve
+    replicas it starts); the home's own folder is closed too, so anything older under it that
+    was created more openly is not reachable by others either.
+    """
+    os.umask(PRIVATE_UMASK)
+    home.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    home.root.chmod(PRIVATE_DIR_MODE)
 
 
 def project_home(root: str | os.PathLike[str] | None = None) -> ProjectHome:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from resources.landing_zone import is_day_folder
 
@@ -22,9 +24,16 @@ class LogFile:
 
 
 class PredictionLogs(dg.ConfigurableResource):
-    """Lists and reads the daily JSON-lines logs the endpoint's replicas write (read-only)."""
+    """Lists and reads the daily JSON-lines logs the endpoint's replicas write; deletes expired days."""
 
     root: str
+    retention_days: int = Field(default=30, ge=1, description="days a log is kept once ingested")
+
+    def delete_day(self, day: str) -> None:
+        """Delete one day's log folder (the retention rule decides which, and only once ingested)."""
+        if not is_day_folder(day):
+            raise ValueError(f"{day!r} is not a day folder name")
+        shutil.rmtree(Path(self.root) / day)
 
     def days(self) -> list[str]:
         """The day folders (YYYY-MM-DD) that hold logs, oldest first."""

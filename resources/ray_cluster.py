@@ -130,6 +130,9 @@ class RayCluster(dg.ConfigurableResource):
     predictions_dir: str
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # The endpoint's bearer token ("" leaves it open); set from ML_ASSETS_API_TOKEN as an EnvVar,
+    # so the UI shows the variable's name, never the token.
+    api_token: str = ""
 
     @property
     def endpoint(self) -> str:

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -172,6 +173,8 @@ class Warehouse(dg.ConfigurableResource):
 
     def has_table(self, schema: str, table: str) -> bool:
         """Whether schema.table exists yet (an asset may run before the one that creates it)."""
+        if not Path(self.database).exists():  # nothing was written yet, so no table either
+            return False
         with self.connect() as conn:
             return table_exists(conn, schema, table)
 

@@ -16,16 +16,21 @@ from ml_assets.constants import (
     DUCKDB_POOL,
     INGESTION_DATE_COLUMN,
     LANDING_ASSET_GROUP,
+    NARRATIVE_COLUMN,
+    RAW_RECORD_COLUMN,
     WAREHOUSE_SCHEMA,
 )
 from ml_assets.ingest.cfpb_format import LandingFileError, read_landing_days
 from ml_assets.ingest.landing import landing_digest
 from ml_assets.partitions import daily_partitions
+from ml_assets.privacy import scrub_columns
 from resources.landing_zone import LandingZone
 
 # Stored per day in DuckDB; the IO manager replaces exactly the run's days, in one transaction.
 PARTITIONED_TABLE = {"partition_expr": INGESTION_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA}
 RAW = dg.AssetKey("raw_complaints")
+# Free text a consumer wrote (the narrative, and a malformed record's raw line, which holds it).
+FREE_TEXT_COLUMNS = (NARRATIVE_COLUMN, RAW_RECORD_COLUMN)
 
 
 def _landing_files(
@@ -55,7 +60,7 @@ def _day_record(day_files: list[tuple[str, bytes]], rows: pd.DataFrame) -> DayRe
     partitions_def=daily_partitions,
     metadata=PARTITIONED_TABLE,
     group_name=LANDING_ASSET_GROUP,
-    code_version="1",
+    code_version="2",
     pool=DUCKDB_POOL,
     backfill_policy=DAILY_BACKFILL_POLICY,
     kinds={"pandas", "duckdb"},
@@ -73,7 +78,8 @@ def raw_complaints(
             "PATH`), or pick days that have files."
         )
     try:
-        frame = read_landing_days(files)
+        # Personal data stays in the landing zone (the raw zone): the warehouse gets it masked.
+        frame = scrub_columns(read_landing_days(files), FREE_TEXT_COLUMNS)
     except LandingFileError as exc:
         raise dg.Failure(str(exc)) from exc
     by_day = dict(iter(frame.groupby(INGESTION_DATE_COLUMN, sort=False)))

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import pandas as pd
@@ -51,8 +52,14 @@ from ml_assets.monitoring.drift import (
 )
 from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_degradation
 from ml_assets.monitoring.performance import live_performance as live_performance_table
-from ml_assets.monitoring.served import log_digest, parse_prediction_logs, users_traffic
-from ml_assets.partitions import request_day_partitions
+from ml_assets.monitoring.served import (
+    expired_days,
+    line_count,
+    log_digest,
+    parse_prediction_logs,
+    users_traffic,
+)
+from ml_assets.partitions import platform_today, request_day_partitions
 from resources.mlflow_registry import ModelRegistry
 from resources.prediction_logs import PredictionLogs
 from resources.warehouse import Warehouse
@@ -92,12 +99,20 @@ LOGGED_FIGURES = ("labelled", "roc_auc", "pr_auc", "ece", "mean_probability", "p
     ],
 )
 def served_predictions(
-    context: dg.AssetExecutionContext, prediction_logs: PredictionLogs
+    context: dg.AssetExecutionContext, prediction_logs: PredictionLogs, warehouse: Warehouse
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The request day's logged predictions (model version, time, inputs, outputs), and the lines
-    that could not be read, each with its reason."""
+    that could not be read, each with its reason; expired days' logs deleted once stored."""
     day = context.partition_key
+    today = platform_today()
     files = prediction_logs.files_for_day(day)
+    if not files and day in expired_days([day], today, prediction_logs.retention_days):
+        raise dg.Failure(
+            f"the prediction logs of {day} are past their retention "
+            f"({prediction_logs.retention_days} days) and were deleted once ingested: the rows "
+            "stored for it stay as they are (rerunning would replace them with nothing)"
+        )
+    deleted = _delete_expired_logs(prediction_logs, warehouse, today, keep=day)
     log = parse_prediction_logs(day, [(f.name, prediction_logs.read_bytes(f)) for f in files])
     # Names and sizes decide the version: logs only grow, and a day read once is not read again
     # until a writer appends to it.
@@ -114,6 +129,7 @@ def served_predictions(
             "model_versions": {
                 str(v): int(n) for v, n in predictions["model_version"].value_counts().items()
             },
+            "expired_log_days_deleted": deleted,
         },
     )
     reasons = quarantined["reason"].value_counts()
@@ -133,6 +149,28 @@ def served_predictions(
             "reasons": {str(r): int(n) for r, n in reasons.head(10).items()},
         },
     )
+
+
+def _delete_expired_logs(
+    logs: PredictionLogs, warehouse: Warehouse, today: date, keep: str
+) -> list[str]:
+    """Delete the log folders past retention whose every line is stored (served or quarantined)."""
+    expired = [d for d in expired_days(logs.days(), today, logs.retention_days) if d != keep]
+    if not expired:
+        return []
+    stored = dict.fromkeys(expired, 0)
+    for key in (SERVED, QUARANTINED):
+        table = f"{WAREHOUSE_SCHEMA}.{key.path[-1]}"
+        if warehouse.has_table(WAREHOUSE_SCHEMA, key.path[-1]):
+            for d, n in warehouse.partition_counts(table, REQUEST_DATE_COLUMN, expired).items():
+                stored[d] += n
+    deleted = []
+    for d in expired:
+        lines = sum(line_count(logs.read_bytes(f)) for f in logs.files_for_day(d))
+        if lines == stored[d]:  # anything not yet stored waits for its own run
+            logs.delete_day(d)
+            deleted.append(d)
+    return deleted
 
 
 def _labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:

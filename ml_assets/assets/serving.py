@@ -10,7 +10,8 @@ from ml_assets.constants import CHAMPION_ALIAS, DEFAULT_DECISION_THRESHOLD, THRE
 from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.promotion import ChampionChange
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
-from ml_assets.serving.schemas import DEFAULT_MAX_COMPLAINTS, ServingConfig
+from ml_assets.serving.auth import token_digest
+from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
@@ -24,12 +25,16 @@ class DeploymentConfig(dg.Config):
         default=20, ge=1, description="evaluation complaints sent as smoke requests"
     )
     max_complaints: int = Field(
-        default=DEFAULT_MAX_COMPLAINTS, ge=1, description="per /predict request"
+        default=MAX_COMPLAINTS, ge=1, le=MAX_COMPLAINTS, description="per /predict request"
     )
 
 
 def serving_config(
-    registry: ModelRegistry, version: str, predictions_dir: str, max_complaints: int
+    registry: ModelRegistry,
+    version: str,
+    predictions_dir: str,
+    max_complaints: int,
+    api_token: str = "",
 ) -> ServingConfig:
     """The Serve `user_config` of a registered version, with its provenance."""
     found = registry.get_version(version)
@@ -42,6 +47,7 @@ def serving_config(
         decision_threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
         predictions_dir=predictions_dir,
         max_complaints=max_complaints,
+        api_token_sha256=token_digest(api_token) if api_token else None,
         provenance={
             "alias": CHAMPION_ALIAS,
             "mlflow_run_id": found.run_id,
@@ -82,7 +88,11 @@ def deployed_model(
     from ml_assets.serving.deploy import deploy, features_to_record, served_version, smoke_test
 
     wanted = serving_config(
-        model_registry, champion_model.champion, ray_cluster.predictions_dir, config.max_complaints
+        model_registry,
+        champion_model.champion,
+        ray_cluster.predictions_dir,
+        config.max_complaints,
+        ray_cluster.api_token,
     )
     ray_cluster.connect()
     previous = served_version(ray_cluster.endpoint)
@@ -94,12 +104,22 @@ def deployed_model(
     expected = predict_proba(model, sample[list(FEATURE_COLUMNS)])
     records = [features_to_record(r) for r in sample[list(FEATURE_COLUMNS)].to_dict("records")]
     try:
-        smoke = smoke_test(ray_cluster.endpoint, records, expected, wanted.model_version)
+        smoke = smoke_test(
+            ray_cluster.endpoint,
+            records,
+            expected,
+            wanted.model_version,
+            ray_cluster.api_token or None,
+        )
     except (RuntimeError, OSError) as exc:
         if previous and previous != wanted.model_version:
             deploy(
                 serving_config(
-                    model_registry, previous, wanted.predictions_dir or "", wanted.max_complaints
+                    model_registry,
+                    previous,
+                    wanted.predictions_dir or "",
+                    wanted.max_complaints,
+                    ray_cluster.api_token,
                 ),
                 ray_cluster.http_host,
                 ray_cluster.http_port,

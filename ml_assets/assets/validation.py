@@ -26,6 +26,7 @@ from ml_assets.ingest.quality import (
     reconcile_counts,
     rejected_rate_verdict,
     typed_contract_verdict,
+    unmasked_pii_verdict,
 )
 from ml_assets.ingest.validation import (
     ValidationResult,
@@ -52,6 +53,13 @@ VALIDATION_CHECKS = (
         _ERROR,
         True,
         "Validated rows satisfy the ValidatedComplaints pandera model.",
+    ),
+    (
+        "no_unmasked_pii",
+        _ERROR,
+        True,
+        "No validated narrative holds an e-mail, phone, SSN, card, account or routing number, "
+        "URL or street address (raw_complaints masks them; this catches what it misses).",
     ),
     ("rejected_rate", _WARN, False, "Share of rejected rows stays under the threshold."),
     (
@@ -145,6 +153,7 @@ def validate_complaints(
         )
         day_typed = _failures_of_day(typed, result.valid, day) if len(typed) else typed
         verdicts["typed_contract"][day] = typed_contract_verdict(day_typed)
+        verdicts["no_unmasked_pii"][day] = unmasked_pii_verdict(day_result.valid)
         verdicts["rejected_rate"][day] = rejected_rate_verdict(
             day_read, day_result.rejected, day_result.rule_counts
         )

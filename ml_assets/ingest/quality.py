@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -14,9 +15,11 @@ from ml_assets.constants import (
     LABEL_COLUMN,
     MAX_REJECTED_RATE,
     MIN_LABELLED_FOR_BALANCE,
+    NARRATIVE_COLUMN,
     SOURCE_FILE_COLUMN,
     SOURCE_LINE_COLUMN,
 )
+from ml_assets.privacy import find_pii
 
 
 @dataclass(frozen=True)
@@ -119,4 +122,33 @@ def label_balance_verdict(valid: pd.DataFrame) -> QualityVerdict:
         + ("within" if passed else "outside")
         + f" the expected [{low:.2f}, {high:.2f}]",
         {"dispute_rate": round(rate, 4), "labelled": len(labels)},
+    )
+
+
+def unmasked_pii_verdict(valid: pd.DataFrame) -> QualityVerdict:
+    """No narrative holds unmasked personal data (the values themselves are never shown)."""
+    narratives = valid[NARRATIVE_COLUMN] if NARRATIVE_COLUMN in valid.columns else pd.Series()
+    hits = [(i, find_pii(text)) for i, text in narratives.items() if isinstance(text, str)]
+    hits = [(i, found) for i, found in hits if found]
+    counts = Counter(match.kind for _, found in hits for match in found)
+    total = sum(counts.values())
+    figures: dict[str, float | int | str] = {
+        "unmasked_pii": total,
+        "narratives_with_pii": len(hits),
+        **{f"pii {kind}": n for kind, n in sorted(counts.items())},
+    }
+    if not total:
+        return QualityVerdict(
+            True, f"no unmasked personal data in {narratives.count()} narratives", figures
+        )
+    sample = valid.loc[[i for i, _ in hits]].assign(
+        pii_kinds=[", ".join(sorted({m.kind for m in found})) for _, found in hits]
+    )
+    columns = [c for c in (SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN, "complaint_id") if c in sample]
+    return QualityVerdict(
+        False,
+        f"{total} pieces of unmasked personal data in {len(hits)} narratives: the scrubber "
+        "(ml_assets/privacy.py) missed them; fix it and rematerialize raw_complaints",
+        figures,
+        markdown_sample(sample, [*columns, "pii_kinds"]),
     )

@@ -6,11 +6,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import pandas as pd
 from pydantic import ValidationError
 
-from ml_assets.constants import REQUEST_DATE_COLUMN, SMOKE_COMPLAINT_ID_PREFIX
+from ml_assets.constants import NARRATIVE_COLUMN, REQUEST_DATE_COLUMN, SMOKE_COMPLAINT_ID_PREFIX
+from ml_assets.privacy import scrub, scrub_record
 from ml_assets.serving.schemas import LoggedPrediction
 
 SERVED_COLUMNS: dict[str, str] = {
@@ -49,6 +51,17 @@ def log_digest(files: Iterable[tuple[str, int]]) -> str:
     """The version of a day's logs: their names and sizes (the writers only ever append)."""
     text = "\n".join(f"{name}\t{size}" for name, size in sorted(files))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def line_count(data: bytes) -> int:
+    """The records in a log file's bytes, as `parse_prediction_logs` numbers them."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def expired_days(days: Iterable[str], today: date, retention_days: int) -> list[str]:
+    """The log days (YYYY-MM-DD) older than the retention period, oldest first."""
+    cutoff = today - timedelta(days=retention_days)
+    return sorted(day for day in days if date.fromisoformat(day) < cutoff)
 
 
 def _reason(error: ValidationError) -> str:
@@ -90,12 +103,13 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
                         REQUEST_DATE_COLUMN: request_date,
                         "source_file": name,
                         "line_number": number,
-                        "line": line,
+                        "line": scrub(line),
                         "reason": reason,
                     }
                 )
                 continue
-            inputs = logged.inputs.model_dump(exclude_none=True)
+            # Masked again: logs written before the endpoint scrubbed, or by another writer.
+            inputs = scrub_record(logged.inputs.model_dump(exclude_none=True), (NARRATIVE_COLUMN,))
             served.append(
                 {
                     REQUEST_DATE_COLUMN: request_date,

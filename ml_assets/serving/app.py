@@ -4,85 +4,108 @@
 (`ServingConfig`) naming the model version, and moves versions with in-place reconfigures.
 """
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
+from ml_assets.constants import NARRATIVE_COLUMN
+from ml_assets.privacy import scrub_record
+from ml_assets.serving.auth import token_matches
 from ml_assets.serving.feedback import PredictionLog
+from ml_assets.serving.guard import ComplaintBudget, RequestGuard
 from ml_assets.serving.predictor import split_by_lengths
 from ml_assets.serving.schemas import (
+    MAX_ERROR_DETAILS,
+    ErrorResponse,
     Health,
     ModelInfo,
     Prediction,
     PredictRequest,
     PredictResponse,
     ServingConfig,
+    ValidationErrorItem,
+    ValidationErrorResponse,
 )
 
 logger = logging.getLogger(__name__)
-MAX_BODY_BYTES = 8 * 1024 * 1024
-
+FREE_TEXT_FIELDS = frozenset({NARRATIVE_COLUMN})
+# Complaints per model call: a request's list is scored in chunks of at most this many, and
+# `@serve.batch` fills a batch up to it counting complaints, not requests.
+BATCH_COMPLAINTS = 64
+# Complaints a replica holds at once (parsed, queued or being scored); requests beyond it wait.
+MAX_ONGOING_COMPLAINTS = 4096
+# Requests a replica accepts at once: many single-complaint requests must be in flight for
+# batches to form, and MAX_ONGOING_COMPLAINTS bounds what large ones cost.
+MAX_ONGOING_REQUESTS = 256
 
 api = FastAPI(
     title="CFPB complaint dispute model",
     description="Probability that a consumer disputes a complaint, from its raw CFPB fields.",
     version="1",
 )
+api.add_middleware(RequestGuard)
+bearer = HTTPBearer(auto_error=False, description="Needed when the server sets a token")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-class BodySizeLimit:
-    """Refuse bodies over the limit (413) from their Content-Length, before reading them."""
-
-    # A plain ASGI middleware: `@api.middleware("http")` would wrap every request in Starlette's
-    # BaseHTTPMiddleware (task group, memory stream, response wrapper), which bench/serving.py
-    # measured at about a third of the replica's CPU per single-complaint request.
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if value.isdigit() and int(value) > MAX_BODY_BYTES:
-                        answer = JSONResponse(
-                            status_code=413, content={"detail": f"body over {MAX_BODY_BYTES} bytes"}
-                        )
-                        await answer(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content=ErrorResponse(detail=detail).model_dump(), headers=headers
+    )
 
 
-api.add_middleware(BodySizeLimit)
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of the given error statuses, each with the body it really has."""
+    described = {
+        400: "The body is not JSON",
+        401: "The server requires a bearer token, and none or a wrong one was sent",
+        413: "The body is over MAX_BODY_BYTES, or the complaints over the deployment's maximum",
+        422: "A field is invalid (the first errors, and their count)",
+        503: "No model is loaded yet",
+    }
+    return {
+        status: {
+            "model": ValidationErrorResponse if status == 422 else ErrorResponse,
+            "description": described[status],
+        }
+        for status in statuses
+    }
 
 
 @api.exception_handler(RequestValidationError)
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """400 for a body that is not JSON at all, 422 naming the field otherwise."""
+    """400 for a body that is not JSON at all, 422 with FastAPI's `loc` otherwise (capped)."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse(status_code=400, content={"detail": "the body is not valid JSON"})
-    detail = [
-        {
-            "field": ".".join(str(p) for p in e.get("loc", ())[1:]),
-            "message": e.get("msg"),
-            "type": e.get("type"),
-        }
-        for e in errors
-    ]
-    return JSONResponse(status_code=422, content={"detail": detail})
+        return _error(400, "the body is not valid JSON")
+    body = ValidationErrorResponse(
+        detail=[
+            ValidationErrorItem(
+                loc=list(e.get("loc", ())), msg=str(e.get("msg")), type=str(e.get("type"))
+            )
+            for e in errors[:MAX_ERROR_DETAILS]
+        ],
+        error_count=len(errors),
+    )
+    return JSONResponse(status_code=422, content=body.model_dump())
+
+
+def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
+    return sum(len(b) for b in batches)
 
 
 @serve.deployment(
     # Batches can only form when many requests are in flight at once at the replica.
-    max_ongoing_requests=256,
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
     ray_actor_options={"num_cpus": 1},
     logging_config={"enable_access_log": False},
 )
@@ -95,6 +118,7 @@ class DisputeModelServer:
         self.predictor: Any = None
         self.feedback: PredictionLog | None = None
         self.deployed_at = ""
+        self.budget = ComplaintBudget(MAX_ONGOING_COMPLAINTS)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Load the configured version (if it changed), then switch to it in one assignment."""
@@ -118,27 +142,62 @@ class DisputeModelServer:
     # No waiting for a batch to fill: under load the requests that queued while the previous
     # batch ran form the next one anyway, and a lone request is not held back (measured in
     # bench/serving.py: 142 -> 520 req/s at 1 client, p99 at 64 clients 57 -> 41 ms).
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
+    @serve.batch(
+        max_batch_size=BATCH_COMPLAINTS,
+        batch_wait_timeout_s=0.0,
+        batch_size_fn=_complaint_count,
+    )
     async def _score(self, batches: list[list[dict[str, Any]]]) -> list[np.ndarray]:
         flat = [record for batch in batches for record in batch]
         probabilities = self.predictor.predict_records(flat)
         return split_by_lengths(probabilities, [len(b) for b in batches])
 
-    @api.post("/predict", response_model=PredictResponse)
-    async def predict(self, body: PredictRequest) -> Any:
-        """Dispute probabilities for 1 to `max_complaints` complaints."""
-        config, predictor = self.config, self.predictor
-        if config is None or predictor is None:
-            return JSONResponse(status_code=503, content={"detail": "no model loaded yet"})
-        if len(body.complaints) > config.max_complaints:
-            return JSONResponse(
-                status_code=413,
-                content={
-                    "detail": f"complaints: {len(body.complaints)} given, at most {config.max_complaints} per request"
-                },
+    def _refusal(self, credentials: HTTPAuthorizationCredentials | None) -> JSONResponse | None:
+        """503 before a model is loaded; 401 when a token is set and not presented."""
+        config = self.config
+        if config is None or self.predictor is None:
+            return _error(503, "no model loaded yet")
+        expected = config.api_token_sha256
+        given = credentials.credentials if credentials else None
+        if expected is not None and not token_matches(given, expected):
+            return _error(
+                401,
+                "send 'Authorization: Bearer <token>' with the server's token",
+                headers={"WWW-Authenticate": "Bearer"},
             )
-        records = [c.model_dump(exclude_none=True) for c in body.complaints]
-        probabilities = await self._score(records)
+        return None
+
+    @api.post(
+        "/predict", response_model=PredictResponse, responses=_documented(400, 401, 413, 422, 503)
+    )
+    async def predict(
+        self,
+        body: PredictRequest,
+        credentials: Credentials,
+    ) -> Any:
+        """Dispute probabilities for 1 to `max_complaints` complaints."""
+        refusal = self._refusal(credentials)
+        if refusal is not None:
+            return refusal
+        config = self.config
+        assert config is not None  # _refusal answered otherwise
+        if len(body.complaints) > config.max_complaints:
+            return _error(
+                413,
+                f"complaints: {len(body.complaints)} given, at most {config.max_complaints} "
+                "per request",
+            )
+        # Masked before the model and the log: the same scrubber as ingestion, so features
+        # do not skew, and no prediction log keeps what the warehouse would not.
+        records = [
+            scrub_record(c.model_dump(exclude_none=True), FREE_TEXT_FIELDS) for c in body.complaints
+        ]
+        async with self.budget.hold(len(records)):
+            chunks = [
+                records[i : i + BATCH_COMPLAINTS] for i in range(0, len(records), BATCH_COMPLAINTS)
+            ]
+            parts = await asyncio.gather(*(self._score(chunk) for chunk in chunks))
+        probabilities = np.concatenate(parts)
         predictions = [
             Prediction(
                 complaint_id=record.get("complaint_id"),
@@ -174,11 +233,12 @@ class DisputeModelServer:
                 }
             )
 
-    @api.get("/model", response_model=ModelInfo)
-    async def model_info(self) -> Any:
+    @api.get("/model", response_model=ModelInfo, responses=_documented(401, 503))
+    async def model_info(self, credentials: Credentials) -> Any:
         """Provenance of the served model: versions, lineage, evaluation, threshold."""
-        if self.config is None:
-            return JSONResponse(status_code=503, content={"detail": "no model loaded yet"})
+        refusal = self._refusal(credentials)
+        if refusal is not None or self.config is None:
+            return refusal
         return ModelInfo(
             model_name=self.config.model_name,
             model_version=self.config.model_version,

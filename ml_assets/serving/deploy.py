@@ -12,6 +12,7 @@ import requests
 
 from ml_assets.constants import SMOKE_COMPLAINT_ID_PREFIX
 from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
+from ml_assets.serving.auth import bearer_headers, require_token_beyond_loopback
 from ml_assets.serving.schemas import ServingConfig
 
 APP_NAME = "dispute_model"
@@ -24,6 +25,7 @@ def deploy(config: ServingConfig, host: str, port: int) -> None:
 
     from ml_assets.serving.app import DisputeModelServer
 
+    require_token_beyond_loopback(host, config.api_token_sha256)
     serve.start(http_options={"host": host, "port": port})
     # Same code, new user_config: Serve calls `reconfigure` on the running replicas instead of
     # replacing them, so requests in flight finish and none fail during the swap.
@@ -69,10 +71,15 @@ class SmokeResult:
 
 
 def smoke_test(
-    endpoint: str, records: Sequence[Mapping[str, Any]], expected: np.ndarray, version: str
+    endpoint: str,
+    records: Sequence[Mapping[str, Any]],
+    expected: np.ndarray,
+    version: str,
+    token: str | None = None,
 ) -> SmokeResult:
     """Send records one by one and in one batch; raise when answers or version disagree."""
     latencies, served = [], []
+    headers = bearer_headers(token)
     records = [
         {**record, "complaint_id": f"{SMOKE_COMPLAINT_ID_PREFIX}{i}"}
         for i, record in enumerate(records)
@@ -80,7 +87,10 @@ def smoke_test(
     for record in records:
         began = time.perf_counter()
         answer = requests.post(
-            f"{endpoint}/predict", json={"complaints": [dict(record)]}, timeout=30
+            f"{endpoint}/predict",
+            json={"complaints": [dict(record)]},
+            headers=headers,
+            timeout=30,
         )
         latencies.append((time.perf_counter() - began) * 1000)
         answer.raise_for_status()
@@ -91,7 +101,10 @@ def smoke_test(
             )
         served.append(body["predictions"][0]["dispute_probability"])
     batch = requests.post(
-        f"{endpoint}/predict", json={"complaints": [dict(r) for r in records]}, timeout=60
+        f"{endpoint}/predict",
+        json={"complaints": [dict(r) for r in records]},
+        headers=headers,
+        timeout=60,
     )
     batch.raise_for_status()
     batched = [p["dispute_probability"] for p in batch.json()["predictions"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import uuid
@@ -53,8 +54,10 @@ class PredictionLog:
             by_day.setdefault(day, []).append(json.dumps(record, default=str))
         for day, lines in by_day.items():
             path = self.folder / day / self._name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as handle:
+            # Owner-only whatever the replica's umask (a cluster the project did not start).
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
         self.written += len(batch)
 

@@ -3,44 +3,74 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
-DEFAULT_MAX_COMPLAINTS = 1000
+# The request limits, in the schema (OpenAPI's maxItems / maxLength) and enforced by
+# `guard.RequestGuard` while the body arrives, before it is parsed.
+MAX_COMPLAINTS = 1000
+MAX_TEXT_CHARS = 20_000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_ERROR_DETAILS = 20  # a 422 lists the first errors and counts them all
+
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+# JSON true/false only: pydantic's lax mode would also take 0 and 1, which the schema refuses.
+Flag = Annotated[bool, Strict()]
 
 
 class Complaint(BaseModel):
     """One complaint's raw fields, snake_case as in the canonical schema; all optional."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+    model_config = ConfigDict(extra="forbid")
 
-    complaint_id: str | None = None
-    date_received: str | None = None
-    product: str | None = None
-    sub_product: str | None = None
-    issue: str | None = None
-    sub_issue: str | None = None
-    consumer_complaint_narrative: str | None = None
-    company_public_response: str | None = None
-    company: str | None = None
-    state: str | None = None
-    zip_code: str | None = None
-    tags: str | None = None
-    consumer_consent_provided: str | None = None
-    submitted_via: str | None = None
-    date_sent_to_company: str | None = None
-    company_response: str | None = None
-    timely_response: bool | str | None = Field(default=None, description="true/false or Yes/No")
-    consumer_disputed: bool | str | None = Field(default=None, description="ignored: the label")
+    complaint_id: Text | None = None
+    date_received: Text | None = None
+    product: Text | None = None
+    sub_product: Text | None = None
+    issue: Text | None = None
+    sub_issue: Text | None = None
+    consumer_complaint_narrative: Text | None = None
+    company_public_response: Text | None = None
+    company: Text | None = None
+    state: Text | None = None
+    zip_code: Text | None = None
+    tags: Text | None = None
+    consumer_consent_provided: Text | None = None
+    submitted_via: Text | None = None
+    date_sent_to_company: Text | None = None
+    company_response: Text | None = None
+    timely_response: Flag | Text | None = Field(default=None, description="true/false or Yes/No")
+    consumer_disputed: Flag | Text | None = Field(default=None, description="ignored: the label")
 
 
 class PredictRequest(BaseModel):
-    """Complaints to score (at least one; the server sets the maximum)."""
+    """Complaints to score (1 to MAX_COMPLAINTS; a deployment may set a lower maximum)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    complaints: list[Complaint] = Field(min_length=1)
+    complaints: list[Complaint] = Field(min_length=1, max_length=MAX_COMPLAINTS)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error but a validation error: what went wrong and what to do."""
+
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    """One invalid field: where (FastAPI's `loc`), what, and pydantic's error type."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """A 422: the first MAX_ERROR_DETAILS errors, and how many there were in all."""
+
+    detail: list[ValidationErrorItem]
+    error_count: int
 
 
 class Prediction(BaseModel):
@@ -120,4 +150,7 @@ class ServingConfig(BaseModel):
     decision_threshold: float
     provenance: dict[str, Any]
     predictions_dir: str | None = None
-    max_complaints: int = DEFAULT_MAX_COMPLAINTS
+    max_complaints: int = Field(default=MAX_COMPLAINTS, ge=1, le=MAX_COMPLAINTS)
+    # The SHA-256 of the bearer token /predict and /model require (None: open); the token itself
+    # never enters the deployment's config, which Ray shows to anyone who can reach the cluster.
+    api_token_sha256: str | None = None

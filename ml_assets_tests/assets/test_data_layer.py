@@ -82,7 +82,14 @@ def test_a_synthetic_day_flows_through_the_data_layer(home: ProjectHome) -> None
     assert read == valid + rejected
     checks = check_results(result)
     assert checks["rows_reconcile"].passed and checks["typed_contract"].passed
-    assert set(checks) == {"rows_reconcile", "typed_contract", "rejected_rate", "label_balance"}
+    assert set(checks) == {
+        "rows_reconcile",
+        "typed_contract",
+        "no_unmasked_pii",
+        "rejected_rate",
+        "label_balance",
+    }
+    assert checks["no_unmasked_pii"].passed
     stats = result.asset_materializations_for_node("complaint_statistics")[0]
     assert "| product |" in stats.metadata["summary"].value
     assert count(home, "complaint_statistics") > 20
@@ -220,6 +227,52 @@ def test_rows_reconcile_fails_when_the_warehouse_lost_a_row(home: ProjectHome) -
     assert check.metadata["read"].value == 2 and check.metadata["rejected"].value == 0
     assert count(home, "rejected_complaints") == 0  # the row the check is about is really gone
     # A blocking check that fails keeps the downstream assets of the run from running.
+    assert not result.asset_materializations_for_node("complaint_statistics")
+
+
+PII_NARRATIVE = "Call me at 555-201-3344 or write to jane.doe@example.com, 1200 Elm Street."
+
+
+def test_the_warehouse_holds_narratives_masked_and_the_landing_zone_as_landed(
+    home: ProjectHome,
+) -> None:
+    land(
+        home.landing,
+        DAY,
+        csv_file(csv_line(Consumer_complaint_narrative=PII_NARRATIVE), csv_line(Complaint_ID="2")),
+    )
+    result = materialize(home, DAY)
+    assert result.success and check_results(result)["no_unmasked_pii"].passed
+    with duckdb.connect(str(home.warehouse), read_only=True) as conn:
+        stored = {
+            name: conn.execute(
+                f"select consumer_complaint_narrative from complaints.{name} "
+                "where consumer_complaint_narrative is not null"
+            ).fetchall()
+            for name in ("raw_complaints", "validated_complaints")
+        }
+    masked = "Call me at XXXX or write to XXXX, XXXX XXXX XXXX."
+    assert stored == {"raw_complaints": [(masked,)], "validated_complaints": [(masked,)]}
+    landed = "".join(p.read_text() for p in home.complaints_landing.rglob("*.csv"))
+    assert PII_NARRATIVE in landed  # the raw zone keeps what was landed
+
+
+def test_unmasked_pii_fails_the_blocking_check_and_stops_downstream(
+    home: ProjectHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scrubber that lets everything through, as a regression in it would.
+    monkeypatch.setattr("ml_assets.assets.ingestion.scrub_columns", lambda frame, _: frame)
+    land(home.landing, DAY, csv_file(csv_line(Consumer_complaint_narrative=PII_NARRATIVE)))
+    result = materialize(home, DAY)
+    check = check_results(result)["no_unmasked_pii"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["unmasked_pii"].value == 3
+    assert {k: check.metadata[f"pii {k}"].value for k in ("phone", "email", "address")} == {
+        "phone": 1,
+        "email": 1,
+        "address": 1,
+    }
+    assert "555-201-3344" not in str(check.metadata)  # the values are never shown
     assert not result.asset_materializations_for_node("complaint_statistics")
 
 

@@ -117,7 +117,13 @@ def test_the_ranged_run_is_one_run_and_checks_each_day(ranged) -> None:
     # Every day's reconcile verdict; the other checks per day only on the days they fail.
     assert {d: per_day.pop(("rows_reconcile", d)) for d in DAYS} == dict.fromkeys(DAYS, True)
     whole = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.partition}
-    assert set(whole) == {"rows_reconcile", "typed_contract", "rejected_rate", "label_balance"}
+    assert set(whole) == {
+        "rows_reconcile",
+        "typed_contract",
+        "no_unmasked_pii",
+        "rejected_rate",
+        "label_balance",
+    }
     failed = {(name, d) for name, e in whole.items() for d in e.metadata["failed_days"].value}
     assert set(per_day) == failed and not any(per_day.values())
     assert all(whole[name].passed == (not any(n == name for n, _ in failed)) for name in whole)

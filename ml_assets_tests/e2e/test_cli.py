@@ -22,11 +22,27 @@ BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
+# What a user's shell usually has: group and others may read what is created.
+OPEN_UMASK = 0o022
+
+
 def run(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ML_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     return subprocess.run(
-        args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=lambda: os.umask(OPEN_UMASK),
     )
+
+
+def readable_by_others(root: Path) -> list[str]:
+    """Paths under root (root included) whose mode lets group or others in."""
+    return [str(p) for p in [root, *root.rglob("*")] if p.stat().st_mode & 0o077]
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -62,6 +78,8 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
         int, re.search(r"read (\d+), valid (\d+), rejected (\d+)", counts).groups()
     )
     assert read == valid + rejected and rejected > 0
+    # Landing files, warehouse, Dagster's storage: owner-only, whatever the caller's umask.
+    assert readable_by_others(home) == []
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         (run_record,) = instance.get_runs()
         assert run_record.is_success

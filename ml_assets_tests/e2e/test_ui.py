@@ -32,7 +32,13 @@ ASSETS = [k.to_user_string() for k in DATA_LAYER_KEYS] + [
     "champion_model",
     "deployed_model",
 ]
-CHECKS = ["rows_reconcile", "typed_contract", "rejected_rate", "label_balance"]
+CHECKS = [
+    "rows_reconcile",
+    "typed_contract",
+    "no_unmasked_pii",
+    "rejected_rate",
+    "label_balance",
+]
 
 
 def missing_tools() -> list[str]:

@@ -14,6 +14,7 @@ from ml_assets.ingest.quality import (
     reconcile_counts,
     rejected_rate_verdict,
     typed_contract_verdict,
+    unmasked_pii_verdict,
 )
 
 
@@ -95,3 +96,23 @@ def test_the_typed_contract_fails_with_its_failure_cases() -> None:
     verdict = typed_contract_verdict(cases)
     assert not verdict.passed and verdict.figures == {"failures": 1}
     assert "| state | isin | ZZ | 3 |" in verdict.markdown
+
+
+def test_unmasked_pii_fails_naming_kinds_and_rows_but_never_the_values() -> None:
+    valid = pd.DataFrame(
+        {
+            "source_file": "d/x.csv",
+            "source_line": [2, 3, 4],
+            "complaint_id": ["a", "b", "c"],
+            "consumer_complaint_narrative": pd.array(
+                ["My SSN 123-45-6789 was used", "XXXX called on XX/XX/2016", None], dtype="string"
+            ),
+        }
+    )
+    verdict = unmasked_pii_verdict(valid)
+    assert not verdict.passed
+    assert verdict.figures == {"unmasked_pii": 1, "narratives_with_pii": 1, "pii ssn": 1}
+    assert verdict.markdown is not None and "| d/x.csv | 2 | a | ssn |" in verdict.markdown
+    assert "6789" not in verdict.markdown + verdict.description
+    clean = unmasked_pii_verdict(valid.iloc[1:])
+    assert clean.passed and clean.figures == {"unmasked_pii": 0, "narratives_with_pii": 0}

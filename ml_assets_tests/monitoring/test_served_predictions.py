@@ -10,10 +10,10 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.monitoring import served_predictions
-from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.constants import PREDICTION_RETENTION_ENV_VAR, TODAY_ENV_VAR, WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import served_predictions_job
-from ml_assets.monitoring.served import log_digest, parse_prediction_logs
+from ml_assets.monitoring.served import expired_days, log_digest, parse_prediction_logs
 from ml_assets.partitions import request_day_partitions_through
 from resources.home import ProjectHome
 from resources.prediction_logs import PredictionLogs
@@ -220,3 +220,51 @@ def test_todays_logs_so_far_are_ingested_at_most_as_often_as_asked(home: Project
     # Off (the default): today waits until it is complete, however long.
     with dg.instance_for_test() as instance:
         assert _tick(instance, home, None).run_requests == []
+
+
+def test_expired_days_are_those_before_the_retention_cutoff() -> None:
+    days = ["2016-01-04", "2016-01-05", "2016-01-06"]
+    # Kept for 30 days: on 2016-02-05 the cutoff is 2016-01-06, which is still kept.
+    assert expired_days(days, date(2016, 2, 5), 30) == ["2016-01-04", "2016-01-05"]
+    assert expired_days(days, date(2016, 1, 7), 30) == []
+
+
+def test_logs_past_retention_are_deleted_only_once_every_line_is_stored(
+    home: ProjectHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingested, pending, later = DAY, "2016-01-06", "2016-02-19"
+    _write(home, ingested, "replica-a.jsonl", [logged(n=0), "not json"])
+    _write(home, pending, "replica-a.jsonl", [logged(day=pending)])
+    _write(home, later, "replica-a.jsonl", [logged(day=later)])
+    monkeypatch.setenv(PREDICTION_RETENTION_ENV_VAR, "30")
+
+    def ingest(day: str, today: str) -> dg.ExecuteInProcessResult:
+        monkeypatch.setenv(TODAY_ENV_VAR, today)
+        return dg.materialize(
+            [served_predictions],
+            partition_key=day,
+            resources=local_resources(home),
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    def deleted(result: dg.ExecuteInProcessResult) -> list[str]:
+        (event,) = result.asset_materializations_for_node("served_predictions")[:1]
+        return event.metadata["expired_log_days_deleted"].value
+
+    with dg.instance_for_test() as instance:
+        first = ingest(ingested, "2016-01-10")  # within retention: nothing is deleted
+        assert first.success and deleted(first) == []
+        # Later: the ingested day is past retention and goes; the pending one, never ingested, stays.
+        second = ingest(later, "2016-02-20")
+        assert second.success and deleted(second) == [ingested]
+        assert sorted(p.name for p in home.predictions.iterdir()) == [pending, later]
+        # The stored rows of the deleted day stay, and rerunning it is refused, not emptied.
+        rerun = ingest(ingested, "2016-02-20")
+        assert not rerun.success
+        assert (
+            "past their retention"
+            in rerun.get_step_failure_events()[0].step_failure_data.error.message
+        )
+        assert _rows(home, "served_predictions")[0] == ("2016-01-05/replica-a.jsonl", 1)
+        assert _rows(home, "quarantined_predictions") == [("2016-01-05/replica-a.jsonl", 2)]

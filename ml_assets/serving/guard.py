@@ -1,0 +1,183 @@
+"""Limits enforced before any work: the body's size as it arrives, the complaint count as it parses.
+
+A plain ASGI middleware: `@api.middleware("http")` would wrap every request in Starlette's
+BaseHTTPMiddleware (task group, memory stream, response wrapper), which bench/serving.py measured at
+about a third of the replica's CPU per single-complaint request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ml_assets.serving.schemas import (
+    MAX_BODY_BYTES,
+    MAX_COMPLAINTS,
+    ErrorResponse,
+    ValidationErrorItem,
+    ValidationErrorResponse,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# The JSON path of the complaint list's items, as ijson names it.
+_COMPLAINT_ITEM = "complaints.item"
+_VALUE_STARTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
+
+
+class BodyTooLarge(Exception):
+    """The body grew past MAX_BODY_BYTES while it was received."""
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole request body, counted while it arrives (chunked bodies included)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def complaints_over_limit(body: bytes, limit: int = MAX_COMPLAINTS) -> int | None:
+    """The complaint count once it passes `limit` (parsing stops there), else None.
+
+    A streaming parser (ijson) rather than `json.loads`: a 7.7 MiB list of empty complaints takes
+    about a second to parse whole, and the answer is known after `limit + 1` items.
+    """
+    import ijson
+
+    count = 0
+    try:
+        for prefix, event, _ in ijson.parse(body):
+            if prefix == _COMPLAINT_ITEM and event in _VALUE_STARTS:
+                count += 1
+                if count > limit:
+                    return count
+    except ijson.JSONError:
+        return None  # not JSON: the app answers 400 with its own message
+    return None
+
+
+def _json_response(status: int, body: dict[str, Any]) -> tuple[Message, Message]:
+    payload = json.dumps(body).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": payload}
+
+
+class RequestGuard:
+    """Refuse an oversized body (413) or complaint list (422) before the app parses it."""
+
+    def __init__(self, app: ASGIApp, predict_path: str = "/predict") -> None:
+        self.app = app
+        self.predict_path = predict_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._declared_too_large(scope)
+        body = b""
+        if refusal is None:
+            try:
+                body = await read_body(receive)
+            except BodyTooLarge:
+                refusal = self._too_large()
+        if refusal is None and scope["path"] == self.predict_path:
+            count = complaints_over_limit(body)
+            if count is not None:
+                refusal = _json_response(
+                    422,
+                    ValidationErrorResponse(
+                        detail=[
+                            ValidationErrorItem(
+                                loc=["body", "complaints"],
+                                msg=f"List should have at most {MAX_COMPLAINTS} items "
+                                f"(counting stopped at {count})",
+                                type="too_long",
+                            )
+                        ],
+                        error_count=1,
+                    ).model_dump(),
+                )
+        if refusal is not None:
+            for message in refusal:
+                await send(message)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _declared_too_large(self, scope: Scope) -> tuple[Message, Message] | None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return (
+                    self._too_large() if value.isdigit() and int(value) > MAX_BODY_BYTES else None
+                )
+        return None
+
+    @staticmethod
+    def _too_large() -> tuple[Message, Message]:
+        return _json_response(
+            413, ErrorResponse(detail=f"body over {MAX_BODY_BYTES} bytes").model_dump()
+        )
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then the connection's own events."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+class ComplaintBudget:
+    """At most `limit` complaints held at once; a request waits for room for all of its own.
+
+    Serve's `max_ongoing_requests` counts requests whatever their size; asyncio has no weighted
+    semaphore, so this is one (a Condition and a counter).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, count: int) -> AsyncIterator[None]:
+        """Hold `count` complaints (at most `limit`) while the context is open."""
+        count = min(count, self.limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held + count <= self.limit)
+            self.held += count
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.held -= count
+                self._changed.notify_all()
