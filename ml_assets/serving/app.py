@@ -5,6 +5,7 @@
 """
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,9 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
@@ -51,6 +54,10 @@ api = FastAPI(
     title="CFPB complaint dispute model",
     description="Probability that a consumer disputes a complaint, from its raw CFPB fields.",
     version="1",
+    # Served by the deployment itself: the contract depends on whether it requires a token.
+    openapi_url=None,
+    docs_url=None,
+    redoc_url=None,
 )
 api.add_middleware(RequestGuard)
 bearer = HTTPBearer(auto_error=False, description="Needed when the server sets a token")
@@ -79,6 +86,21 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+@functools.cache
+def contract(token_required: bool) -> dict[str, Any]:
+    """The OpenAPI document: bearer security on /predict and /model only when a token is set."""
+    schema = get_openapi(
+        title=api.title, version=api.version, description=api.description, routes=api.routes
+    )
+    if not token_required:
+        schema.get("components", {}).pop("securitySchemes", None)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.pop("security", None)
+                operation.get("responses", {}).pop("401", None)
+    return schema
 
 
 @api.exception_handler(RequestValidationError)
@@ -246,6 +268,16 @@ class DisputeModelServer:
             deployed_at=self.deployed_at,
             **self.config.provenance,
         )
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi(self) -> dict[str, Any]:
+        """The API's contract as this deployment enforces it."""
+        return contract(bool(self.config and self.config.api_token_sha256))
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(self) -> HTMLResponse:
+        """Swagger UI over /openapi.json."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=api.title)
 
     @api.get("/healthz", response_model=Health)
     async def healthz(self) -> Health:
