@@ -35,7 +35,51 @@ class BodyTooLarge(Exception):
     """The body grew past MAX_BODY_BYTES while it was received."""
 
 
-async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
+class TooManyComplaints(Exception):
+    """The complaint list passed its maximum while the body was received."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+class ComplaintCounter:
+    """Counts the complaint list's items as the body's chunks arrive.
+
+    ijson's push parser rather than `json.loads` on the whole body: a 7.7 MiB list of empty
+    complaints takes about a second to parse whole, and the answer is known at item `limit + 1`,
+    a few kilobytes in, before the rest has even arrived.
+    """
+
+    def __init__(self, limit: int = MAX_COMPLAINTS) -> None:
+        import ijson
+
+        self.limit = limit
+        self.count = 0
+        self._events = ijson.sendable_list()
+        self._parser: Any = ijson.parse_coro(self._events)
+        self._json_error: type[Exception] = ijson.JSONError
+        self._broken = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Parse one more chunk; raises TooManyComplaints once the list is over the limit."""
+        if self._broken or not chunk:
+            return
+        try:
+            self._parser.send(chunk)
+        except self._json_error:
+            self._broken = True  # not JSON: the app answers 400 with its own message
+        for prefix, event, _ in self._events:
+            if prefix == _COMPLAINT_ITEM and event in _VALUE_STARTS:
+                self.count += 1
+                if self.count > self.limit:
+                    raise TooManyComplaints(self.count)
+        del self._events[:]
+
+
+async def read_body(
+    receive: Receive, counter: ComplaintCounter | None = None, limit: int = MAX_BODY_BYTES
+) -> bytes:
     """The whole request body, counted while it arrives (chunked bodies included)."""
     chunks: list[bytes] = []
     size = 0
@@ -47,29 +91,24 @@ async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
+        if counter is not None:
+            counter.feed(chunk)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
-def complaints_over_limit(body: bytes, limit: int = MAX_COMPLAINTS) -> int | None:
-    """The complaint count once it passes `limit` (parsing stops there), else None.
-
-    A streaming parser (ijson) rather than `json.loads`: a 7.7 MiB list of empty complaints takes
-    about a second to parse whole, and the answer is known after `limit + 1` items.
-    """
-    import ijson
-
-    count = 0
+def complaints_over_limit(
+    body: bytes, limit: int = MAX_COMPLAINTS, chunk_size: int = 64 * 1024
+) -> int | None:
+    """The count at which a body's complaint list passed `limit` (read in chunks), else None."""
+    counter = ComplaintCounter(limit)
     try:
-        for prefix, event, _ in ijson.parse(body):
-            if prefix == _COMPLAINT_ITEM and event in _VALUE_STARTS:
-                count += 1
-                if count > limit:
-                    return count
-    except ijson.JSONError:
-        return None  # not JSON: the app answers 400 with its own message
+        for start in range(0, len(body), chunk_size):
+            counter.feed(body[start : start + chunk_size])
+    except TooManyComplaints as exc:
+        return exc.count
     return None
 
 
@@ -100,27 +139,13 @@ class RequestGuard:
         refusal = self._declared_too_large(scope)
         body = b""
         if refusal is None:
+            counter = ComplaintCounter() if scope["path"] == self.predict_path else None
             try:
-                body = await read_body(receive)
+                body = await read_body(receive, counter)
             except BodyTooLarge:
                 refusal = self._too_large()
-        if refusal is None and scope["path"] == self.predict_path:
-            count = complaints_over_limit(body)
-            if count is not None:
-                refusal = _json_response(
-                    422,
-                    ValidationErrorResponse(
-                        detail=[
-                            ValidationErrorItem(
-                                loc=["body", "complaints"],
-                                msg=f"List should have at most {MAX_COMPLAINTS} items "
-                                f"(counting stopped at {count})",
-                                type="too_long",
-                            )
-                        ],
-                        error_count=1,
-                    ).model_dump(),
-                )
+            except TooManyComplaints as exc:
+                refusal = self._too_many(exc.count)
         if refusal is not None:
             for message in refusal:
                 await send(message)
@@ -134,6 +159,17 @@ class RequestGuard:
                     self._too_large() if value.isdigit() and int(value) > MAX_BODY_BYTES else None
                 )
         return None
+
+    @staticmethod
+    def _too_many(count: int) -> tuple[Message, Message]:
+        item = ValidationErrorItem(
+            loc=["body", "complaints"],
+            msg=f"List should have at most {MAX_COMPLAINTS} items (counting stopped at {count})",
+            type="too_long",
+        )
+        return _json_response(
+            422, ValidationErrorResponse(detail=[item], error_count=1).model_dump()
+        )
 
     @staticmethod
     def _too_large() -> tuple[Message, Message]:

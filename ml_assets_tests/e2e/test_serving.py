@@ -246,6 +246,8 @@ def test_the_openapi_contract_holds_under_schemathesis(served: Served, tmp_path:
             str(SCHEMATHESIS_EXAMPLES),
             "--seed",
             "20261202",
+            "--workers",
+            "2",
             "--header",
             f"Authorization: Bearer {TOKEN}",
             "--report",

@@ -80,6 +80,14 @@ def test_one_complaint_too_many_gets_the_schema_error_and_the_app_never_parses()
     assert error.detail[0].loc == ["body", "complaints"] and error.detail[0].type == "too_long"
 
 
+def test_a_long_list_is_refused_before_the_rest_of_the_body_arrives() -> None:
+    body = b'{"complaints":[' + b",".join([b"{}"] * 2_700_000) + b"]}"
+    chunks = [body[i : i + 64 * 1024] for i in range(0, len(body), 64 * 1024)]
+    status, _, app, consumed = call(chunks)
+    # Item 1,001 ends about 4 KB in: the first chunk decides, the other 123 are never read.
+    assert (status, app.bodies, consumed) == (422, [], 1) and len(chunks) == 124
+
+
 def test_counting_stops_at_the_limit_however_long_the_list() -> None:
     body = b'{"complaints":[' + b",".join([b"{}"] * 2_700_000) + b"]}"
     assert len(body) > 7 * MIB
