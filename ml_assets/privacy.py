@@ -32,7 +32,12 @@ MASK = "XXXX"
 # longer number.
 _NUMBER_START = r"(?<![\w$.,/+-])"
 _NUMBER_END = r"(?![\w/]|[.,-]\d)"
-_EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# Every quantifier is bounded and every match starts at a boundary: narratives come from anyone
+# (up to 20,000 characters at the endpoint), and an unbounded `#*`-style run backtracks
+# quadratically or worse (a run of 20,000 '#' took 21 s before these bounds).
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[\w.%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b"
+)
 # Sentence punctuation after a URL is not part of it.
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"{}]*[^\s<>\"{}.,;:!?)\]']", re.IGNORECASE)
 _CARD = re.compile(_NUMBER_START + r"\d(?:[ -]?\d){12,18}" + _NUMBER_END)
@@ -46,8 +51,8 @@ _PHONE = re.compile(
 _ROUTING = re.compile(_NUMBER_START + r"\d{9}" + _NUMBER_END)
 # Only the digits (group 1) are masked; the keyword and up to three filler words stay.
 _ACCOUNT = re.compile(
-    r"(?:\b(?:accounts?|acct|a/c|routing|loan\s*(?:number|no\b|num|#))|#)"
-    r"(?:[\s:#.]*\b(?:number|no|num|nbr|is|was|ending|in|of)\b){0,3}[\s:#.]*"
+    r"(?:\b(?:accounts?|acct|a/c|routing|loan\s{0,3}(?:number|no\b|num|#))|(?<!#)#(?=\s?\d))"
+    r"(?:[\s:#.]{0,4}\b(?:number|no|num|nbr|is|was|ending|in|of)\b){0,3}[\s:#.]{0,4}"
     r"(\d(?:-?\d){7,16})" + _NUMBER_END,
     re.IGNORECASE,
 )

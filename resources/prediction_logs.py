@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +30,14 @@ class PredictionLogs(dg.ConfigurableResource):
     retention_days: int = Field(default=30, ge=1, description="days a log is kept once ingested")
 
     def delete_day(self, day: str) -> None:
-        """Delete one day's log folder (the retention rule decides which, and only once ingested)."""
+        """Delete one day's listed log files (those the retention rule counted), then its folder
+        if nothing else is left in it."""
         if not is_day_folder(day):
             raise ValueError(f"{day!r} is not a day folder name")
-        shutil.rmtree(Path(self.root) / day)
+        for file in self.files_for_day(day):
+            (Path(self.root) / file.name).unlink()
+        with contextlib.suppress(OSError):  # something else is in it: it stays, with that
+            (Path(self.root) / day).rmdir()
 
     def days(self) -> list[str]:
         """The day folders (YYYY-MM-DD) that hold logs, oldest first."""

@@ -47,7 +47,7 @@ def serving_config(
         decision_threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
         predictions_dir=predictions_dir,
         max_complaints=max_complaints,
-        api_token_sha256=token_digest(api_token) if api_token else None,
+        api_token_sha256=token_digest(api_token.strip()) if api_token.strip() else None,
         provenance={
             "alias": CHAMPION_ALIAS,
             "mlflow_run_id": found.run_id,

@@ -59,7 +59,8 @@ VALIDATION_CHECKS = (
         _ERROR,
         True,
         "No validated narrative holds an e-mail, phone, SSN, card, account or routing number, "
-        "URL or street address (raw_complaints masks them; this catches what it misses).",
+        "URL or street address (raw_complaints masks them; this catches a day stored without "
+        "that, by older code or a bypassed scrubber).",
     ),
     ("rejected_rate", _WARN, False, "Share of rejected rows stays under the threshold."),
     (

@@ -44,7 +44,7 @@ FREE_TEXT_FIELDS = frozenset({NARRATIVE_COLUMN})
 # Complaints per model call: a request's list is scored in chunks of at most this many, and
 # `@serve.batch` fills a batch up to it counting complaints, not requests.
 BATCH_COMPLAINTS = 64
-# Complaints a replica holds at once (parsed, queued or being scored); requests beyond it wait.
+# Complaints a replica queues or scores at once (once parsed); requests beyond it wait.
 MAX_ONGOING_COMPLAINTS = 4096
 # Requests a replica accepts at once: many single-complaint requests must be in flight for
 # batches to form, and MAX_ONGOING_COMPLAINTS bounds what large ones cost.
@@ -73,7 +73,7 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of the given error statuses, each with the body it really has."""
     described = {
-        400: "The body is not JSON",
+        400: "The body is not JSON, or nests deeper than a request can",
         401: "The server requires a bearer token, and none or a wrong one was sent",
         413: "The body is over MAX_BODY_BYTES, or the complaints over the deployment's maximum",
         422: "A field is invalid (the first errors, and their count)",

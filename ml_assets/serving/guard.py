@@ -27,7 +27,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # The JSON path of the complaint list's items, as ijson names it.
-_COMPLAINT_ITEM = "complaints.item"
+# {"complaints": [{"field": value}]}: object, list, complaint; a field's value nests no deeper.
+MAX_DEPTH = 3
 _VALUE_STARTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
 
 
@@ -43,12 +44,19 @@ class TooManyComplaints(Exception):
         self.count = count
 
 
+class TooDeep(Exception):
+    """The body nests deeper than any valid request (object, list, complaint, field)."""
+
+
 class ComplaintCounter:
     """Counts the complaint list's items as the body's chunks arrive.
 
     ijson's push parser rather than `json.loads` on the whole body: a 7.7 MiB list of empty
     complaints takes about a second to parse whole, and the answer is known at item `limit + 1`,
-    a few kilobytes in, before the rest has even arrived.
+    a few kilobytes in, before the rest has even arrived. Its basic events (no JSON paths, which
+    ijson rebuilds per event and cost quadratic time on deep nesting), numbers as floats (its C
+    backend crashes the process on integers of over 4,300 digits), and a depth limit: the state
+    below is what a JSON-path library would otherwise keep.
     """
 
     def __init__(self, limit: int = MAX_COMPLAINTS) -> None:
@@ -57,24 +65,41 @@ class ComplaintCounter:
         self.limit = limit
         self.count = 0
         self._events = ijson.sendable_list()
-        self._parser: Any = ijson.parse_coro(self._events)
-        self._json_error: type[Exception] = ijson.JSONError
-        self._broken = False
+        self._parser: Any = ijson.basic_parse_coro(self._events, use_float=True)
+        self._depth = 0
+        self._key: str | None = None  # the last key of the top-level object
+        self._done = False  # not JSON, or past the list: the app answers from here
 
     def feed(self, chunk: bytes) -> None:
-        """Parse one more chunk; raises TooManyComplaints once the list is over the limit."""
-        if self._broken or not chunk:
+        """Parse one more chunk; raises TooManyComplaints or TooDeep as soon as it can tell."""
+        if self._done or not chunk:
             return
         try:
             self._parser.send(chunk)
-        except self._json_error:
-            self._broken = True  # not JSON: the app answers 400 with its own message
-        for prefix, event, _ in self._events:
-            if prefix == _COMPLAINT_ITEM and event in _VALUE_STARTS:
-                self.count += 1
-                if self.count > self.limit:
-                    raise TooManyComplaints(self.count)
+        except Exception:  # any parse error: not JSON, and the app answers 400 with its reason
+            self._done = True
+        for event, value in self._events:
+            self._step(event, value)
+            if self._done:
+                break
         del self._events[:]
+
+    def _step(self, event: str, value: object) -> None:
+        in_list = self._depth == 2 and self._key == "complaints"
+        if in_list and event in _VALUE_STARTS:
+            self.count += 1
+            if self.count > self.limit:
+                raise TooManyComplaints(self.count)
+        if event == "map_key" and self._depth == 1:
+            self._key = str(value)
+        elif event in ("start_map", "start_array"):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise TooDeep
+        elif event in ("end_map", "end_array"):
+            self._depth -= 1
+            if in_list and event == "end_array":
+                self._done = True  # the list is complete: nothing more to count
 
 
 async def read_body(
@@ -146,6 +171,13 @@ class RequestGuard:
                 refusal = self._too_large()
             except TooManyComplaints as exc:
                 refusal = self._too_many(exc.count)
+            except TooDeep:
+                refusal = _json_response(
+                    400,
+                    ErrorResponse(
+                        detail=f"the body nests deeper than {MAX_DEPTH} levels: not a request"
+                    ).model_dump(),
+                )
         if refusal is not None:
             for message in refusal:
                 await send(message)

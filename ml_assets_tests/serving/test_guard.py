@@ -186,3 +186,18 @@ def test_the_complaint_budget_makes_a_request_wait_for_room_for_all_its_complain
         "second in, 6 held",
         "huge in, 10 held",
     ]
+
+
+def test_a_body_nested_deeper_than_a_request_is_refused_as_it_arrives() -> None:
+    body = b'{"complaints":[{"product":' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    chunks = [body[i : i + 16 * 1024] for i in range(0, len(body), 16 * 1024)]
+    status, answer, app, consumed = call(chunks)
+    assert (status, app.bodies, consumed) == (400, [], 1)
+    assert b"nests deeper" in answer
+
+
+def test_a_number_too_long_for_python_is_left_to_the_app_without_crashing() -> None:
+    # ijson's C backend would abort the whole process on an integer of over 4,300 digits.
+    body = b'{"complaints":[' + b"9" * 5000 + b"]}"
+    status, _, app, _ = call([body])
+    assert status == 200 and app.bodies == [body]
