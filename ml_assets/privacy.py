@@ -157,21 +157,6 @@ def scrub_series(values: pd.Series) -> pd.Series:
     return values.map(scrub, na_action="ignore").astype(values.dtype)
 
 
-def count_pii_by_kind(values: Iterable[object]) -> dict[str, int]:
-    """How many pieces of unmasked personal data of each kind the texts hold (non-texts skipped)."""
-    counts = dict.fromkeys(PII_KINDS, 0)
-    for value in values:
-        if isinstance(value, str):
-            for match in find_pii(value):
-                counts[match.kind] += 1
-    return counts
-
-
-def count_pii(values: Iterable[object]) -> int:
-    """How many pieces of unmasked personal data the texts hold: 0 for a clean column."""
-    return sum(count_pii_by_kind(values).values())
-
-
 def scrub_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """A copy of `frame` with the given text columns scrubbed (columns it lacks are skipped)."""
     scrubbed = frame.copy()

@@ -124,19 +124,6 @@ async def read_body(
     return b"".join(chunks)
 
 
-def complaints_over_limit(
-    body: bytes, limit: int = MAX_COMPLAINTS, chunk_size: int = 64 * 1024
-) -> int | None:
-    """The count at which a body's complaint list passed `limit` (read in chunks), else None."""
-    counter = ComplaintCounter(limit)
-    try:
-        for start in range(0, len(body), chunk_size):
-            counter.feed(body[start : start + chunk_size])
-    except TooManyComplaints as exc:
-        return exc.count
-    return None
-
-
 def _json_response(status: int, body: dict[str, Any]) -> tuple[Message, Message]:
     payload = json.dumps(body).encode()
     start = {

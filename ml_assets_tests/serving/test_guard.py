@@ -14,10 +14,28 @@ from ml_assets.serving.auth import (
     token_digest,
     token_matches,
 )
-from ml_assets.serving.guard import ComplaintBudget, RequestGuard, complaints_over_limit
+from ml_assets.serving.guard import (
+    ComplaintBudget,
+    ComplaintCounter,
+    RequestGuard,
+    TooManyComplaints,
+)
 from ml_assets.serving.schemas import MAX_BODY_BYTES, MAX_COMPLAINTS, ValidationErrorResponse
 
 MIB = 1024 * 1024
+
+
+def complaints_over_limit(
+    body: bytes, limit: int = MAX_COMPLAINTS, chunk_size: int = 64 * 1024
+) -> int | None:
+    """The count at which a body's complaint list passed `limit` (fed in chunks), else None."""
+    counter = ComplaintCounter(limit)
+    try:
+        for start in range(0, len(body), chunk_size):
+            counter.feed(body[start : start + chunk_size])
+    except TooManyComplaints as exc:
+        return exc.count
+    return None
 
 
 class Echo:
