@@ -878,6 +878,7 @@ def measure_ray(
     settings: dict[str, Any],
 ) -> None:
     """(2), (3) and the open-loop latencies on a Ray head of this run's own."""
+    from ml_assets.serving.deploy import PROXY_ENV
     from resources.ray_cluster import RayCluster, start_head
 
     ray_env = {} if args.serve_defaults else dict(TUNED_ENV)
@@ -954,7 +955,7 @@ def measure_ray(
 
     try:
         started = time.monotonic()
-        start_head(temp_dir, token, num_cpus=args.num_cpus, port=gcs_port)
+        start_head(temp_dir, token, num_cpus=args.num_cpus, port=gcs_port, extra_env=PROXY_ENV)
         deployed = deploy(args)
         settings.update(
             startup_s=round(time.monotonic() - started, 1),

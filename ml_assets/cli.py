@@ -421,13 +421,19 @@ def cmd_rollback(args: argparse.Namespace, home: ProjectHome) -> int:
 def cmd_ray_up(args: argparse.Namespace, home: ProjectHome) -> int:
     import os
 
+    from ml_assets.serving.deploy import PROXY_ENV
     from resources.ray_cluster import cluster_pids, start_head
 
     if cluster_pids(home.ray_tmp):
         print(f"the project's Ray head is already running (temp dir {home.ray_tmp})")
         return 0
     # Ray's session paths end in unix sockets (at most 107 bytes): keep the temp dir short.
-    start_head(home.ray_tmp, home.ray_token, num_cpus=args.num_cpus or os.cpu_count() or 2)
+    start_head(
+        home.ray_tmp,
+        home.ray_token,
+        num_cpus=args.num_cpus or os.cpu_count() or 2,
+        extra_env=PROXY_ENV,
+    )
     print(f"Ray head started on 127.0.0.1 (temp dir {home.ray_tmp}, token {home.ray_token})")
     return 0
 

@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 
@@ -15,14 +16,26 @@ def pid_file(logs: Path, name: str) -> Path:
 
 
 def running_pid(logs: Path, name: str) -> int | None:
-    """The service's PID when its process is alive, else None (a stale PID file is removed)."""
+    """The service's PID when the process that wrote its PID file is alive, else None.
+
+    The file holds the PID and its start time: a PID the system reused for something else is
+    stale (the file is removed), never a process to signal."""
     path = pid_file(logs, name)
     if not path.exists():
         return None
-    pid = int(path.read_text().strip() or 0)
+    fields = path.read_text().split()
+    if len(fields) != 2 or not fields[0].isdigit() or int(fields[0]) <= 1:
+        # Signalling a process group of 0 or 1 would reach this shell or every process we may.
+        raise ValueError(
+            f"{path} holds {path.read_text()!r}, not a PID above 1 and its start time: refusing "
+            f"to signal anything; stop {name} by hand if it runs, then delete the file"
+        )
+    pid, started = int(fields[0]), float(fields[1])
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, ValueError):
+        same = psutil.Process(pid).create_time() == started
+    except psutil.NoSuchProcess:
+        same = False
+    if not same:
         path.unlink(missing_ok=True)
         return None
     return pid
@@ -42,7 +55,8 @@ def start_service(logs: Path, name: str, argv: list[str], env: dict[str, str]) -
             # job of a non-interactive shell, but a session leader of its own stops on it.
             start_new_session=True,
         )
-    pid_file(logs, name).write_text(str(process.pid))
+    started = psutil.Process(process.pid).create_time()
+    pid_file(logs, name).write_text(f"{process.pid} {started!r}")
     return process.pid
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 DEFAULT_GCS_PORT = 6379
 # `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
@@ -37,9 +37,15 @@ def ensure_token(token_path: Path) -> None:
 
 
 def start_head(
-    temp_dir: Path, token_path: Path, num_cpus: int, port: int = DEFAULT_GCS_PORT
+    temp_dir: Path,
+    token_path: Path,
+    num_cpus: int,
+    port: int = DEFAULT_GCS_PORT,
+    extra_env: Mapping[str, str] | None = None,
 ) -> None:
-    """`ray start --head` on this machine: no dashboard, temp dir and token in the project home."""
+    """`ray start --head` on this machine: no dashboard, temp dir and token in the project home.
+
+    `extra_env` reaches every process of the cluster (Serve reads its proxy hooks from there)."""
     ensure_token(token_path)
     temp_dir.mkdir(parents=True, exist_ok=True)
     # The `ray` script of this interpreter's environment, whether or not the venv is on PATH.
@@ -52,7 +58,7 @@ def start_head(
     try:
         subprocess.run(
             command,
-            env={**os.environ, **auth_env(token_path)},
+            env={**os.environ, **(extra_env or {}), **auth_env(token_path)},
             check=True,
             capture_output=True,
             text=True,
@@ -65,61 +71,54 @@ def start_head(
         ) from exc
 
 
-def _processes() -> dict[int, tuple[int, bytes]]:
-    """Every process: pid -> (parent pid, command line)."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+def _holds_files_under(process: psutil.Process, marker: str) -> bool:
+    try:
+        return any(f.path.startswith(marker) for f in process.open_files())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
+    """The Ray cluster that uses `temp_dir`, its descendants, and the daemons it left detached.
+
+    Workers rename themselves `ray::...`, so they are found through their parents; Ray's client
+    server is started detached and names no temp dir, but keeps its log files open under it."""
+    marker = str(temp_dir.resolve())
+    found: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter(["cmdline"]):
+        if process.pid == os.getpid():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        # The command name in stat is parenthesised and may hold spaces: split after it.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        table[int(entry.name)] = (parent, cmdline)
-    return table
+        if marker in " ".join(process.info["cmdline"] or []) or _holds_files_under(process, marker):
+            found[process.pid] = process
+    for process in list(found.values()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in process.children(recursive=True):
+                found.setdefault(child.pid, child)
+    return sorted(found.values(), key=lambda p: p.pid)
 
 
 def cluster_pids(temp_dir: Path) -> list[int]:
-    """PIDs of the Ray cluster that uses `temp_dir` and of their descendants (workers rename
-    themselves `ray::...`, so they are found through their parents), and no other cluster's."""
-    marker = str(temp_dir.resolve()).encode()
-    table = _processes()
-    found = {pid for pid, (_, cmdline) in table.items() if marker in cmdline and pid != os.getpid()}
-    grew = True
-    while grew:
-        children = {pid for pid, (parent, _) in table.items() if parent in found} - found
-        found |= children
-        grew = bool(children)
-    return sorted(found)
+    """PIDs of the Ray cluster that uses `temp_dir` (see `cluster_processes`), no other cluster's."""
+    return [process.pid for process in cluster_processes(temp_dir)]
 
 
-def stop_head(temp_dir: Path, timeout_s: float = 30.0) -> int:
-    """Stop this project's Ray processes by PID (`ray stop` would end every cluster on the machine)."""
-    pids = cluster_pids(temp_dir)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.5)
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
-    return len(pids)
+def stop_head(temp_dir: Path, timeout_s: float = 10.0) -> int:
+    """Stop this project's Ray processes (`ray stop` would end every cluster on the machine).
 
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not Path(f"/proc/{pid}/status").read_text().count("zombie")
+    psutil signals a process only while its PID still has the start time it was found with, so
+    a PID reused meanwhile is left alone. The GCS, raylet and agents outwait any SIGTERM grace
+    (measured: still up after 30 s), hence a short one before SIGKILL; the cluster keeps no
+    state that outlives it."""
+    processes = cluster_processes(temp_dir)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout_s)
+    return len(processes)
 
 
 class RayCluster(dg.ConfigurableResource):

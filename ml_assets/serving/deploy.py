@@ -13,9 +13,17 @@ import requests
 from ml_assets.constants import SMOKE_COMPLAINT_ID_PREFIX
 from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
 from ml_assets.serving.auth import bearer_headers, require_token_beyond_loopback
+from ml_assets.serving.guard import proxy_middlewares
 from ml_assets.serving.schemas import ServingConfig
 
 APP_NAME = "dispute_model"
+# Set on the head's processes (`ml-assets ray-up`): Serve's HTTP proxy then runs the request
+# guard itself, and a refused body never reaches a replica.
+PROXY_ENV = {
+    "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": (
+        f"{proxy_middlewares.__module__}.{proxy_middlewares.__qualname__}"
+    )
+}
 SMOKE_TOLERANCE = 1e-4  # |served - offline| allowed per probability (float32 math, same model)
 
 

@@ -1,5 +1,6 @@
 """Serving end to end: a real Ray head on 127.0.0.1, the deployed_model asset, HTTP, a hot swap."""
 
+import contextlib
 import json
 import re
 import socket
@@ -9,13 +10,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psutil
 import pytest
 import requests
 
@@ -30,10 +32,17 @@ from ml_assets.model.network import predict_proba
 from ml_assets.model.tracking import load_keras_model
 from ml_assets.monitoring.served import parse_prediction_logs
 from ml_assets.serving.auth import bearer_headers
+from ml_assets.serving.deploy import PROXY_ENV
 from ml_assets.serving.schemas import MAX_ERROR_DETAILS
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
-from resources.ray_cluster import RayCluster, cluster_pids, start_head, stop_head
+from resources.ray_cluster import (
+    RayCluster,
+    cluster_pids,
+    cluster_processes,
+    start_head,
+    stop_head,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 ALL_ASSETS = [*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *MODEL_LAYER_CHECKS, *SERVING_ASSETS]
@@ -88,7 +97,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # Ray's session paths end in unix sockets (at most 107 bytes): a short temp dir of our own.
     ray_dir = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))
     gcs_port, http_port = free_port(), free_port()
-    start_head(ray_dir, ray_dir / "auth_token", num_cpus=2, port=gcs_port)
+    start_head(ray_dir, ray_dir / "auth_token", num_cpus=2, port=gcs_port, extra_env=PROXY_ENV)
     try:
         generate_landing(home.landing, DAYS[0], len(DAYS), 300, seed=9, signal=LEARNABLE)
         resources = {
@@ -115,8 +124,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         import ray
 
         ray.shutdown()
+        found = cluster_processes(ray_dir)
+        ports = listening_ports(found)
         stop_head(ray_dir)
-        assert cluster_pids(ray_dir) == []
+        # Every process of the head is gone, Ray's detached client server (port 10001, no temp
+        # dir in its command line) included, and none of their ports is listening any more.
+        assert any("ray.util.client.server" in " ".join(p.cmdline()) for p in found)
+        assert {gcs_port, http_port} <= ports and not any(p.is_running() for p in found)
+        assert cluster_pids(ray_dir) == [] and not ports & listening_ports(psutil.process_iter())
+
+
+def listening_ports(processes: Iterable[psutil.Process]) -> set[int]:
+    """TCP ports these processes listen on."""
+    ports = set()
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            connections = process.net_connections("tcp")
+            ports |= {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+    return ports
 
 
 def champion(served: Served) -> tuple[str, float]:
@@ -202,8 +227,8 @@ def test_an_oversized_body_is_refused(served: Served) -> None:
 
 
 def test_a_chunked_oversized_body_is_refused(served: Served) -> None:
-    # No Content-Length: the replica counts the body as it arrives and stops at the limit (the
-    # guard's unit tests show it reads no further; Serve's proxy still drains the upload).
+    # No Content-Length: the proxy counts the body as it arrives and stops at the limit (the
+    # guard's unit tests show it reads no further).
     def chunks() -> Iterator[bytes]:
         for _ in range(12):
             yield b" " * (1024 * 1024)
@@ -215,6 +240,20 @@ def test_a_chunked_oversized_body_is_refused(served: Served) -> None:
         timeout=60,
     )
     assert answer.status_code == 413 and "body over" in answer.text
+
+
+def test_refusals_come_from_the_proxy_and_close_the_connection(served: Served) -> None:
+    # Serve's proxy tags what it forwards with x-request-id (its innermost middleware): a refusal
+    # without one never left the proxy, so no replica spent time on it.
+    body = {"complaints": [{}] * 100_000}
+    refused = requests.post(f"{served.endpoint}/predict", json=body, headers=AUTH, timeout=30)
+    assert refused.status_code == 422 and "at most 1000" in refused.text
+    assert "x-request-id" not in refused.headers
+    assert refused.headers["connection"] == "close"
+    answered = requests.post(
+        f"{served.endpoint}/predict", json={"complaints": [COMPLAINT]}, headers=AUTH, timeout=30
+    )
+    assert answered.status_code == 200 and "x-request-id" in answered.headers
 
 
 def test_predict_and_model_need_the_token_and_health_does_not(served: Served) -> None:

@@ -3,9 +3,13 @@
 import os
 from pathlib import Path
 
+import psutil
+import pytest
+
 from resources.local_services import (
     _group_alive,
     _is_zombie,
+    pid_file,
     running_pid,
     start_service,
     stop_service,
@@ -23,3 +27,24 @@ def test_a_stopped_service_is_not_waited_for_while_it_awaits_reaping(tmp_path: P
     assert running_pid(tmp_path, "sleeper") is None
     os.waitpid(pid, 0)
     assert not stop_service(tmp_path, "sleeper")  # nothing left to stop
+
+
+@pytest.mark.parametrize("content", ["", "1 12345.0", "0 1.0", "4242", "x 1.0"])
+def test_a_pid_file_without_a_safe_pid_and_start_time_is_refused(
+    tmp_path: Path, content: str
+) -> None:
+    pid_file(tmp_path, "svc").write_text(content)
+    with pytest.raises(ValueError, match="refusing to signal"):
+        running_pid(tmp_path, "svc")
+    with pytest.raises(ValueError, match="refusing to signal"):
+        stop_service(tmp_path, "svc")
+    assert pid_file(tmp_path, "svc").exists()  # kept for the user to look at
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
+    # This test's own PID, with a start time it never had: the PID file's process is gone.
+    started = psutil.Process(os.getpid()).create_time()
+    pid_file(tmp_path, "svc").write_text(f"{os.getpid()} {started - 60!r}")
+    assert running_pid(tmp_path, "svc") is None
+    assert not pid_file(tmp_path, "svc").exists()
+    assert not stop_service(tmp_path, "svc")  # and this process is still here to assert it

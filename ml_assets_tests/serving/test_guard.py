@@ -1,6 +1,7 @@
 """The request guard: limits enforced while the body arrives, before the app parses it."""
 
 import asyncio
+import importlib
 import json
 from typing import Any
 
@@ -14,7 +15,9 @@ from ml_assets.serving.auth import (
     token_digest,
     token_matches,
 )
+from ml_assets.serving.deploy import PROXY_ENV
 from ml_assets.serving.guard import (
+    FEED_BYTES,
     ComplaintBudget,
     ComplaintCounter,
     RequestGuard,
@@ -104,6 +107,44 @@ def test_a_long_list_is_refused_before_the_rest_of_the_body_arrives() -> None:
     status, _, app, consumed = call(chunks)
     # Item 1,001 ends about 4 KB in: the first chunk decides, the other 123 are never read.
     assert (status, app.bodies, consumed) == (422, [], 1) and len(chunks) == 124
+
+
+def test_a_large_chunk_is_parsed_only_up_to_the_limit() -> None:
+    # A server may hand over 256 KiB at once: parsing it whole costs ~85,000 items' events.
+    body = b'{"complaints":[' + b",".join([b"{}"] * 100_000) + b"]}"
+    counter = ComplaintCounter()
+    parser, fed = counter._parser, []
+
+    class Recording:
+        def send(self, data: bytes) -> None:
+            fed.append(len(data))
+            parser.send(data)
+
+    counter._parser = Recording()
+    with pytest.raises(TooManyComplaints):
+        counter.feed(body[: 256 * 1024])
+    assert max(fed) <= FEED_BYTES and sum(fed) <= 2 * FEED_BYTES
+
+
+def test_a_refusal_closes_the_connection_so_the_rest_is_never_sent() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b" " * (MAX_BODY_BYTES + 1), "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    asyncio.run(RequestGuard(Echo())(scope, receive, send))
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+
+
+def test_serves_proxy_hook_names_the_guard() -> None:
+    # Serve imports this path in its proxy actor: a rename must not silently drop the guard.
+    module, _, name = PROXY_ENV["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"].rpartition(".")
+    middlewares = getattr(importlib.import_module(module), name)()
+    assert [m.cls for m in middlewares] == [RequestGuard]
 
 
 def test_counting_stops_at_the_limit_however_long_the_list() -> None:
