@@ -35,6 +35,16 @@ concurrency:
   runs:
     # Two cores: more concurrent runs only queue on the CPU and on the DuckDB pool.
     max_concurrent_runs: 4
+# Runs that fail or die (a killed or out-of-memory worker, which the code server reports as a
+# failure) are launched again from the failed step by the daemon, as many times as the run's
+# `dagster/max_retries` tag says: the landing sensor's runs say 2, everything else 0.
+run_retries:
+  enabled: true
+  max_retries: 0
+# Runs stuck while starting (a code server that died under them) are failed, then retried.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
 # Dagster's SQLite event log, minus a new engine and an fsync per event (resources/event_log.py).
 event_log_storage:
   module: resources.event_log

@@ -8,6 +8,7 @@ import dagster as dg
 
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.monitoring import served_predictions
+from ml_assets.assets.serving import deployed_model
 from ml_assets.automation import RetrainPolicy, automated_assets
 from ml_assets.constants import (
     API_TOKEN_ENV_VAR,
@@ -36,6 +37,7 @@ from resources.warehouse import Warehouse, WarehouseIOManager
 from sensors.landing_files import make_landing_file_sensor
 from sensors.prediction_logs import make_prediction_log_sensor
 from sensors.run_failures import make_run_failure_sensor
+from sensors.serving import make_serving_sensor
 
 ENVIRONMENT_ENV_VAR = "ML_ASSETS_ENV"
 # Read here, at the composition root, and nowhere else.
@@ -142,6 +144,7 @@ def build_definitions(
             ),
             automation_sensor,
             make_run_failure_sensor(interval),
+            make_serving_sensor(deployment_job, deployed_model.key, interval),
         ],
         resources=RESOURCES_BY_ENVIRONMENT[environment](home or project_home()),
         # Every run in one process: a step subprocess re-imports the code location (~5 s each).

@@ -137,6 +137,12 @@ class RayCluster(dg.ConfigurableResource):
     def endpoint(self) -> str:
         return f"http://{self.http_host}:{self.http_port}"
 
+    def check_reachable(self, timeout_s: float = 3.0) -> None:
+        """Raise OSError unless the cluster's address accepts a connection."""
+        # ray.init retries an absent cluster for a minute; a plain connect answers at once.
+        host, _, port = self.address.removeprefix("ray://").partition(":")
+        socket.create_connection((host, int(port or DEFAULT_GCS_PORT)), timeout=timeout_s).close()
+
     def connect(self) -> None:
         """Join the cluster as a client; fails with how to start one when none is reachable."""
         # Ray reads its auth mode when it is first imported and caches it: set it before.
@@ -147,10 +153,8 @@ class RayCluster(dg.ConfigurableResource):
         if ray.is_initialized():
             return
         Config.initialize("")
-        host, _, port = self.address.removeprefix("ray://").partition(":")
         try:
-            # ray.init retries an absent cluster for a minute; a plain connect answers at once.
-            socket.create_connection((host, int(port or DEFAULT_GCS_PORT)), timeout=3).close()
+            self.check_reachable()
         except OSError as exc:
             raise dg.Failure(
                 f"No Ray cluster reachable at {self.address} ({exc}). Start the local one with "

@@ -25,6 +25,11 @@ MTIME_LOOKBACK_NS = 5_000_000_000
 DIGEST_CHARS = 16
 DIGEST_TAG = "ml_assets/landing_digest"
 UNCHANGED_SHOWN = 10  # days named in a tick's skip reason, of those re-read and found unchanged
+# Dagster's run retries (enabled in the instance, `ml-assets init`): a day's run that fails or
+# whose worker dies is launched again from the failed step, twice at most; then the run failure
+# sensor reports it as failed for good. Rewriting a day replaces its rows, so a retry heals a
+# day a killed run left half written.
+RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"}
 
 
 @dataclass
@@ -81,13 +86,13 @@ def day_range_request(
             run_key=keys[0],
             partition_key=day,
             asset_selection=selection,
-            tags={DIGEST_TAG: seen[day][0]},
+            tags={DIGEST_TAG: seen[day][0], **RETRY_TAGS},
         )
     digest = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:DIGEST_CHARS]
     return dg.RunRequest(
         run_key=f"{days[0]}..{days[-1]}@{digest}",
         asset_selection=selection,
-        tags={**range_tags(days), DIGEST_TAG: digest},
+        tags={**range_tags(days), DIGEST_TAG: digest, **RETRY_TAGS},
     )
 
 

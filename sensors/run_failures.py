@@ -10,9 +10,13 @@ from resources.alerts import FailureNotifier
 
 def failure_record(context: dg.RunFailureSensorContext) -> dict[str, object]:
     """What is kept of a failed run: which run, which job and partition, which steps, why."""
-    run = context.dagster_run
+    # Read again: the instance tags a failed run with whether it will be retried.
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
     return {
         "run_id": run.run_id,
+        # False: failed for good (no retries asked for, or the last one); someone must look.
+        "will_retry": run.tags.get("dagster/will_retry") == "true",
+        "retry_number": int(run.tags.get("dagster/retry_number", "0")),
         "job": run.job_name,
         "partition": run.tags.get("dagster/partition"),
         "assets": sorted(k.to_user_string() for k in planned_assets(context.instance, run)),

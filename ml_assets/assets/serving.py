@@ -8,14 +8,13 @@ from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.training import MODEL_GROUP
 from ml_assets.constants import CHAMPION_ALIAS, DEFAULT_DECISION_THRESHOLD, THRESHOLD_TAG
 from ml_assets.model.features import FEATURE_COLUMNS
-from ml_assets.model.promotion import ChampionChange
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
-SERVING_CODE_VERSION = "1"
+SERVING_CODE_VERSION = "2"
 
 
 class DeploymentConfig(dg.Config):
@@ -77,7 +76,6 @@ def serving_config(
 )
 def deployed_model(
     config: DeploymentConfig,
-    champion_model: ChampionChange,
     training_dataset: pd.DataFrame,
     ray_cluster: RayCluster,
     model_registry: ModelRegistry,
@@ -87,9 +85,17 @@ def deployed_model(
     from ml_assets.model.tracking import load_keras_model
     from ml_assets.serving.deploy import deploy, features_to_record, served_version, smoke_test
 
+    # The registry's alias, not champion_model's stored value: `ml-assets rollback` moves only
+    # the alias, and a redeploy (the serving sensor's, after a Ray restart) must follow it.
+    champion = model_registry.version_for_alias(CHAMPION_ALIAS)
+    if champion is None:
+        raise dg.Failure(
+            f"model {model_registry.model_name!r} has no '{CHAMPION_ALIAS}' alias: train and "
+            "bless a model first (`ml-assets train`, or materialize champion_model)"
+        )
     wanted = serving_config(
         model_registry,
-        champion_model.champion,
+        champion.version,
         ray_cluster.predictions_dir,
         config.max_complaints,
         ray_cluster.api_token,

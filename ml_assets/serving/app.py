@@ -49,6 +49,8 @@ MAX_ONGOING_COMPLAINTS = 4096
 # Requests a replica accepts at once: many single-complaint requests must be in flight for
 # batches to form, and MAX_ONGOING_COMPLAINTS bounds what large ones cost.
 MAX_ONGOING_REQUESTS = 256
+REPLICAS = 2
+REPLICA_CPUS = 0.5
 
 api = FastAPI(
     title="CFPB complaint dispute model",
@@ -126,9 +128,13 @@ def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
 
 
 @serve.deployment(
+    # Two, so that one replica's death is not a blackout: the other answers while Serve restarts
+    # it. Half a CPU each fits both beside the proxy on a 2-core head (they are scheduled by
+    # these reservations; TensorFlow itself uses what is free).
+    num_replicas=REPLICAS,
     # Batches can only form when many requests are in flight at once at the replica.
     max_ongoing_requests=MAX_ONGOING_REQUESTS,
-    ray_actor_options={"num_cpus": 1},
+    ray_actor_options={"num_cpus": REPLICA_CPUS},
     logging_config={"enable_access_log": False},
 )
 @serve.ingress(api)

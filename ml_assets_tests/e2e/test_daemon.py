@@ -1,11 +1,17 @@
 """The landing-file sensor under the real Dagster daemon: a landed day is ingested once, and again
 only when its bytes change, whatever its file stamps say."""
 
+import json
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+import psutil
 import pytest
+from dagster._core.events import DagsterEventType
 
 from ml_assets.operations import run_days
 from ml_assets_tests.e2e.dagster_daemon import (
@@ -20,6 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 DAYS = ["2016-03-01", "2016-03-02"]
 LAND_TWO_DAYS = ("generate", "--start", DAYS[0], "--days", "2", "--rows-per-day", "30")
 SENSOR_INTERVAL = {"ML_ASSETS_SENSOR_INTERVAL_S": "5"}
+KILL_ROWS = "3000"  # enough for validation to take a moment
 
 
 @pytest.fixture
@@ -75,3 +82,66 @@ def test_the_daemon_ingests_a_day_once_and_again_only_when_its_bytes_change(
             daemon_log,
         )
         assert len(instance.get_runs()) == 2
+
+
+def run_worker(instance: dg.DagsterInstance, run_id: str) -> psutil.Process | None:
+    """The process executing the run (the one that reported its start), once it has started."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_START).records
+    return psutil.Process(records[0].event_log_entry.dagster_event.pid) if records else None
+
+
+def step_started(instance: dg.DagsterInstance, run_id: str, step: str) -> bool:
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records
+    return any(r.event_log_entry.step_key == step for r in records)
+
+
+def test_a_run_killed_mid_partition_is_retried_and_the_day_ingested_once(tmp_path: Path) -> None:
+    home, reference = tmp_path / "home", tmp_path / "reference"
+    ml_assets(home, "generate", "--start", DAYS[0], "--days", "1", "--rows-per-day", KILL_ROWS)
+    shutil.copytree(home / "landing", reference / "landing")
+    ml_assets(reference, "materialize")
+    with (
+        running_daemon(home, **SENSOR_INTERVAL) as log,
+        dg.DagsterInstance.from_config(str(home / "dagster")) as instance,
+    ):
+        wait_for(lambda: len(instance.get_runs()) == 1, 240, "the day's run", log)
+        (first,) = instance.get_runs()
+        # Killed as soon as validation starts: raw rows written, validated and rejected not yet.
+        deadline = time.monotonic() + 240
+        while not step_started(instance, first.run_id, "validate_complaints"):
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.05)
+        worker = run_worker(instance, first.run_id)
+        assert worker is not None
+        for process in [*worker.children(recursive=True), worker]:
+            process.kill()  # SIGKILL: no handler runs, as with the OOM killer
+        wait_for(
+            lambda: any(r.is_success for r in instance.get_runs()), 300, "the retried run", log
+        )
+        runs = {r.run_id: r for r in instance.get_runs()}
+        failures = home / "logs" / "run_failures.jsonl"
+
+        def reported() -> list[dict]:
+            lines = failures.read_text().splitlines() if failures.exists() else []
+            return [json.loads(line) for line in lines]
+
+        wait_for(lambda: bool(reported()), 120, "the failure report", log)
+    (report,) = reported()
+    assert report["run_id"] == first.run_id and report["will_retry"] is True
+    killed, retry = runs[first.run_id], next(r for r in runs.values() if r.run_id != first.run_id)
+    assert len(runs) == 2 and killed.status == dg.DagsterRunStatus.FAILURE
+    assert killed.tags["dagster/will_retry"] == "true"
+    assert retry.is_success and retry.tags["dagster/retry_number"] == "1"
+    assert retry.parent_run_id == killed.run_id and retry.tags["dagster/partition"] == DAYS[0]
+    # What a run that was never killed writes, row for row: nothing twice, nothing missing.
+    assert warehouse_tables(home) == warehouse_tables(reference)
+
+
+def warehouse_tables(home: Path) -> dict[str, list[tuple]]:
+    """Every table of the home's warehouse, rows sorted."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        tables = conn.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        return {
+            f"{s}.{t}": conn.execute(f"select * from {s}.{t} order by all").fetchall()
+            for s, t in tables
+        }

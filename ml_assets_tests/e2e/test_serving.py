@@ -1,6 +1,7 @@
 """Serving end to end: a real Ray head on 127.0.0.1, the deployed_model asset, HTTP, a hot swap."""
 
 import contextlib
+import itertools
 import json
 import re
 import socket
@@ -22,17 +23,25 @@ import pytest
 import requests
 
 from ml_assets.assets.day_ranges import range_tags
+from ml_assets.assets.serving import deployed_model
 from ml_assets.constants import CHAMPION_ALIAS, ECE_CEILING, THRESHOLD_TAG
 from ml_assets.constants import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
-from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS, SERVING_ASSETS
+from ml_assets.jobs import (
+    DATA_LAYER_ASSETS,
+    MODEL_LAYER_ASSETS,
+    MODEL_LAYER_CHECKS,
+    SERVING_ASSETS,
+    deployment_job,
+)
 from ml_assets.model.features import to_model_inputs
 from ml_assets.model.network import predict_proba
 from ml_assets.model.tracking import load_keras_model
 from ml_assets.monitoring.served import parse_prediction_logs
+from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.auth import bearer_headers
-from ml_assets.serving.deploy import PROXY_ENV
+from ml_assets.serving.deploy import PROXY_ENV, served_version
 from ml_assets.serving.schemas import MAX_ERROR_DETAILS
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
@@ -43,6 +52,7 @@ from resources.ray_cluster import (
     start_head,
     stop_head,
 )
+from sensors.serving import REDEPLOY_TAG, make_serving_sensor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 ALL_ASSETS = [*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *MODEL_LAYER_CHECKS, *SERVING_ASSETS]
@@ -50,6 +60,8 @@ DAYS = days_up_to_yesterday(12)
 TOKEN = "e2e-token-0123456789"  # the endpoint of this module requires it
 AUTH = bearer_headers(TOKEN)
 LOG_WAIT_S = 30.0
+KILL_AFTER_S, KILL_LOAD_S = 4.0, 14.0  # a replica is killed this far into the load
+REPLICA_RESTART_S = 180.0
 SCHEMATHESIS_EXAMPLES = 1000  # per operation's fuzzing: over 1,000 requests in all
 SCHEMATHESIS_TIMEOUT_S = 600  # the prediction log's writer flushes every half second
 COMPLAINT = {
@@ -75,6 +87,7 @@ class Served:
     resources: dict
     endpoint: str
     first: dg.ExecuteInProcessResult
+    ray_dir: Path
 
 
 def materialize(
@@ -119,19 +132,29 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             ).success
             keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
             first = materialize(home, instance, resources, keys)
-            yield Served(home, instance, resources, f"http://127.0.0.1:{http_port}", first)
+            endpoint = f"http://127.0.0.1:{http_port}"
+            yield Served(home, instance, resources, endpoint, first, ray_dir)
     finally:
         import ray
 
         ray.shutdown()
         found = cluster_processes(ray_dir)
         ports = listening_ports(found)
+        commands = [command_line(p) for p in found]
         stop_head(ray_dir)
         # Every process of the head is gone, Ray's detached client server (port 10001, no temp
         # dir in its command line) included, and none of their ports is listening any more.
-        assert any("ray.util.client.server" in " ".join(p.cmdline()) for p in found)
+        assert any("ray.util.client.server" in command for command in commands)
         assert {gcs_port, http_port} <= ports and not any(p.is_running() for p in found)
         assert cluster_pids(ray_dir) == [] and not ports & listening_ports(psutil.process_iter())
+
+
+def command_line(process: psutil.Process) -> str:
+    """The process's command line ("" once it has exited)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.NoSuchProcess:
+        return ""
 
 
 def listening_ports(processes: Iterable[psutil.Process]) -> set[int]:
@@ -348,6 +371,62 @@ def test_a_new_champion_replaces_the_old_without_a_failed_request(served: Served
     assert health["model_version"] == after
 
 
+def replicas(served: Served) -> list[psutil.Process]:
+    """The Serve replicas' processes (Ray names them after the deployment)."""
+    return [
+        p
+        for p in cluster_processes(served.ray_dir)
+        if "ServeReplica:dispute_model" in command_line(p)
+    ]
+
+
+def test_a_replica_killed_under_load_is_no_blackout(served: Served) -> None:
+    """kill -9 of one of the two replicas while 4 clients send: the other one keeps answering."""
+    assert len(replicas(served)) == REPLICAS == 2
+    answers: list[tuple[float, bool]] = []  # (finished at, succeeded)
+    stop = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    answer = session.post(
+                        f"{served.endpoint}/predict",
+                        json={"complaints": [COMPLAINT]},
+                        headers=AUTH,
+                        timeout=30,
+                    )
+                    ok = answer.status_code == 200
+                except requests.RequestException:
+                    ok = False
+                answers.append((time.monotonic(), ok))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(KILL_AFTER_S)
+        victim = replicas(served)[0]
+        killed_at = time.monotonic()
+        victim.kill()
+        time.sleep(KILL_LOAD_S - KILL_AFTER_S)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    failed = sum(not ok for _, ok in answers)
+    successes = sorted(t for t, ok in answers if ok)
+    gap = max(later - earlier for earlier, later in itertools.pairwise(successes))
+    print(f"replica killed: {failed} of {len(answers)} requests failed, longest gap {gap:.2f} s")
+    assert any(t > killed_at + 2 for t in successes)
+    assert failed <= 0.01 * len(answers) and gap <= 1.0
+    # Serve starts a replacement; the next test finds two replicas again.
+    deadline = time.monotonic() + REPLICA_RESTART_S
+    while len(replicas(served)) < REPLICAS and time.monotonic() < deadline:
+        time.sleep(1)
+    assert len(replicas(served)) == REPLICAS and not victim.is_running()
+
+
 def logged(served: Served) -> list[dict]:
     return [
         json.loads(line)
@@ -418,3 +497,46 @@ def test_personal_data_is_masked_before_the_model_and_the_log(served: Served) ->
     assert [r["inputs"][NARRATIVE] for r in mine] == [masked]
     raw_logs = "".join(p.read_text() for p in served.home.predictions.glob("*/*.jsonl"))
     assert "jane.roe@example.com" not in raw_logs and "555-201-3344" not in raw_logs
+
+
+def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
+    served: Served,
+) -> None:
+    import ray
+
+    version, _ = champion(served)
+    ray_cluster: RayCluster = served.resources["ray_cluster"]
+    ray.shutdown()
+    stop_head(served.ray_dir)
+    gcs_port = int(ray_cluster.address.rpartition(":")[2])
+    token = served.ray_dir / "auth_token"
+    start_head(served.ray_dir, token, num_cpus=2, port=gcs_port, extra_env=PROXY_ENV)
+    assert served_version(served.endpoint) is None  # a new head: no Serve app on it
+
+    sensor = make_serving_sensor(deployment_job, deployed_model.key)
+
+    def tick() -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=served.instance,
+            resources={
+                "ray_cluster": ray_cluster,
+                "model_registry": served.resources["model_registry"],
+            },
+        )
+        return sensor(context)
+
+    (request,) = tick().run_requests
+    assert request.tags[REDEPLOY_TAG] == f"none->{version}"
+    # What the daemon launches for the request: the deployment job, here in process.
+    redeploy = materialize(served.home, served.instance, served.resources, [deployed_model.key])
+    assert redeploy.success
+    assert served_version(served.endpoint) == version
+    answer = requests.post(
+        f"{served.endpoint}/predict", json={"complaints": [COMPLAINT]}, headers=AUTH, timeout=30
+    )
+    assert answer.status_code == 200 and answer.json()["model_version"] == version
+    result = tick()
+    assert not result.run_requests
+    assert result.skip_reason and f"serving the champion, version {version}" in str(
+        result.skip_reason.skip_message
+    )

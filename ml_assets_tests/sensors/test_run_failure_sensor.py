@@ -71,6 +71,8 @@ def test_a_failed_run_is_recorded_and_posted(tmp_path: Path, webhook: Webhook) -
     assert recorded["failed_steps"] == ["broken_asset"]
     assert recorded["assets"] == ["broken_asset"]
     assert "broken_asset" in recorded["message"]
+    # No retry tags on this run: failed for good.
+    assert (recorded["will_retry"], recorded["retry_number"]) == (False, 0)
     assert webhook.received == [recorded]
 
 
