@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.monitoring import served_predictions
 from ml_assets.assets.serving import deployed_model
@@ -49,6 +50,8 @@ SENSOR_INTERVAL_ENV_VAR = "ML_ASSETS_SENSOR_INTERVAL_S"
 INTRADAY_INGEST_ENV_VAR = "ML_ASSETS_INTRADAY_INGEST_S"
 FAILURE_WEBHOOK_ENV_VAR = "ML_ASSETS_FAILURE_WEBHOOK_URL"
 DEFAULT_SENSOR_INTERVAL_S = 30
+# What moves the champion alias: once it has run, a missing MLflow store is a loss, not a start.
+PROMOTION_ASSET = champion_model.key.to_user_string()
 
 
 def local_resources(home: ProjectHome) -> dict[str, object]:
@@ -66,7 +69,9 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
                 os.environ.get(PREDICTION_RETENTION_ENV_VAR, DEFAULT_PREDICTION_RETENTION_DAYS)
             ),
         ),
-        "mlflow": mlflow_tracking_resource(tracking_uri, MLFLOW_EXPERIMENT, artifacts),
+        "mlflow": mlflow_tracking_resource(
+            tracking_uri, MLFLOW_EXPERIMENT, artifacts, promoted_by=PROMOTION_ASSET
+        ),
         "ray_cluster": RayCluster(
             address=os.environ.get("RAY_ADDRESS", f"127.0.0.1:{DEFAULT_GCS_PORT}"),
             token_path=str(home.ray_token),
@@ -84,6 +89,7 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
             artifact_location=artifacts,
             experiment_name=MLFLOW_EXPERIMENT,
             model_name=MODEL_NAME,
+            promoted_by=PROMOTION_ASSET,
         ),
     }
 

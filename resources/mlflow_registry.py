@@ -19,17 +19,67 @@ def sqlite_tracking_uri(folder: Path) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
-def _prepare_store(tracking_uri: str) -> None:
-    """Create the folder of a sqlite store: sqlite creates the file, not its folder."""
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+# How long a step waits for another process's write lock on the sqlite store before failing.
+# MLflow's own wait (sqlite's busy timeout, 20 s) ends in a bare "database is locked" from
+# SQLAlchemy, mid-way through whatever the step was doing.
+STORE_LOCK_TIMEOUT_S = 60.0
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
+def _prepare_store(tracking_uri: str, lock_timeout_s: float = STORE_LOCK_TIMEOUT_S) -> None:
+    """Create the folder of a new sqlite store (sqlite creates the file, not its folder); for an
+    existing one, fail clearly unless its write lock can be had within `lock_timeout_s`."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=lock_timeout_s)
+    try:
+        # Taken and given back at once: proves the store is writable before any work that the
+        # lock would otherwise interrupt half done.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.rollback()
+    except sqlite3.OperationalError as exc:
+        raise dg.Failure(
+            f"The MLflow store {path} stayed locked by another process for {lock_timeout_s:.0f} s "
+            f"({exc}). Nothing was registered and the champion alias was not moved. Let the other "
+            "writer finish (a training run, an `mlflow` command) or stop it, then run again."
+        ) from exc
+    finally:
+        connection.close()
+
+
+def check_store_not_lost(tracking_uri: str, instance: Any, asset_name: str) -> None:
+    """Fail when a sqlite store is missing although `asset_name` (the promotion) was materialized:
+    MLflow would silently create an empty registry, and the next model would become champion."""
+    if not asset_name or instance is None or not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if path.exists():
+        return
+    promoted = instance.get_latest_materialization_event(dg.AssetKey(asset_name))
+    if promoted is not None:
+        raise dg.Failure(
+            f"The MLflow store {path} is missing, but {asset_name} was materialized before (run "
+            f"{promoted.run_id}): the registry and its champion are there. Restore the store "
+            f"(from a backup of {path.parent}) and run again; to start a new registry on purpose, "
+            f"wipe {asset_name}'s materializations in the Dagster UI first."
+        )
+
+
+def ensure_experiment(
+    tracking_uri: str,
+    name: str,
+    artifact_location: str,
+    lock_timeout_s: float = STORE_LOCK_TIMEOUT_S,
+) -> str:
     """The id of the experiment, created with its artifacts under the project home if missing."""
     from mlflow import MlflowClient
 
-    _prepare_store(tracking_uri)
+    _prepare_store(tracking_uri, lock_timeout_s)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -41,7 +91,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
 
 
 def mlflow_tracking_resource(
-    tracking_uri: str, experiment_name: str, artifact_location: str
+    tracking_uri: str, experiment_name: str, artifact_location: str, promoted_by: str = ""
 ) -> dg.ResourceDefinition:
     """dagster-mlflow's `mlflow_tracking` resource, with the experiment created in the project home first."""
 
@@ -49,6 +99,7 @@ def mlflow_tracking_resource(
         # dagster_mlflow imports mlflow (seconds): only steps that use the resource pay for it.
         from dagster_mlflow.resources import MlFlow
 
+        check_store_not_lost(tracking_uri, context.instance, promoted_by)
         ensure_experiment(tracking_uri, experiment_name, artifact_location)
         return MlFlow(context)
 
@@ -93,15 +144,24 @@ class ModelRegistry(dg.ConfigurableResource):
     experiment_name: str
     model_name: str
     ui_url: str = "http://127.0.0.1:5000"
+    lock_timeout_s: float = STORE_LOCK_TIMEOUT_S
+    # The asset that moves the champion alias: once it has been materialized, a missing store
+    # is a lost registry, not a first run (see check_store_not_lost).
+    promoted_by: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_store_not_lost(self.tracking_uri, context.instance, self.promoted_by)
 
     def client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
-        _prepare_store(self.tracking_uri)
+        _prepare_store(self.tracking_uri, self.lock_timeout_s)
         return MlflowClient(tracking_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:
-        return ensure_experiment(self.tracking_uri, self.experiment_name, self.artifact_location)
+        return ensure_experiment(
+            self.tracking_uri, self.experiment_name, self.artifact_location, self.lock_timeout_s
+        )
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"

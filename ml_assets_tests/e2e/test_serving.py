@@ -528,7 +528,13 @@ def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
     (request,) = tick().run_requests
     assert request.tags[REDEPLOY_TAG] == f"none->{version}"
     # What the daemon launches for the request: the deployment job, here in process.
-    redeploy = materialize(served.home, served.instance, served.resources, [deployed_model.key])
+    redeploy = dg.materialize(
+        ALL_ASSETS,
+        selection=[deployed_model.key],
+        resources=served.resources,
+        instance=served.instance,
+        tags=request.tags,
+    )
     assert redeploy.success
     assert served_version(served.endpoint) == version
     answer = requests.post(

@@ -6,6 +6,7 @@ ml_assets_tests/ui, fails there when REQUIRE_UI=1 (set by .ci/run). Screenshots:
 `screenshots/`, or ML_ASSETS_UI_SHOTS.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -14,12 +15,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets_tests.e2e.dagster_daemon import BIN, REPO, home_env, ml_assets
 from ml_assets_tests.world import YESTERDAY
-from resources.local_services import start_service, stop_service, wait_http
+from resources.local_services import group_pids, start_service, stop_service, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(900)]
 UI_DIR = REPO / "ml_assets_tests" / "ui"
@@ -52,6 +54,14 @@ def missing_tools() -> list[str]:
     return missing
 
 
+def alive(process: psutil.Process) -> bool:
+    """Running, and not a zombie (dagster dev is this process's child until it is reaped)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture(scope="module")
 def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     missing = missing_tools()
@@ -69,13 +79,29 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         port = probe.getsockname()[1]
     logs = home / "logs"
     argv = [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)]
-    start_service(logs, "dagster-dev", [*argv, "-w", str(REPO / "workspace.yaml")], home_env(home))
+    group = start_service(
+        logs, "dagster-dev", [*argv, "-w", str(REPO / "workspace.yaml")], home_env(home)
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/server_info", 240, logs / "dagster-dev.log")
         yield url, home
     finally:
+        # What `make down` does to dagster dev: its whole process group stops (webserver, daemon,
+        # code servers), and none of their ports listens any more.
+        processes, ports = [], set()
+        for pid in group_pids(group):
+            with contextlib.suppress(psutil.NoSuchProcess):  # a run worker may end meanwhile
+                process = psutil.Process(pid)
+                listening = process.net_connections("tcp")
+                ports |= {c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN}
+                processes.append(process)
         stop_service(logs, "dagster-dev")
+        assert port in ports and not any(alive(p) for p in processes)
+        still = {
+            c.laddr.port for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+        }
+        assert not ports & still
 
 
 def test_the_ui_shows_the_pipeline_and_materializes_a_partition(

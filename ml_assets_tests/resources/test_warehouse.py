@@ -68,14 +68,17 @@ def test_an_empty_partition_creates_the_table_and_replaces_the_old_rows(tmp_path
     assert _rows(db) == []
 
 
-def _hold_lock(db: Path) -> subprocess.Popen[bytes]:
-    """Another process holding DuckDB's write lock on `db` until a line arrives on its stdin."""
+def _hold_lock(db: Path, read_only: bool = False) -> subprocess.Popen[bytes]:
+    """Another process holding DuckDB's lock on `db` (a writer's, or a reader's: DuckDB lets no
+    process write while another has the file open) until a line arrives on its stdin."""
     code = (
-        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'r'); "
         "print('locked', flush=True); sys.stdin.readline(); c.close()"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, "-c", code, str(db), "r" if read_only else "w"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
     return holder
@@ -132,3 +135,29 @@ def test_partition_count_counts_the_rows_stored_for_one_day(tmp_path: Path) -> N
     assert warehouse.partition_count("public.numbers", "day", "2016-01-03") == 1
     assert warehouse.partition_count("public.numbers", "day", "2016-01-04") == 0
     assert warehouse.partition_count("public.missing", "day", "2016-01-02") == 0
+
+
+def test_a_write_while_a_reader_holds_the_file_fails_clearly_and_keeps_what_exists(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.duckdb"
+    assert dg.materialize(
+        [_numbers_asset([1, 2])],
+        resources={"io_manager": WarehouseIOManager(database=str(db))},
+        partition_key="2016-01-02",
+    ).success
+    reader = _hold_lock(db, read_only=True)
+    try:
+        patient = WarehouseIOManager(database=str(db), lock_timeout_s=1.0)
+        blocked = dg.materialize(
+            [_numbers_asset([7])],
+            resources={"io_manager": patient},
+            partition_key="2016-01-02",
+            raise_on_error=False,
+        )
+        assert not blocked.success
+        (failure,) = blocked.get_step_failure_events()
+        assert "stayed locked by another process" in failure.step_failure_data.error.message
+    finally:
+        _release(reader)
+    assert _rows(db) == [("2016-01-02", 1), ("2016-01-02", 2)]
