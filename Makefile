@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo demo-drift backfill up test test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean
+.PHONY: install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ up: install
 # One worker per core, a test module per worker at a time (module fixtures start services once):
 # the end-to-end modules mostly wait on daemons and sensor ticks, so two cores run two of them.
 test: install
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile -m 'not slow'
+
+# The long end-to-end scenarios (the daemon driving ingestion, training and a code bump end to
+# end, ~10 minutes); CI runs them after `make test`.
+test-slow: install
+	$(BIN)/python -m pytest -m slow
 
 # The suite with the clock 400 days on (Debian's faketime): no test may depend on the calendar.
 # Tests marked `services` are left out: their gRPC waits hang under faketime's shifted clock.

@@ -32,7 +32,13 @@ from ml_assets_tests.e2e.dagster_daemon import (
 from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, days_up_to_yesterday
 
-pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(1800)]
+# `slow`: ~10 minutes of daemon ticks on 2 cores; `make test-slow` runs it, and CI runs that too.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.services,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]
 DAYS = [d.isoformat() for d in days_up_to_yesterday(12)]
 RAW_KEY = dg.AssetKey("raw_complaints")
 LATE_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=90)).isoformat()
