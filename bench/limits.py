@@ -5,15 +5,16 @@ Against a running endpoint (`make demo` serves one at http://127.0.0.1:8000), in
  (1) a 7.7 MiB body of 2.7 million empty complaints, sent alone N times: time to its 4xx;
  (2) a normal client (one complaint per request, back to back) alone: p50/p99 latency;
  (3) the same client while another process sends the oversized body --pace times a second;
- (4) ... while another process sends it back to back, as fast as it is refused;
- (5) ... while another process sends normal requests back to back: the control for (4), since
-     on a small machine any flood takes CPU from everyone; (4) near (5) means an oversized
-     body costs no more than a normal request.
+ (4) ... while another process sends normal requests --pace times a second: the control for (3);
+ (5) ... while another process sends the oversized body back to back, as fast as it is refused;
+ (6) ... while another process sends normal requests back to back: the control for (5).
+     On a small machine any other client takes CPU from everyone (the sender's own included):
+     (3) near (4) and (5) near (6) mean an oversized body costs other callers no more than a
+     normal request does.
 
 Prints a Markdown table and, as its last line,
-`limits ratios: refusal_ms=.. p99_paced=.. p99_flood=.. p99_normal_flood=..`
-(p99 ratios against the client alone; p99_paced near 1.0: the oversized requests do not hold
-up other callers).
+`limits ratios: refusal_ms=.. p99_paced=.. p99_normal_paced=.. p99_flood=.. p99_normal_flood=..`
+(p99 ratios against the client alone).
 
     .venv/bin/python bench/limits.py [--url http://127.0.0.1:8000] [--seconds 10] [--repeats 20]
 
@@ -141,6 +142,7 @@ def main() -> None:
     alone = refuse_times(args.url, headers, args.repeats)
     baseline = client()
     paced, paced_refusals = next_to(client, args.url, headers, True, 1 / args.pace)
+    paced_control, paced_requests = next_to(client, args.url, headers, False, 1 / args.pace)
     flooded, flood_refusals = next_to(client, args.url, headers, True, 0.0)
     controlled, control_requests = next_to(client, args.url, headers, False, 0.0)
 
@@ -149,6 +151,8 @@ def main() -> None:
         ("normal client alone", baseline),
         (f"normal client, oversized bodies at {args.pace:g}/s", paced),
         ("(their time to 4xx)", paced_refusals),
+        (f"normal client, normal requests at {args.pace:g}/s (control)", paced_control),
+        ("(their latency)", paced_requests),
         ("normal client, oversized bodies back to back", flooded),
         ("(their time to 4xx)", flood_refusals),
         ("normal client, normal requests back to back (control)", controlled),
@@ -165,6 +169,7 @@ def main() -> None:
     print(
         f"limits ratios: refusal_ms={statistics.median(alone) * 1000:.1f} "
         f"p99_paced={percentile_ms(paced, 99) / p99:.2f} "
+        f"p99_normal_paced={percentile_ms(paced_control, 99) / p99:.2f} "
         f"p99_flood={percentile_ms(flooded, 99) / p99:.2f} "
         f"p99_normal_flood={percentile_ms(controlled, 99) / p99:.2f}"
     )
