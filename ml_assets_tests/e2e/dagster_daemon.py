@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,3 +86,13 @@ def landing_sensor_skips(instance: dg.DagsterInstance) -> list[str]:
     state = next(s for s in instance.all_instigator_state() if s.name == "landing_file_sensor")
     ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id)
     return [t.skip_reason or "" for t in reversed(ticks)]
+
+
+def warehouse_tables(home: Path) -> dict[str, list[tuple]]:
+    """Every table of the home's warehouse, rows sorted."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        tables = conn.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        return {
+            f"{s}.{t}": conn.execute(f"select * from {s}.{t} order by all").fetchall()
+            for s, t in tables
+        }

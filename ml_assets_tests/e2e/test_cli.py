@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from dagster._core.events import DagsterEventType
 
 from ml_assets.constants import AUC_FLOOR
 from ml_assets.jobs import DATA_LAYER_KEYS
+from ml_assets_tests.e2e.dagster_daemon import warehouse_tables
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,15 +89,6 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
         assert materialized == {"2016-01-01", "2016-01-02", "2016-01-03"}
 
 
-def _warehouse_tables(home: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
-        tables = conn.execute("select schema_name, table_name from duckdb_tables()").fetchall()
-        return {
-            f"{s}.{t}": conn.execute(f"select * from {s}.{t} order by all").fetchall()
-            for s, t in tables
-        }
-
-
 def _data_versions(home: Path) -> dict[tuple[str, str], str]:
     """Per data-layer asset and day, the data version of its latest materialization."""
     versions: dict[tuple[str, str], str] = {}
@@ -130,7 +121,7 @@ def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) 
         ]
         # Worker processes, not the command's own: at most two (a busy machine may leave one idle).
         assert 1 <= len({event.pid for event in step_starts}) <= 2
-    assert _warehouse_tables(parallel) == _warehouse_tables(serial)
+    assert warehouse_tables(parallel) == warehouse_tables(serial)
     versions = _data_versions(parallel)
     assert len(versions) == 5 * 6 and versions == _data_versions(serial)
 

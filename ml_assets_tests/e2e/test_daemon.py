@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import psutil
 import pytest
 from dagster._core.events import DagsterEventType
@@ -19,6 +18,7 @@ from ml_assets_tests.e2e.dagster_daemon import (
     ml_assets,
     running_daemon,
     wait_for,
+    warehouse_tables,
 )
 from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
 
@@ -135,13 +135,3 @@ def test_a_run_killed_mid_partition_is_retried_and_the_day_ingested_once(tmp_pat
     assert retry.parent_run_id == killed.run_id and retry.tags["dagster/partition"] == DAYS[0]
     # What a run that was never killed writes, row for row: nothing twice, nothing missing.
     assert warehouse_tables(home) == warehouse_tables(reference)
-
-
-def warehouse_tables(home: Path) -> dict[str, list[tuple]]:
-    """Every table of the home's warehouse, rows sorted."""
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
-        tables = conn.execute("select schema_name, table_name from duckdb_tables()").fetchall()
-        return {
-            f"{s}.{t}": conn.execute(f"select * from {s}.{t} order by all").fetchall()
-            for s, t in tables
-        }
