@@ -70,9 +70,11 @@ ui-deps:
 ui-check: install ui-deps
 	REQUIRE_UI=1 ML_ASSETS_UI_SHOTS=$(ML_ASSETS_HOME)/screenshots $(BIN)/python -m pytest ml_assets_tests/e2e/test_ui.py
 
+# ruff for style; import-linter for the architecture (the contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff check --fix .

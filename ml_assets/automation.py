@@ -14,8 +14,8 @@ from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
 from ml_assets.constants import DRIFT_RECENT_DAYS, RETRAIN_EVIDENCE_METADATA
-from ml_assets.operations import IN_FLIGHT
 from ml_assets.partitions import platform_today
+from ml_assets.runs import IN_FLIGHT
 
 AutomationCondition = dg.AutomationCondition
 

@@ -20,6 +20,7 @@ from ml_assets.constants import (
 )
 from ml_assets.ingest.cfpb_format import LandingFileError
 from ml_assets.ingest.generator import NARRATIVE_SHARE, Drift
+from ml_assets.ingest.landing import COMPLAINTS_FOLDER, complaints_root
 from resources.home import ProjectHome, make_private, project_home
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
@@ -105,7 +106,7 @@ def _non_negative(text: str) -> float:
 
 def init_home(home: ProjectHome) -> None:
     """Create the project home's folders and its Dagster instance configuration."""
-    for folder in (home.complaints_landing, home.dagster_home, home.logs):
+    for folder in (complaints_root(home.landing), home.dagster_home, home.logs):
         folder.mkdir(parents=True, exist_ok=True)
     config = home.dagster_home / "dagster.yaml"
     # Where Dagster's default SQLite event log keeps its files: existing homes keep their history.
@@ -165,7 +166,7 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
     labels = f"; labels not published yet for {len(pending)} day(s)" if pending else ""
     print(
         f"generated {len(paths)} daily landing files {start}..{last} under "
-        f"{home.complaints_landing} in {time.monotonic() - began:.1f} s{labels}"
+        f"{complaints_root(home.landing)} in {time.monotonic() - began:.1f} s{labels}"
     )
     return 0
 
@@ -239,7 +240,7 @@ def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list
     """Day folders in the landing zone, optionally within [start, end]."""
     from resources.landing_zone import is_day_folder
 
-    root = home.complaints_landing
+    root = complaints_root(home.landing)
     days = (
         sorted(p.name for p in root.iterdir() if p.is_dir() and is_day_folder(p.name))
         if root.is_dir()
@@ -254,7 +255,7 @@ def landed_bytes(home: ProjectHome, days: Sequence[str]) -> dict[str, int]:
     """Bytes of each day's landing files."""
     from resources.landing_zone import LocalLandingZone
 
-    zone = LocalLandingZone(root=str(home.landing))
+    zone = LocalLandingZone(root=str(home.landing), days_folder=COMPLAINTS_FOLDER)
     return {day: sum(f.size for f in zone.files_for_day(day)) for day in days}
 
 
@@ -302,7 +303,7 @@ def cmd_materialize(args: argparse.Namespace, home: ProjectHome) -> int:
         print(f"skipped landing folders outside the daily partitions: {', '.join(outside)}")
     if not days:
         print(
-            f"no landing files under {home.complaints_landing}: run `ml-assets generate` first",
+            f"no landing files under {complaints_root(home.landing)}: run `ml-assets generate` first",
             file=sys.stderr,
         )
         return 1

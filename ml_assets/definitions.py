@@ -19,6 +19,7 @@ from ml_assets.constants import (
     PREDICTION_RETENTION_ENV_VAR,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.ingest.landing import COMPLAINTS_FOLDER
 from ml_assets.jobs import (
     DATA_LAYER_KEYS,
     MODEL_LAYER_CHECKS,
@@ -62,7 +63,7 @@ def local_resources(home: ProjectHome) -> dict[str, object]:
         "io_manager": WarehouseIOManager(database=str(home.warehouse), schema=WAREHOUSE_SCHEMA),
         "model_io_manager": dg.FilesystemIOManager(base_dir=str(home.storage)),
         "warehouse": Warehouse(database=str(home.warehouse)),
-        "landing_zone": LocalLandingZone(root=str(home.landing)),
+        "landing_zone": LocalLandingZone(root=str(home.landing), days_folder=COMPLAINTS_FOLDER),
         "prediction_logs": PredictionLogs(
             root=str(home.predictions),
             retention_days=int(

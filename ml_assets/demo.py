@@ -17,6 +17,7 @@ import requests
 
 from ml_assets.constants import MODEL_NAME
 from ml_assets.ingest.generator import generate_landing, pending_label_days
+from ml_assets.ingest.landing import complaints_root
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.operations import (
     RunSummary,
@@ -186,7 +187,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         days = land(home, first, settings.days, settings, first_as_of)
         pending = pending_labels(days, first_as_of, settings)
         print(
-            f"landed {len(days)} days {days[0]}..{days[-1]} under {home.complaints_landing} "
+            f"landed {len(days)} days {days[0]}..{days[-1]} under {complaints_root(home.landing)} "
             f"(labels not published yet for {len(pending)}: {', '.join(sorted(pending))})"
         )
         print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")

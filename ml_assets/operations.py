@@ -19,13 +19,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+from ml_assets.runs import IN_FLIGHT, planned_assets
 
 FINISHED_TICKS = [TickStatus.SKIPPED, TickStatus.SUCCESS, TickStatus.FAILURE]
 
@@ -78,18 +72,6 @@ def run_days(tags: Mapping[str, str]) -> tuple[str, ...]:
     first = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
     last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
     return tuple((first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1))
-
-
-def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.AssetKey]:
-    """The assets a run set out to materialize (a job run without a selection runs all of its)."""
-    if run.asset_selection:
-        return set(run.asset_selection)
-    events = instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-    ).records
-    return {
-        e.event_log_entry.dagster_event.asset_key for e in events if e.event_log_entry.dagster_event
-    }
 
 
 def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunSummary:

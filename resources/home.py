@@ -10,11 +10,6 @@ HOME_ENV_VAR = "ML_ASSETS_HOME"
 # The repository root is two levels up from this file (resources/home.py).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = REPO_ROOT / ".ml_assets"
-# Landing layout: <landing>/complaints/YYYY-MM-DD/<source>.csv, one folder per ingestion day.
-COMPLAINTS_FOLDER = "complaints"
-UNROUTABLE_FOLDER = "_unroutable"
-# Where a loader spools day files before renaming them in (a dot folder no reader lists).
-STAGING_FOLDER = ".staging"
 # The home holds raw complaints (narratives with whatever PII they carry), prediction logs and
 # tokens: owner-only folders (0700) and files (0600), whatever the user's umask.
 PRIVATE_UMASK = 0o077
@@ -29,16 +24,8 @@ class ProjectHome:
 
     @property
     def landing(self) -> Path:
+        """Where sources drop complaint files (laid out by `ml_assets/ingest/landing.py`)."""
         return self.root / "landing"
-
-    @property
-    def complaints_landing(self) -> Path:
-        return self.landing / COMPLAINTS_FOLDER
-
-    @property
-    def unroutable(self) -> Path:
-        """Rows a loader could not assign to a day: kept, never dropped."""
-        return self.landing / UNROUTABLE_FOLDER
 
     @property
     def warehouse(self) -> Path:

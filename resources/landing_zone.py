@@ -10,8 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.home import COMPLAINTS_FOLDER
-
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -43,7 +41,7 @@ class LandingZone(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def day_stamps(self) -> dict[str, int]:
-        """Each folder under `complaints/` (day folders, or misnamed ones) with its stamp: the
+        """Each folder of the days folder (day folders, or misnamed ones) with its stamp: the
         latest `change_stamp_ns` of the folder and its landing files.
 
         A folder's stamp changes when a file is added, renamed in or removed; a file rewritten in
@@ -59,10 +57,13 @@ class LocalLandingZone(LandingZone):
     """Landing files in a local folder (`ML_ASSETS_HOME/landing` by default)."""
 
     root: str
+    # The folder under `root` whose subfolders are the ingestion days; the landing code owns the
+    # layout (`ml_assets/ingest/landing.py`) and the definitions pass its name in.
+    days_folder: str
 
     @property
-    def complaints_root(self) -> Path:
-        return Path(self.root) / COMPLAINTS_FOLDER
+    def days_root(self) -> Path:
+        return Path(self.root) / self.days_folder
 
     def _stat(self, path: Path) -> LandingFile:
         stat = path.stat()
@@ -84,7 +85,7 @@ class LocalLandingZone(LandingZone):
         return entry.is_dir() and not entry.name.startswith(".")
 
     def files_for_day(self, day: str) -> list[LandingFile]:
-        folder = self.complaints_root / day
+        folder = self.days_root / day
         if not folder.is_dir():
             return []
         with os.scandir(folder) as entries:
@@ -94,10 +95,10 @@ class LocalLandingZone(LandingZone):
             )
 
     def day_stamps(self) -> dict[str, int]:
-        if not self.complaints_root.is_dir():
+        if not self.days_root.is_dir():
             return {}
         stamps: dict[str, int] = {}
-        with os.scandir(self.complaints_root) as days:
+        with os.scandir(self.days_root) as days:
             for day in days:
                 if not self._is_day_entry(day):
                     continue

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ml_assets.operations import planned_assets
+from ml_assets.runs import planned_assets
 from resources.alerts import FailureNotifier
 
 

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from ml_assets.constants import CHAMPION_ALIAS
+from ml_assets.runs import IN_FLIGHT
 from ml_assets.serving.deploy import served_version
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
@@ -72,9 +72,7 @@ def make_serving_sensor(
             return dg.SensorResult(skip_reason=f"serving the champion, version {served}")
         in_flight = [
             record.dagster_run.run_id
-            for record in context.instance.get_run_records(
-                dg.RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))
-            )
+            for record in context.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
             if record.dagster_run.job_name == job.name
             or deployed in (record.dagster_run.asset_selection or ())
         ]

@@ -28,12 +28,23 @@ from ml_assets.ingest.cfpb_format import (
     iter_csv_records,
     parse_cfpb_date,
 )
-from resources.home import COMPLAINTS_FOLDER, STAGING_FOLDER, UNROUTABLE_FOLDER
+
+# Landing layout: <landing>/complaints/YYYY-MM-DD/<source>.csv, one folder per ingestion day.
+COMPLAINTS_FOLDER = "complaints"
+# Rows a loader could not assign to a day: kept, never dropped.
+UNROUTABLE_FOLDER = "_unroutable"
+# Where a loader spools day files before renaming them in (a dot folder no reader lists).
+STAGING_FOLDER = ".staging"
+
+
+def complaints_root(landing_root: Path) -> Path:
+    """The folder of the day folders: `<landing>/complaints`."""
+    return landing_root / COMPLAINTS_FOLDER
 
 
 def day_folder(landing_root: Path, day: date) -> Path:
     """The folder of one ingestion day: `<landing>/complaints/YYYY-MM-DD`."""
-    return landing_root / COMPLAINTS_FOLDER / day.strftime(DATE_FORMAT)
+    return complaints_root(landing_root) / day.strftime(DATE_FORMAT)
 
 
 def landing_digest(files: Iterable[tuple[str, bytes]]) -> str:

@@ -18,7 +18,7 @@ from ml_assets.constants import (
     TRUE_TOKENS,
 )
 from ml_assets.ingest.cfpb_format import RAW_COLUMNS, cfpb_timestamps
-from ml_assets.schemas import RawComplaintContract, ValidatedComplaints
+from ml_assets.ingest.contracts import RawComplaintContract, ValidatedComplaints
 
 DUPLICATE_RULE = "complaint_id:duplicate"
 VALIDATED_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *LINEAGE_COLUMNS)

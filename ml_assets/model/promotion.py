@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ml_assets.constants import CHAMPION_ALIAS, PREVIOUS_CHAMPION_TAG
-from resources.mlflow_registry import ModelRegistry
+
+
+class TaggedVersion(Protocol):
+    """A registered model version: its number and its tags."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+
+class AliasRegistry(Protocol):
+    """What moving the champion needs of a model registry (`resources.ModelRegistry` has it)."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    def version_for_alias(self, alias: str) -> TaggedVersion | None: ...
+
+    def set_alias(self, alias: str, version: str) -> None: ...
+
+    def set_version_tag(self, version: str, key: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -16,7 +40,7 @@ class ChampionChange:
     previous: str | None
 
 
-def promote(registry: ModelRegistry, version: str) -> ChampionChange:
+def promote(registry: AliasRegistry, version: str) -> ChampionChange:
     """Make `version` the champion, recording the current champion on it for rollback."""
     current = registry.version_for_alias(CHAMPION_ALIAS)
     previous = current.version if current and current.version != version else None
@@ -26,7 +50,7 @@ def promote(registry: ModelRegistry, version: str) -> ChampionChange:
     return ChampionChange(champion=version, previous=previous)
 
 
-def rollback(registry: ModelRegistry) -> ChampionChange:
+def rollback(registry: AliasRegistry) -> ChampionChange:
     """Move the champion alias back to the version the current champion replaced."""
     current = registry.version_for_alias(CHAMPION_ALIAS)
     if current is None:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from ml_assets.constants import MODEL_NAME
 from ml_assets.model.network import ModelParams, save_model
 from ml_assets.model.training import TrainedModel
-from ml_assets.monitoring.drift import InputProfile
 
 if TYPE_CHECKING:
     import keras
@@ -55,8 +56,10 @@ def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, 
     )
 
 
-def log_reference_profile(profile: InputProfile) -> None:
+def log_reference_profile(profile: BaseModel) -> None:
     """Log the model's reference input profile on the active run (drift and skew compare to it)."""
+    # Typed as any pydantic model: the profile's shape is monitoring's business, which sits above
+    # the model layer (it reads the served model's logs), so this module does not import it.
     import mlflow
 
     mlflow.log_dict(profile.model_dump(), REFERENCE_PROFILE_ARTIFACT)

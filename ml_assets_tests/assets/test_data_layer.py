@@ -14,7 +14,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from ml_assets.constants import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
-from ml_assets.ingest.landing import land_cfpb_export
+from ml_assets.ingest.landing import complaints_root, land_cfpb_export
 from ml_assets.jobs import DATA_LAYER_ASSETS
 from ml_assets_tests.factories import OFFICIAL_HEADER_LINE, csv_file, csv_line, land
 from resources.home import ProjectHome
@@ -253,7 +253,7 @@ def test_the_warehouse_holds_narratives_masked_and_the_landing_zone_as_landed(
         }
     masked = "Call me at XXXX or write to XXXX, XXXX XXXX XXXX."
     assert stored == {"raw_complaints": [(masked,)], "validated_complaints": [(masked,)]}
-    landed = "".join(p.read_text() for p in home.complaints_landing.rglob("*.csv"))
+    landed = "".join(p.read_text() for p in complaints_root(home.landing).rglob("*.csv"))
     assert PII_NARRATIVE in landed  # the raw zone keeps what was landed
 
 

@@ -15,6 +15,7 @@ from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.constants import WAREHOUSE_SCHEMA
 from ml_assets.definitions import build_definitions
 from ml_assets.ingest.generator import generate_landing
+from ml_assets.ingest.landing import complaints_root
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS
 from ml_assets_tests.factories import csv_file, csv_line, edit_keeping_size_and_mtime, land
 from resources.home import ProjectHome
@@ -141,7 +142,7 @@ def test_after_a_ranged_run_a_changed_day_makes_only_that_day_stale(ranged) -> N
     raw_only = [dg.AssetKey("raw_complaints")]
     assert _run(defs, instance, DAYS, raw_only).success  # the same bytes again, over the range
     assert stale_days() == []
-    edit_keeping_size_and_mtime(home.complaints_landing / DAYS[2] / "synthetic.csv")
+    edit_keeping_size_and_mtime(complaints_root(home.landing) / DAYS[2] / "synthetic.csv")
     assert _run(defs, instance, DAYS, raw_only).success  # one day's bytes changed
     assert stale_days() == [DAYS[2]]
 

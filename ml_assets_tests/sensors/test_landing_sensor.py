@@ -10,6 +10,7 @@ from dagster._core.test_utils import freeze_time
 from ml_assets.constants import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing, labels_published
+from ml_assets.ingest.landing import COMPLAINTS_FOLDER
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
 from ml_assets_tests.factories import csv_file, csv_line, land, touch
@@ -34,7 +35,11 @@ class Ticker:
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursor,
-            resources={"landing_zone": LocalLandingZone(root=str(self.landing))},
+            resources={
+                "landing_zone": LocalLandingZone(
+                    root=str(self.landing), days_folder=COMPLAINTS_FOLDER
+                )
+            },
         )
         result = sensor(context)
         self.cursor = result.cursor

@@ -145,15 +145,18 @@ def test_an_endpoint_gone_or_behind_is_redeployed_once_per_backoff(
         assert tick(instance, ray_cluster, registry, stale).run_requests
 
 
+# NOT_STARTED: submitted, waiting for a worker (Dagster's own in-progress list leaves it out).
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED])
 def test_nothing_is_requested_while_a_run_deploys(
-    registry: ModelRegistry, endpoint: Endpoint
+    registry: ModelRegistry, endpoint: Endpoint, status: dg.DagsterRunStatus
 ) -> None:
     crown(registry, 1, "1")
     with dg.instance_for_test() as instance:
         create_run_for_test(
-            instance,
-            job_name="__ASSET_JOB",
-            asset_selection={deployed_model.key},
-            status=dg.DagsterRunStatus.STARTED,
+            instance, job_name="__ASSET_JOB", asset_selection={deployed_model.key}, status=status
         )
         assert "is deploying" in skipped(tick(instance, cluster(endpoint.port), registry))
+        # Once that run has finished, the endpoint still lacking the champion is asked for again.
+        (run,) = instance.get_runs()
+        instance.report_run_failed(run)
+        assert tick(instance, cluster(endpoint.port), registry).run_requests

@@ -1,0 +1,106 @@
+"""The import contracts of `pyproject.toml` cover the whole project and break on a forbidden import.
+
+`make lint` runs `lint-imports` on the repository; these tests run it on a copy with one import
+added, the way a careless change would add it, and read what it reports.
+"""
+
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import ml_assets
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("ml_assets", "resources", "sensors")
+LINT_TIMEOUT_S = 120
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def contracts() -> dict[str, dict]:
+    """The contracts of pyproject.toml, by id."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return {c["id"]: c for c in config["contracts"]}
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` on the packages and the pyproject.toml under `root`."""
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
+        cwd=root,
+        # The copy first on the path, ahead of the editable install's finder.
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=LINT_TIMEOUT_S,
+    )
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """The project's packages and pyproject.toml, copied to change freely."""
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def test_every_module_of_ml_assets_has_a_layer() -> None:
+    """A new module under ml_assets/ must be placed in the layers, or nothing would check it."""
+    layered = {
+        name.strip()
+        for layer in contracts()["layers"]["layers"]
+        for name in re.split(r"[|:]", layer)
+    }
+    modules = {f"ml_assets.{m.name}" for m in pkgutil.iter_modules(ml_assets.__path__)}
+    assert modules | {"resources", "sensors"} == layered
+
+
+def test_the_unchanged_project_keeps_every_contract(project_copy: Path) -> None:
+    result = lint_imports(project_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(contracts())} kept, 0 broken." in result.stdout
+
+
+# Each forbidden import, appended to a module, and the contracts that must report it.
+VIOLATIONS = [
+    ("ml_assets/model/features.py", "import dagster", {"pure-code-knows-no-dagster"}),
+    # Through a resource: serving code would load Dagster, and reach above its layer.
+    (
+        "ml_assets/serving/predictor.py",
+        "import resources.warehouse",
+        {"pure-code-knows-no-dagster", "layers"},
+    ),
+    ("resources/home.py", "import ml_assets.constants", {"resources-are-a-leaf"}),
+    ("ml_assets/ingest/quality.py", "import ml_assets.model.metrics", {"data-apart-from-model"}),
+    ("ml_assets/model/metrics.py", "import ml_assets.serving.schemas", {"layers"}),
+    # The leak this contract was written after: a sensor using the CLI's helpers.
+    ("sensors/run_failures.py", "import ml_assets.operations", {"layers"}),
+    ("sensors/serving.py", "import sensors.run_failures", {"sensors-independent"}),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "broken"), VIOLATIONS)
+def test_a_forbidden_import_breaks_its_contract(
+    project_copy: Path, module: str, line: str, broken: set[str]
+) -> None:
+    with (project_copy / module).open("a") as source:
+        source.write(f"\n{line}  # noqa: E402, F401\n")
+
+    result = lint_imports(project_copy)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    verdicts = dict(re.findall(r"^(.+?) (KEPT|BROKEN)$", result.stdout, re.MULTILINE))
+    assert verdicts == {
+        c["name"]: "BROKEN" if key in broken else "KEPT" for key, c in contracts().items()
+    }, result.stdout
+    # The report names the offending module and line, so the fix is one look away.
+    number = len((project_copy / module).read_text().splitlines())
+    importer = module.removesuffix(".py").replace("/", ".")
+    assert f"{importer} -> {line.split()[1]} (l.{number})" in result.stdout, result.stdout
