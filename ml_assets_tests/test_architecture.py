@@ -4,6 +4,7 @@
 added, the way a careless change would add it, and read what it reports.
 """
 
+import json
 import os
 import pkgutil
 import re
@@ -71,6 +72,8 @@ def test_the_unchanged_project_keeps_every_contract(project_copy: Path) -> None:
 # Each forbidden import, appended to a module, and the contracts that must report it.
 VIOLATIONS = [
     ("ml_assets/model/features.py", "import dagster", {"pure-code-knows-no-dagster"}),
+    # Dagster's other distributions count too.
+    ("ml_assets/serving/auth.py", "import dagster_shared", {"pure-code-knows-no-dagster"}),
     # Through a resource: serving code would load Dagster, and reach above its layer.
     (
         "ml_assets/serving/predictor.py",
@@ -104,3 +107,34 @@ def test_a_forbidden_import_breaks_its_contract(
     number = len((project_copy / module).read_text().splitlines())
     importer = module.removesuffix(".py").replace("/", ".")
     assert f"{importer} -> {line.split()[1]} (l.{number})" in result.stdout, result.stdout
+
+
+def test_importing_all_pure_code_loads_no_dagster() -> None:
+    """At run time too (a Serve replica's process): no import of the pure code pulls Dagster in."""
+    pure = contracts()["pure-code-knows-no-dagster"]["source_modules"]
+    files = [
+        file
+        for name in pure
+        for path in [REPO / name.replace(".", "/")]
+        for file in (sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")])
+    ]
+    expected = {
+        ".".join(file.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for file in files
+    }
+    program = (
+        "import importlib, json, sys\n"
+        f"for name in {sorted(expected)!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules if m.startswith('dagster')})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=LINT_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {"ml_assets.serving.app", "ml_assets.model.network", "ml_assets.constants"} <= expected
+    assert json.loads(result.stdout) == []
