@@ -1,7 +1,7 @@
 """The running platform seen from outside: what the Dagster instance says, and a backfill client.
 
-Used by `ml-assets demo`, `ml-assets backfill` and `ml-assets status`; these watch and report, they
-never materialize anything themselves (the sensors and automation do).
+Used by `ml-assets demo`, `ml-assets backfill` and the end-to-end tests; these watch and report,
+they never materialize anything themselves (the sensors and automation do).
 """
 
 import time
