@@ -337,4 +337,9 @@ TRAINING_WINDOW_DAYS: Final = 60  # days of labelled features a model trains and
 EVALUATION_DAYS: Final = 7  # the most recent days of the window form the evaluation split
 EVALUATION_METRIC_PREFIX: Final = "eval_"  # a version's offline figures on its MLflow run
 THRESHOLD_TAG: Final = "decision_threshold"  # on a model version: the threshold chosen at training
+# Further tags of a model version, written at training, read back as the served model's provenance.
+TRAINING_WINDOW_TAG: Final = "training_window"
+DATASET_VERSION_TAG: Final = "training_dataset_data_version"
+DAGSTER_RUN_TAG: Final = "dagster_run_id"
+CODE_VERSION_TAG_PREFIX: Final = "code_version."  # + asset name: that asset's code version
 DEFAULT_DECISION_THRESHOLD: Final = 0.5  # for a version registered without one

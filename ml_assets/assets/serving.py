@@ -8,6 +8,7 @@ from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.training import MODEL_GROUP
 from ml_assets.constants import CHAMPION_ALIAS, DEFAULT_DECISION_THRESHOLD, THRESHOLD_TAG
 from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.tracking import provenance
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
@@ -37,33 +38,17 @@ def serving_config(
 ) -> ServingConfig:
     """The Serve `user_config` of a registered version, with its provenance."""
     found = registry.get_version(version)
-    tags = found.tags
-    metrics = registry.run_metrics(found.run_id)
     return ServingConfig(
         tracking_uri=registry.tracking_uri,
         model_name=found.name,
         model_version=found.version,
-        decision_threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
+        decision_threshold=float(found.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
         predictions_dir=predictions_dir,
         max_complaints=max_complaints,
         api_token_sha256=token_digest(api_token.strip()) if api_token.strip() else None,
-        provenance={
-            "alias": CHAMPION_ALIAS,
-            "mlflow_run_id": found.run_id,
-            "dagster_run_id": tags.get("dagster_run_id"),
-            "training_window": tags.get("training_window"),
-            "data_versions": {
-                "training_dataset": tags.get("training_dataset_data_version", "unknown")
-            },
-            "code_versions": {
-                k.removeprefix("code_version."): v
-                for k, v in tags.items()
-                if k.startswith("code_version.")
-            },
-            "evaluation": {
-                k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_")
-            },
-        },
+        provenance=provenance(
+            CHAMPION_ALIAS, found.run_id, found.tags, registry.run_metrics(found.run_id)
+        ),
     )
 
 
@@ -83,7 +68,7 @@ def deployed_model(
     """Deploys (or moves in place) the Ray Serve app to the champion and checks it over HTTP."""
     from ml_assets.model.network import predict_proba
     from ml_assets.model.tracking import load_keras_model
-    from ml_assets.serving.deploy import deploy, features_to_record, served_version, smoke_test
+    from ml_assets.serving.deploy import SmokeTestFailed, deploy_checked, features_to_record
 
     # The registry's alias, not champion_model's stored value: `ml-assets rollback` moves only
     # the alias, and a redeploy (the serving sensor's, after a Ray restart) must follow it.
@@ -101,8 +86,6 @@ def deployed_model(
         ray_cluster.api_token,
     )
     ray_cluster.connect()
-    previous = served_version(ray_cluster.endpoint)
-    deploy(wanted, ray_cluster.http_host, ray_cluster.http_port)
     sample = training_dataset[training_dataset[SPLIT_COLUMN] == EVALUATION].head(config.smoke_rows)
     model = load_keras_model(
         wanted.model_version, model_registry.tracking_uri, model_registry.model_name
@@ -110,29 +93,24 @@ def deployed_model(
     expected = predict_proba(model, sample[list(FEATURE_COLUMNS)])
     records = [features_to_record(r) for r in sample[list(FEATURE_COLUMNS)].to_dict("records")]
     try:
-        smoke = smoke_test(
+        previous, smoke = deploy_checked(
+            wanted,
+            lambda version: serving_config(
+                model_registry,
+                version,
+                ray_cluster.predictions_dir,
+                config.max_complaints,
+                ray_cluster.api_token,
+            ),
             ray_cluster.endpoint,
+            ray_cluster.http_host,
+            ray_cluster.http_port,
             records,
             expected,
-            wanted.model_version,
             ray_cluster.api_token or None,
         )
-    except (RuntimeError, OSError) as exc:
-        if previous and previous != wanted.model_version:
-            deploy(
-                serving_config(
-                    model_registry,
-                    previous,
-                    wanted.predictions_dir or "",
-                    wanted.max_complaints,
-                    ray_cluster.api_token,
-                ),
-                ray_cluster.http_host,
-                ray_cluster.http_port,
-            )
-        raise dg.Failure(
-            f"version {wanted.model_version} failed its smoke test ({exc}); version {previous} serves again"
-        ) from exc
+    except SmokeTestFailed as exc:
+        raise dg.Failure(str(exc)) from exc
     return dg.Output(
         wanted,
         metadata={

@@ -13,6 +13,7 @@ from ml_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_TABLE, com
 from ml_assets.assets.monitoring import INPUT_DRIFT, LIVE_PERFORMANCE
 from ml_assets.constants import (
     CHALLENGER_ALIAS,
+    DAGSTER_RUN_TAG,
     DUCKDB_POOL,
     EVALUATION_DAYS,
     INGESTION_DATE_COLUMN,
@@ -27,6 +28,7 @@ from ml_assets.model.tracking import (
     log_reference_profile,
     log_training,
     register_model,
+    version_tags,
 )
 from ml_assets.model.training import (
     EVALUATION,
@@ -188,14 +190,16 @@ def dispute_model(
     dataset_version = (
         dataset_event.asset_materialization.tags.get(DATA_VERSION_TAG) if dataset_event else None
     )
-    tags = {
-        "training_window": window,
-        "training_dataset_data_version": dataset_version or "unknown",
-        "code_version.complaint_features": FEATURES_CODE_VERSION,
-        "code_version.training_dataset": DATASET_CODE_VERSION,
-        "code_version.dispute_model": MODEL_CODE_VERSION,
-        "dagster_asset": "dispute_model",
-    }
+    tags = version_tags(
+        window,
+        dataset_version,
+        {
+            complaint_features.key.to_user_string(): FEATURES_CODE_VERSION,
+            TRAINING_DATASET_KEY.to_user_string(): DATASET_CODE_VERSION,
+            context.asset_key.to_user_string(): MODEL_CODE_VERSION,
+        },
+        context.asset_key.to_user_string(),
+    )
     try:
         params = ModelParams(**config.model_dump())
         trained = train_dispute_model(training_dataset, params)
@@ -213,7 +217,7 @@ def dispute_model(
     for key, value in {
         **tags,
         THRESHOLD_TAG: str(trained.threshold),
-        "dagster_run_id": context.run_id,
+        DAGSTER_RUN_TAG: context.run_id,
     }.items():
         model_registry.set_version_tag(registered.version, key, value)
     model_registry.set_alias(CHALLENGER_ALIAS, registered.version)

@@ -7,11 +7,18 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ml_assets.constants import MODEL_NAME
+from ml_assets.constants import (
+    CODE_VERSION_TAG_PREFIX,
+    DAGSTER_RUN_TAG,
+    DATASET_VERSION_TAG,
+    EVALUATION_METRIC_PREFIX,
+    MODEL_NAME,
+    TRAINING_WINDOW_TAG,
+)
 from ml_assets.model.network import ModelParams, save_model
 from ml_assets.model.training import TrainedModel
 
@@ -35,6 +42,41 @@ class RegisteredModel:
     run_id: str
     threshold: float
     window: str
+
+
+def version_tags(
+    window: str, dataset_version: str | None, code_versions: Mapping[str, str], asset: str
+) -> dict[str, str]:
+    """The tags a trained model's run and version carry (read back by `provenance`)."""
+    return {
+        TRAINING_WINDOW_TAG: window,
+        DATASET_VERSION_TAG: dataset_version or "unknown",
+        **{f"{CODE_VERSION_TAG_PREFIX}{name}": version for name, version in code_versions.items()},
+        "dagster_asset": asset,
+    }
+
+
+def provenance(
+    alias: str, run_id: str, tags: Mapping[str, str], metrics: Mapping[str, float]
+) -> dict[str, Any]:
+    """Where a registered version comes from: its runs, window, data and code, and evaluation."""
+    return {
+        "alias": alias,
+        "mlflow_run_id": run_id,
+        "dagster_run_id": tags.get(DAGSTER_RUN_TAG),
+        "training_window": tags.get(TRAINING_WINDOW_TAG),
+        "data_versions": {"training_dataset": tags.get(DATASET_VERSION_TAG, "unknown")},
+        "code_versions": {
+            k.removeprefix(CODE_VERSION_TAG_PREFIX): v
+            for k, v in tags.items()
+            if k.startswith(CODE_VERSION_TAG_PREFIX)
+        },
+        "evaluation": {
+            k.removeprefix(EVALUATION_METRIC_PREFIX): v
+            for k, v in metrics.items()
+            if k.startswith(EVALUATION_METRIC_PREFIX)
+        },
+    }
 
 
 def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +127,36 @@ def smoke_test(
             f"(tolerance {SMOKE_TOLERANCE:.0e}) on {len(records)} evaluation complaints"
         )
     return SmokeResult(len(records) + 1, difference, float(np.median(latencies)), version)
+
+
+class SmokeTestFailed(RuntimeError):
+    """A deployed version answered wrongly; the version served before it serves again."""
+
+
+def deploy_checked(
+    wanted: ServingConfig,
+    config_for: Callable[[str], ServingConfig],
+    endpoint: str,
+    host: str,
+    port: int,
+    records: Sequence[Mapping[str, Any]],
+    expected: np.ndarray,
+    token: str | None = None,
+) -> tuple[str | None, SmokeResult]:
+    """Deploy `wanted` and smoke-test it; on failure put back the version served before.
+
+    Returns the version served before (None: nothing was) and the smoke result. `config_for`
+    builds the configuration of that earlier version, only when it has to come back.
+    """
+    previous = served_version(endpoint)
+    deploy(wanted, host, port)
+    try:
+        smoke = smoke_test(endpoint, records, expected, wanted.model_version, token)
+    except (RuntimeError, OSError) as exc:
+        if previous and previous != wanted.model_version:
+            deploy(config_for(previous), host, port)
+        raise SmokeTestFailed(
+            f"version {wanted.model_version} failed its smoke test ({exc}); "
+            f"version {previous or 'none'} serves again"
+        ) from exc
+    return previous, smoke

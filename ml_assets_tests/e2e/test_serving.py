@@ -17,13 +17,14 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
 import requests
 
 from ml_assets.assets.day_ranges import range_tags
-from ml_assets.assets.serving import deployed_model
+from ml_assets.assets.serving import deployed_model, serving_config
 from ml_assets.constants import CHAMPION_ALIAS, ECE_CEILING, THRESHOLD_TAG
 from ml_assets.constants import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
@@ -41,8 +42,8 @@ from ml_assets.model.tracking import load_keras_model
 from ml_assets.monitoring.served import parse_prediction_logs
 from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.auth import bearer_headers
-from ml_assets.serving.deploy import PROXY_ENV, served_version
-from ml_assets.serving.schemas import MAX_ERROR_DETAILS
+from ml_assets.serving.deploy import PROXY_ENV, SmokeTestFailed, deploy_checked, served_version
+from ml_assets.serving.schemas import MAX_COMPLAINTS, MAX_ERROR_DETAILS, ServingConfig
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.ray_cluster import (
@@ -369,6 +370,44 @@ def test_a_new_champion_replaces_the_old_without_a_failed_request(served: Served
     assert set(versions) == {before, after}
     health = requests.get(f"{served.endpoint}/healthz", timeout=10).json()
     assert health["model_version"] == after
+
+
+def test_a_version_failing_its_smoke_test_is_taken_back_out(served: Served) -> None:
+    ray_cluster: RayCluster = served.resources["ray_cluster"]
+    registry = served.resources["model_registry"]
+    ray_cluster.connect()
+    before = served_version(served.endpoint)
+    assert before is not None
+    # Another registered version of the same network, so that something can be restored.
+    client = registry.client()
+    source = client.get_model_version(registry.model_name, before)
+    other = str(
+        client.create_model_version(registry.model_name, source.source, source.run_id).version
+    )
+
+    def config_for(version: str) -> ServingConfig:
+        return serving_config(
+            registry, version, ray_cluster.predictions_dir, MAX_COMPLAINTS, ray_cluster.api_token
+        )
+
+    # Probabilities of 2 are what no model answers: the smoke test must fail.
+    with pytest.raises(SmokeTestFailed, match=f"version {before} serves again"):
+        deploy_checked(
+            config_for(other),
+            config_for,
+            served.endpoint,
+            ray_cluster.http_host,
+            ray_cluster.http_port,
+            [COMPLAINT],
+            np.array([2.0]),
+            TOKEN,
+        )
+
+    assert served_version(served.endpoint) == before
+    answer = requests.post(
+        f"{served.endpoint}/predict", json={"complaints": [COMPLAINT]}, headers=AUTH, timeout=30
+    )
+    assert answer.status_code == 200 and answer.json()["model_version"] == before
 
 
 def replicas(served: Served) -> list[psutil.Process]:
