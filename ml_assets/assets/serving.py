@@ -78,13 +78,17 @@ def deployed_model(
             f"model {model_registry.model_name!r} has no '{CHAMPION_ALIAS}' alias: train and "
             "bless a model first (`ml-assets train`, or materialize champion_model)"
         )
-    wanted = serving_config(
-        model_registry,
-        champion.version,
-        ray_cluster.predictions_dir,
-        config.max_complaints,
-        ray_cluster.api_token,
-    )
+
+    def config_for(version: str) -> ServingConfig:
+        return serving_config(
+            model_registry,
+            version,
+            ray_cluster.predictions_dir,
+            config.max_complaints,
+            ray_cluster.api_token,
+        )
+
+    wanted = config_for(champion.version)
     ray_cluster.connect()
     sample = training_dataset[training_dataset[SPLIT_COLUMN] == EVALUATION].head(config.smoke_rows)
     model = load_keras_model(
@@ -95,13 +99,7 @@ def deployed_model(
     try:
         previous, smoke = deploy_checked(
             wanted,
-            lambda version: serving_config(
-                model_registry,
-                version,
-                ray_cluster.predictions_dir,
-                config.max_complaints,
-                ray_cluster.api_token,
-            ),
+            config_for,
             ray_cluster.endpoint,
             ray_cluster.http_host,
             ray_cluster.http_port,
