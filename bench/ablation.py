@@ -20,7 +20,7 @@ import shlex
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, MISSING_TOKEN
 from ml_assets.model.metrics import binary_metrics
 from ml_assets.model.network import ModelParams, predict_proba
@@ -38,7 +38,8 @@ from ml_assets.model.training import (
     VALIDATION,
     train_dispute_model,
 )
-from resources.home import project_home
+from ml_assets.settings import load_settings
+from resources.home import ProjectHome
 
 # The baseline script is a sibling file, not a package module.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,7 +111,7 @@ class Run:
 
 def load_dataset(home_path: str | None) -> pd.DataFrame:
     """The training dataset of a project home with each complaint's company."""
-    home = project_home(home_path)
+    home = ProjectHome.at(home_path or load_settings().home)
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         dataset = conn.execute(
             f"select t.*, v.{COMPANY} from {WAREHOUSE_SCHEMA}.training_dataset t "
@@ -125,7 +126,7 @@ def load_dataset(home_path: str | None) -> pd.DataFrame:
 
 def train_variant(dataset: pd.DataFrame, variant: Variant, seed: int) -> Run:
     """Train one variant as the pipeline trains its model, and score it."""
-    params = replace(ModelParams(), seed=seed, **variant.changes)
+    params = ModelParams(seed=seed, **variant.changes)
     extra = {COMPANY: COMPANY_BINS} if variant.company else None
     columns = [*FEATURE_COLUMNS, *(extra or {})]
     start = time.perf_counter()
@@ -282,7 +283,7 @@ def main() -> None:
     se = hanley_mcneil_se(default_auc, validation_positives, validation_rows - validation_positives)
     narratives = int((dataset["narrative"].fillna("") != "").sum())
     header = [
-        f"# Ablation on {project_home(args.home).root.name}",
+        f"# Ablation on {ProjectHome.at(args.home or load_settings().home).root.name}",
         "",
         f"`bench/ablation.py {shlex.join(sys.argv[1:])}`",
         "",

@@ -22,14 +22,15 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
-from ml_assets.constants import CHAMPION_ALIAS, WAREHOUSE_SCHEMA
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.model.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL
 from ml_assets.model.metrics import best_f1_threshold, binary_metrics
 from ml_assets.model.network import predict_proba
-from ml_assets.model.tracking import load_keras_model
+from ml_assets.model.tracking import CHAMPION_ALIAS, load_keras_model
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN, TRAIN, VALIDATION
-from resources.home import project_home
+from ml_assets.settings import load_settings
+from resources.home import ProjectHome
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPORTED = (
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/)")
     parser.add_argument("--version", help="registered model version (default: the champion)")
     args = parser.parse_args()
-    home = project_home(args.home)
+    home = ProjectHome.at(args.home or load_settings().home)
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
     evaluation = dataset[dataset[SPLIT_COLUMN] == EVALUATION]

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import requests
 
-from ml_assets.serving.auth import bearer_headers, configured_token
+from ml_assets.serving.auth import bearer_headers
+from ml_assets.settings import load_settings
 
 OVERSIZED = b'{"complaints":[' + b",".join([b"{}"] * 2_700_000) + b"]}"
 ONE = {
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--pace", type=float, default=10.0, help="oversized bodies a second in (3)")
     args = parser.parse_args()
-    headers = bearer_headers(configured_token())
+    headers = bearer_headers(load_settings().token())
     print(f"oversized body: {len(OVERSIZED) / 2**20:.1f} MiB, 2,700,000 empty complaints")
 
     def client() -> list[float]:

@@ -291,7 +291,7 @@ def load_records(warehouse: Path) -> list[dict[str, Any]]:
     """Raw complaint records that map back to the evaluation split's model inputs."""
     import duckdb
 
-    from ml_assets.constants import WAREHOUSE_SCHEMA
+    from ml_assets.assets.keys import WAREHOUSE_SCHEMA
     from ml_assets.model.features import FEATURE_COLUMNS
     from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
     from ml_assets.serving.deploy import features_to_record
@@ -673,7 +673,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def resolve_version(registry: Any, wanted: str | None) -> str:
-    from ml_assets.constants import CHAMPION_ALIAS
+    from ml_assets.model.tracking import CHAMPION_ALIAS
 
     if wanted:
         return registry.get_version(wanted).version
@@ -700,11 +700,12 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from ml_assets.assets.serving import serving_config
-    from ml_assets.constants import MODEL_NAME
-    from resources.home import project_home
+    from ml_assets.model.tracking import MODEL_NAME
+    from ml_assets.settings import load_settings
+    from resources.home import ProjectHome
     from resources.mlflow_registry import ModelRegistry, sqlite_tracking_uri
 
-    home = project_home(args.home)
+    home = ProjectHome.at(args.home or load_settings().home)
     tracking_uri = sqlite_tracking_uri(home.mlflow)
     registry = ModelRegistry(
         tracking_uri=tracking_uri,

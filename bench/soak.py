@@ -29,7 +29,8 @@ import numpy as np
 import psutil
 import requests
 
-from ml_assets.serving.auth import bearer_headers, configured_token
+from ml_assets.serving.auth import bearer_headers
+from ml_assets.settings import load_settings
 
 ONE = {
     "complaints": [
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--probe", type=float, default=20.0, help="seconds measuring capacity")
     args = parser.parse_args()
-    headers = bearer_headers(configured_token())
+    headers = bearer_headers(load_settings().token())
 
     capacity(args.url, headers, 2, 3.0)  # warm up
     measured = capacity(args.url, headers, args.clients, args.probe)

@@ -2,39 +2,45 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Final
 
 import dagster as dg
 
 from ml_assets.assets.evaluation import champion_model, model_evaluation
 from ml_assets.assets.evidence import evidence_after, materializations_after
 from ml_assets.assets.features import complaint_features
-from ml_assets.assets.monitoring import INPUT_DRIFT, SERVED, input_drift, live_performance
+from ml_assets.assets.keys import INPUT_DRIFT, RETRAIN_EVIDENCE_METADATA, SERVED_PREDICTIONS
+from ml_assets.assets.monitoring import input_drift, live_performance
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
-from ml_assets.constants import DRIFT_RECENT_DAYS, RETRAIN_EVIDENCE_METADATA
 from ml_assets.partitions import platform_today
 from ml_assets.runs import IN_FLIGHT
+
+# input_drift runs by itself for days this recent only: older days are history, not news, and a
+# backfill of years would otherwise compare every one of them with today's model.
+DRIFT_RECENT_DAYS: Final = 14
 
 AutomationCondition = dg.AutomationCondition
 
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    """When the model retrains: whichever of these comes first, never while training runs."""
+    """When the model retrains: whichever of these comes first, never while training runs.
 
-    # A week of new labelled days is enough new evidence to be worth a training run here.
-    min_new_partitions: int = 7
-    # Weekly, Monday 04:00 UTC: a model never gets older than a week. None: evidence only.
-    cron: str | None = "0 4 * * 1"
+    The first three are settings (ml_assets/settings.py: their defaults and why).
+    """
+
+    min_new_partitions: int
+    cron: str | None  # None: evidence only
+    # Evidence of the last days waits this long: their labels are still arriving, and a model
+    # retrained now would not learn from the days that drifted. 0: act at once.
+    labels_settle_days: int
     cron_timezone: str = "UTC"
     # Evidence from monitoring: an input_drift error, a degraded live_performance day.
     on_drift_error: bool = True
     on_live_degradation: bool = True
-    # Evidence of the last days waits this long: their labels are still arriving, and a model
-    # retrained now would not learn from the days that drifted. 0: act at once.
-    labels_settle_days: int = 0
 
 
 class NewLabelledPartitions(AutomationCondition):
@@ -168,7 +174,7 @@ def labels_or_logs_changed() -> AutomationCondition:
     source, or a source lagging the endpoint's real date) does not block the day.
     """
     served_missing = AutomationCondition.any_deps_match(AutomationCondition.missing()).allow(
-        dg.AssetSelection.assets(SERVED)
+        dg.AssetSelection.assets(SERVED_PREDICTIONS)
     )
     return (
         (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())

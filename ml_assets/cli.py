@@ -11,48 +11,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ml_assets.constants import (
-    CONCURRENT_DATA_RUNS,
-    DATE_FORMAT,
-    EVALUATION_DAYS,
-    TRAINING_WINDOW_DAYS,
-    WAREHOUSE_SCHEMA,
-)
+from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.ingest.cfpb_format import LandingFileError
 from ml_assets.ingest.generator import NARRATIVE_SHARE, Drift
-from ml_assets.ingest.landing import COMPLAINTS_FOLDER, complaints_root
-from resources.home import ProjectHome, make_private, project_home
+from ml_assets.ingest.landing import COMPLAINTS_FOLDER, DATE_FORMAT, complaints_root
+from ml_assets.instance import init_home
+from ml_assets.settings import load_settings
+from resources.home import ProjectHome, make_private
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
-DAGSTER_YAML = """\
-# Written by `ml-assets init`; the project's Dagster instance (DAGSTER_HOME).
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    # Steps using the DuckDB warehouse at once (one per core): DuckDB allows one writing process
-    # per file, so their connections take turns on its lock (resources/warehouse.py).
-    default_limit: {concurrent_runs}
-  runs:
-    # Two cores: more concurrent runs only queue on the CPU and on the DuckDB pool.
-    max_concurrent_runs: 4
-# Runs that fail or die (a killed or out-of-memory worker, which the code server reports as a
-# failure) are launched again from the failed step by the daemon, as many times as the run's
-# `dagster/max_retries` tag says: the landing sensor's runs say 2, everything else 0.
-run_retries:
-  enabled: true
-  max_retries: 0
-# Runs stuck while starting (a code server that died under them) are failed, then retried.
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-# Dagster's SQLite event log, minus a new engine and an fsync per event (resources/event_log.py).
-event_log_storage:
-  module: resources.event_log
-  class: ProjectSqliteEventLogStorage
-  config:
-    base_dir: {event_log_dir}
-"""
 
 # Step events go to the Dagster instance (and UI); the terminal gets warnings and a line per day.
 QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -102,25 +70,6 @@ def _non_negative(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
-
-
-def init_home(home: ProjectHome) -> None:
-    """Create the project home's folders and its Dagster instance configuration."""
-    for folder in (complaints_root(home.landing), home.dagster_home, home.logs):
-        folder.mkdir(parents=True, exist_ok=True)
-    config = home.dagster_home / "dagster.yaml"
-    # Where Dagster's default SQLite event log keeps its files: existing homes keep their history.
-    text = DAGSTER_YAML.format(
-        event_log_dir=home.dagster_home / "history" / "runs", concurrent_runs=CONCURRENT_DATA_RUNS
-    )
-    if not config.exists() or config.read_text() != text:
-        config.write_text(text)
-    import dagster as dg
-
-    # Create the instance's sqlite storages now: the daemon's threads and the webserver would
-    # otherwise race to create them and can corrupt the migration history ("more than one head").
-    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        instance.get_runs(limit=1)
 
 
 def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
@@ -173,9 +122,8 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
 
 def generate_export_file(args: argparse.Namespace, signal: Any) -> int:
     """`generate --export FILE`: one full-history file in the official export format."""
-    from ml_assets.constants import PARTITIONS_START_DATE
     from ml_assets.ingest.generator import generate_export
-    from ml_assets.partitions import platform_today
+    from ml_assets.partitions import PARTITIONS_START_DATE, platform_today
 
     start = args.start or date.fromisoformat(PARTITIONS_START_DATE)
     end = args.end or (platform_today() - timedelta(days=1))
@@ -488,12 +436,13 @@ def cmd_predict(args: argparse.Namespace, home: ProjectHome) -> int:
     else:
         lines = Path(args.file).read_text().splitlines()
         complaints = [json.loads(line) for line in lines if line.strip()]
-    from ml_assets.serving.auth import bearer_headers, configured_token
+    from ml_assets.serving.auth import bearer_headers
+    from ml_assets.settings import load_settings
 
     answer = requests.post(
         f"{args.url}/predict",
         json={"complaints": complaints},
-        headers=bearer_headers(configured_token()),
+        headers=bearer_headers(load_settings().token()),
         timeout=60,
     )
     if not answer.ok:
@@ -622,6 +571,8 @@ def cmd_backfill(args: argparse.Namespace, home: ProjectHome) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
+    from ml_assets.model.training import TrainingWindow
+
     parser = argparse.ArgumentParser(prog="ml-assets", description=__doc__)
     parser.add_argument(
         "--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/ in the repo)"
@@ -745,15 +696,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=CONCURRENT_DATA_RUNS,
         help=f"runs at once, each in its own process (default {CONCURRENT_DATA_RUNS}, "
-        "ml_assets/constants.py: one per core here)",
+        "ml_assets/assets/day_ranges.py: one per core here)",
     )
     mat.set_defaults(func=cmd_materialize)
 
     train = sub.add_parser(
         "train", help="train, evaluate, bless and promote a model on a window of days"
     )
-    train.add_argument("--window-days", type=int, default=TRAINING_WINDOW_DAYS)
-    train.add_argument("--evaluation-days", type=int, default=EVALUATION_DAYS)
+    window = TrainingWindow()
+    train.add_argument("--window-days", type=int, default=window.window_days)
+    train.add_argument("--evaluation-days", type=int, default=window.evaluation_days)
     train.add_argument("--split", choices=["time", "hash"], default="time")
     train.add_argument(
         "--end-date",
@@ -822,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "days", 1) is not None and getattr(args, "days", 1) < 1:
         print("--days must be at least 1", file=sys.stderr)
         return 2
-    home = project_home(args.home)
+    home = ProjectHome.at(args.home or load_settings().home)
     make_private(home)
     try:
         return args.func(args, home)

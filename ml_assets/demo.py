@@ -15,10 +15,12 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from ml_assets.constants import MODEL_NAME
+from ml_assets.assets.keys import COMPLAINT_FEATURES, DEPLOYED_MODEL
 from ml_assets.ingest.generator import generate_landing, pending_label_days
 from ml_assets.ingest.landing import complaints_root
+from ml_assets.instance import WORKSPACE_FILE
 from ml_assets.jobs import DATA_LAYER_KEYS
+from ml_assets.model.tracking import MODEL_NAME
 from ml_assets.operations import (
     RunSummary,
     materialized_partitions,
@@ -26,7 +28,8 @@ from ml_assets.operations import (
     wait_quiet,
     wait_until,
 )
-from ml_assets.serving.auth import bearer_headers, configured_token
+from ml_assets.serving.auth import bearer_headers
+from ml_assets.settings import MLFLOW_PORT, SERVE_PORT, UI_PORT, load_settings
 from resources.home import ProjectHome
 from resources.local_services import (
     group_pids,
@@ -40,9 +43,7 @@ from resources.ray_cluster import cluster_pids
 
 DAGSTER_SERVICE = "dagster-dev"
 MLFLOW_SERVICE = "mlflow-ui"
-FEATURES_KEY = dg.AssetKey("complaint_features")
 DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
-DEPLOYED_KEY = dg.AssetKey("deployed_model")
 SAMPLE_COMPLAINT = {
     "complaint_id": "demo-1",
     "product": "Mortgage",
@@ -67,9 +68,9 @@ class DemoSettings:
     defect_rate: float = 0.01
     # As in the real database, a day's dispute labels come out days after its complaints.
     label_delay_days: tuple[int, int] = (1, 4)
-    ui_port: int = 3000
-    mlflow_port: int = 5000
-    endpoint: str = "http://127.0.0.1:8000"
+    ui_port: int = UI_PORT
+    mlflow_port: int = MLFLOW_PORT
+    endpoint: str = f"http://127.0.0.1:{SERVE_PORT}"
     timeout_s: float = 1800.0
 
 
@@ -77,10 +78,10 @@ def start_services(home: ProjectHome, settings: DemoSettings) -> None:
     """Start dagster dev (webserver + daemon) and the MLflow UI unless already running."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "ML_ASSETS_HOME": str(home.root)}
-    repo = Path(__file__).resolve().parent.parent
     if running_pid(home.logs, DAGSTER_SERVICE) is None:
         argv = [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(settings.ui_port)]
-        argv += ["-w", str(repo / "workspace.yaml")]
+        # The installed package's code location (init_home writes the workspace from package data).
+        argv += ["-w", str(home.dagster_home / WORKSPACE_FILE)]
         start_service(home.logs, DAGSTER_SERVICE, argv, env)
     if running_pid(home.logs, MLFLOW_SERVICE) is None:
         argv = [str(bin_dir / "mlflow"), "ui", "-h", "127.0.0.1", "-p", str(settings.mlflow_port)]
@@ -193,10 +194,10 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")
 
         def features_done() -> int:
-            return len(materialized_partitions(instance, FEATURES_KEY) & set(days))
+            return len(materialized_partitions(instance, COMPLAINT_FEATURES) & set(days))
 
         def deployed() -> bool:
-            return instance.get_latest_materialization_event(DEPLOYED_KEY) is not None
+            return instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None
 
         wait_until(
             lambda: memory.sample() and features_done() == len(days) and deployed(),
@@ -218,7 +219,7 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         answer = requests.post(
             f"{settings.endpoint}/predict",
             json={"complaints": [SAMPLE_COMPLAINT]},
-            headers=bearer_headers(configured_token()),
+            headers=bearer_headers(load_settings().token()),
             timeout=60,
         )
         answer.raise_for_status()

@@ -25,19 +25,19 @@ import dagster as dg
 import pandas as pd
 import requests
 
-from ml_assets.assets.monitoring import INPUT_DRIFT, LIVE_PERFORMANCE
-from ml_assets.assets.training import RETRAIN_EVIDENCE_TAG
-from ml_assets.constants import (
-    CHAMPION_ALIAS,
+from ml_assets.assets.keys import (
+    DEPLOYED_MODEL,
     DRIFT_DATE_COLUMN,
-    LIVE_LABEL_LOOKBACK_DAYS,
-    REQUEST_DATE_COLUMN,
+    INPUT_DRIFT,
+    LIVE_PERFORMANCE,
     RETRAIN_EVIDENCE_METADATA,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.assets.monitoring import LIVE_LABEL_LOOKBACK_DAYS
+from ml_assets.assets.training import RETRAIN_EVIDENCE_TAG
+from ml_assets.columns import REQUEST_DATE_COLUMN
 from ml_assets.demo import (
     DAGSTER_SERVICE,
-    DEPLOYED_KEY,
     DemoSettings,
     print_runs,
     served,
@@ -46,8 +46,10 @@ from ml_assets.demo import (
 from ml_assets.ingest.cfpb_format import read_complaints_csv
 from ml_assets.ingest.generator import Drift, generate_day
 from ml_assets.model.features import RAW_INPUT_FIELDS
+from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.operations import runs_after, wait_quiet, wait_until
-from ml_assets.serving.auth import bearer_headers, configured_token
+from ml_assets.serving.auth import bearer_headers
+from ml_assets.settings import load_settings
 from resources.home import ProjectHome
 from resources.local_services import running_pid
 from resources.warehouse import Warehouse
@@ -114,7 +116,7 @@ def _serve(endpoint: str, complaints: list[dict]) -> str:
         answer = requests.post(
             f"{endpoint}/predict",
             json={"complaints": complaints[start : start + REQUEST_BATCH]},
-            headers=bearer_headers(configured_token()),
+            headers=bearer_headers(load_settings().token()),
             timeout=120,
         )
         answer.raise_for_status()
@@ -227,7 +229,7 @@ def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> st
             _land(home, day, story, drift)
         print(f"1. serve: landed {len(stable)} stable days {stable[0]}..{stable[-1]}")
         wait_until(
-            lambda: instance.get_latest_materialization_event(DEPLOYED_KEY) is not None,
+            lambda: instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None,
             lambda: f"{len(runs_after(instance, set()))} runs launched",
             settings.timeout_s,
             "the first served model",

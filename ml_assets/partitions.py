@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Final
 
 import dagster as dg
 
-from ml_assets.constants import PARTITIONS_START_DATE, TODAY_ENV_VAR
+from ml_assets.settings import Settings, load_settings
 
-# ML_ASSETS_TODAY is read here rather than in definitions.py: every partitioned asset binds the
-# partitions definition when its module is imported.
+# The CFPB complaint database starts on 2011-12-01; the synthetic feed runs up to yesterday.
+PARTITIONS_START_DATE: Final = "2011-12-01"
 
-
-def pinned_today(environ: Mapping[str, str]) -> date | None:
-    """The day set in ML_ASSETS_TODAY, or None when the platform follows the real date."""
-    text = environ.get(TODAY_ENV_VAR, "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{TODAY_ENV_VAR}={text!r} is not a date in YYYY-MM-DD form: fix it, or unset it to "
-            "follow the real date"
-        ) from None
+# The platform's today is read here rather than in definitions.py: every partitioned asset binds
+# the partitions definition when its module is imported.
 
 
 def platform_today(
-    environ: Mapping[str, str] = os.environ,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    settings: Settings | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> date:
     """Today in UTC (partitions are UTC days, whatever the machine's zone), unless pinned."""
-    return pinned_today(environ) or now().astimezone(UTC).date()
+    pinned = (settings or load_settings()).today
+    return pinned or now().astimezone(UTC).date()
 
 
 def daily_partitions_before(today: date | None) -> dg.DailyPartitionsDefinition:
@@ -61,5 +50,7 @@ def request_day_partitions_through(today: date | None) -> dg.DailyPartitionsDefi
     )
 
 
-daily_partitions = daily_partitions_before(pinned_today(os.environ))
-request_day_partitions = request_day_partitions_through(pinned_today(os.environ))
+# ML_ASSETS_TODAY (settings.today) pins it: a replay of a past period, or a test's fixed world.
+PINNED_TODAY = load_settings().today
+daily_partitions = daily_partitions_before(PINNED_TODAY)
+request_day_partitions = request_day_partitions_through(PINNED_TODAY)

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.constants import TODAY_ENV_VAR
+from ml_assets.settings import Settings
 from ml_assets_tests.world import TODAY
 
 # The partitions end before the platform's today when their module is imported: pin it first.
 assert "ml_assets.partitions" not in sys.modules, "ml_assets.partitions was imported before the pin"
-os.environ[TODAY_ENV_VAR] = TODAY.isoformat()
+os.environ[Settings.env_name("today")] = TODAY.isoformat()
 # Nothing a test runs may write into the developer's project home: point it at a scratch folder
 # before any project module resolves it.
-os.environ["ML_ASSETS_HOME"] = tempfile.mkdtemp(prefix="ml_assets_test_home_")
+os.environ[Settings.env_name("home")] = tempfile.mkdtemp(prefix="ml_assets_test_home_")
 
 REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cfpb"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.constants import OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import read_landing_day
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
 
 OFFICIAL_HEADER_LINE = ",".join(f'"{h}"' if "," in h else h for h in OFFICIAL_HEADER)
 DEFAULT_FIELDS: dict[str, str] = {

@@ -12,26 +12,27 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.day_ranges import range_tags
-from ml_assets.assets.evaluation import CHAMPION_METADATA
+from ml_assets.assets.keys import (
+    CHAMPION_METADATA,
+    COMPLAINT_FEATURES,
+    RETRAIN_EVIDENCE_METADATA,
+    WAREHOUSE_SCHEMA,
+)
 from ml_assets.assets.monitoring import input_drift
 from ml_assets.automation import new_labelled_partitions
-from ml_assets.constants import CHAMPION_ALIAS, RETRAIN_EVIDENCE_METADATA, WAREHOUSE_SCHEMA
 from ml_assets.definitions import (
-    RETRAIN_CRON_ENV_VAR,
-    RETRAIN_MIN_PARTITIONS_ENV_VAR,
-    RETRAIN_SETTLE_DAYS_ENV_VAR,
     build_definitions,
 )
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, MONITORING_ASSETS
 from ml_assets.model.features import LABEL
-from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT
+from ml_assets.model.tracking import CHAMPION_ALIAS, REFERENCE_PROFILE_ARTIFACT
 from ml_assets.monitoring.drift import InputProfile, reference_profile
+from ml_assets.settings import Settings
 from resources.home import ProjectHome
 
 START = date(2016, 3, 1)
 MIN_PARTITIONS = 3
-FEATURES = dg.AssetKey("complaint_features")
 TRAINING = dg.AssetKey("training_dataset")
 MODEL_CHAIN = {
     "training_dataset",
@@ -67,9 +68,9 @@ class Ticks:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectHome:
-    monkeypatch.setenv(RETRAIN_MIN_PARTITIONS_ENV_VAR, str(MIN_PARTITIONS))
+    monkeypatch.setenv(Settings.env_name("retrain_min_partitions"), str(MIN_PARTITIONS))
     # Ticks here run on the real clock: no calendar trigger may fall between two of them.
-    monkeypatch.setenv(RETRAIN_CRON_ENV_VAR, "")
+    monkeypatch.setenv(Settings.env_name("retrain_cron"), "")
     home = ProjectHome(tmp_path / "home")
     generate_landing(home.landing, START, MIN_PARTITIONS + 1, 40, seed=3)
     return home
@@ -94,7 +95,7 @@ def test_the_retrain_policy_waits_for_enough_new_labelled_days(home: ProjectHome
             ingest(defs, instance, START + timedelta(days=offset))
         # Days ingested by a data-layer run: nothing downstream within the data layer reruns.
         assert ticks.tick() == {}
-        assert new_labelled_partitions(instance, TRAINING, FEATURES) == MIN_PARTITIONS - 1
+        assert new_labelled_partitions(instance, TRAINING, COMPLAINT_FEATURES) == MIN_PARTITIONS - 1
 
         ingest(defs, instance, START + timedelta(days=MIN_PARTITIONS - 1))
         requested = ticks.tick()
@@ -143,17 +144,20 @@ def test_a_feature_code_bump_requests_every_ingested_day_once(home: ProjectHome)
         assert requested.pop("complaint_features") == [d.isoformat() for d in days]
         # The model chain follows (too few new days for the policy: the code change triggers it).
         assert set(requested) == MODEL_CHAIN
-        features = next(a for a in DATA_LAYER_ASSETS if FEATURES in a.keys)
-        bumped_features = bumped.resolve_assets_def(FEATURES)
+        features = next(a for a in DATA_LAYER_ASSETS if COMPLAINT_FEATURES in a.keys)
+        bumped_features = bumped.resolve_assets_def(COMPLAINT_FEATURES)
         assert (
-            bumped_features.code_versions_by_key[FEATURES]
+            bumped_features.code_versions_by_key[COMPLAINT_FEATURES]
             == "bumped"
-            != features.code_versions_by_key[FEATURES]
+            != features.code_versions_by_key[COMPLAINT_FEATURES]
         )
         for day in days:
             dg.materialize(
-                [bumped_features, *(a for a in DATA_LAYER_ASSETS if FEATURES not in a.keys)],
-                selection=[FEATURES],
+                [
+                    bumped_features,
+                    *(a for a in DATA_LAYER_ASSETS if COMPLAINT_FEATURES not in a.keys),
+                ],
+                selection=[COMPLAINT_FEATURES],
                 resources=defs.resources,
                 partition_key=day.isoformat(),
                 instance=instance,
@@ -171,8 +175,10 @@ def test_the_calendar_trigger_retrains_once_after_its_tick_or_never_when_disable
     home: ProjectHome, monkeypatch: pytest.MonkeyPatch, cron: str, retrains: bool
 ) -> None:
     assert MONDAY_MORNING.weekday() == 0
-    monkeypatch.setenv(RETRAIN_CRON_ENV_VAR, cron)
-    monkeypatch.setenv(RETRAIN_MIN_PARTITIONS_ENV_VAR, "100")  # the evidence trigger stays quiet
+    monkeypatch.setenv(Settings.env_name("retrain_cron"), cron)
+    monkeypatch.setenv(
+        Settings.env_name("retrain_min_partitions"), "100"
+    )  # the evidence trigger stays quiet
     defs = build_definitions(home)
     with dg.instance_for_test() as instance:
         ingest(defs, instance, START)
@@ -308,7 +314,7 @@ def test_an_input_drift_error_retrains_once_and_stable_inputs_do_not(
     settle_days: int,
     retrains: bool,
 ) -> None:
-    monkeypatch.setenv(RETRAIN_SETTLE_DAYS_ENV_VAR, str(settle_days))
+    monkeypatch.setenv(Settings.env_name("retrain_settle_days"), str(settle_days))
     defs = build_definitions(home)
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)

@@ -13,7 +13,7 @@ from dagster._core.events.log import EventLogEntry
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from ml_assets.cli import init_home
+from ml_assets.instance import init_home
 from resources.event_log import ProjectSqliteEventLogStorage
 from resources.home import ProjectHome
 

@@ -5,34 +5,40 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from dagster._core.test_utils import freeze_time
 
-from ml_assets.constants import TODAY_ENV_VAR
 from ml_assets.partitions import (
     daily_partitions,
     daily_partitions_before,
-    pinned_today,
     platform_today,
     request_day_partitions,
     request_day_partitions_through,
 )
+from ml_assets.settings import Settings, SettingsError, load_settings
 from ml_assets_tests.world import TODAY, YESTERDAY
+
+TODAY_ENV_VAR = Settings.env_name("today")
 
 # 23:30 on 30 November in New York is already 1 December in UTC.
 EVENING_IN_NEW_YORK = datetime(2026, 11, 30, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
 
 
-def test_without_a_pin_today_is_the_clocks_utc_day() -> None:
-    assert platform_today({}, lambda: EVENING_IN_NEW_YORK) == date(2026, 12, 1)
-    assert pinned_today({TODAY_ENV_VAR: " "}) is None
+def test_without_a_pin_today_is_the_clocks_utc_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert platform_today(Settings(today=None), lambda: EVENING_IN_NEW_YORK) == date(2026, 12, 1)
+    monkeypatch.setenv(TODAY_ENV_VAR, " ")
+    assert load_settings().today is None
 
 
-def test_a_pin_overrides_the_clock() -> None:
-    environ = {TODAY_ENV_VAR: "2016-02-29"}
-    assert platform_today(environ, lambda: EVENING_IN_NEW_YORK) == date(2016, 2, 29)
+def test_a_pin_overrides_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TODAY_ENV_VAR, "2016-02-29")
+    assert platform_today(now=lambda: EVENING_IN_NEW_YORK) == date(2016, 2, 29)
 
 
-def test_a_malformed_pin_says_how_to_fix_it() -> None:
-    with pytest.raises(ValueError, match=r"ML_ASSETS_TODAY='29/02/2016' is not a date in YYYY-MM"):
-        pinned_today({TODAY_ENV_VAR: "29/02/2016"})
+def test_a_malformed_pin_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TODAY_ENV_VAR, "29/02/2016")
+    with pytest.raises(
+        SettingsError,
+        match=r"ML_ASSETS_TODAY='29/02/2016': Input should be a valid date.* unset it",
+    ):
+        load_settings()
 
 
 def test_pinned_partitions_end_the_day_before_whatever_the_clock() -> None:

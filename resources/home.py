@@ -6,10 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HOME_ENV_VAR = "ML_ASSETS_HOME"
-# The repository root is two levels up from this file (resources/home.py).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HOME = REPO_ROOT / ".ml_assets"
 # The home holds raw complaints (narratives with whatever PII they carry), prediction logs and
 # tokens: owner-only folders (0700) and files (0600), whatever the user's umask.
 PRIVATE_UMASK = 0o077
@@ -18,9 +14,14 @@ PRIVATE_DIR_MODE = 0o700
 
 @dataclass(frozen=True)
 class ProjectHome:
-    """Paths under `ML_ASSETS_HOME`; every writer of the project takes its path from here."""
+    """Paths under the project home; every writer of the project takes its path from here."""
 
     root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> ProjectHome:
+        """The home at a folder (`~` expanded, made absolute: runs and services share it)."""
+        return cls(Path(root).expanduser().resolve())
 
     @property
     def landing(self) -> Path:
@@ -73,9 +74,3 @@ def make_private(home: ProjectHome) -> None:
     os.umask(PRIVATE_UMASK)
     home.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     home.root.chmod(PRIVATE_DIR_MODE)
-
-
-def project_home(root: str | os.PathLike[str] | None = None) -> ProjectHome:
-    """The project home from an explicit root, else `ML_ASSETS_HOME`, else `.ml_assets/` in the repo."""
-    chosen = root or os.environ.get(HOME_ENV_VAR) or DEFAULT_HOME
-    return ProjectHome(Path(chosen).expanduser().resolve())

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_assets.assets.monitoring import SERVED
+from ml_assets.assets.keys import SERVED_PREDICTIONS
 from ml_assets.monitoring.served import log_digest
 from resources.prediction_logs import PredictionLogs
 from sensors.data_versions import latest_data_version
@@ -80,7 +80,7 @@ def make_prediction_log_sensor(
             digest = log_digest((f.name, f.size) for f in prediction_logs.files_for_day(day))
             if ingested.get(day) == digest:
                 continue
-            if latest_data_version(context.instance, SERVED, day) == digest:
+            if latest_data_version(context.instance, SERVED_PREDICTIONS, day) == digest:
                 ingested[day] = digest
                 continue
             if day == today and (

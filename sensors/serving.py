@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_assets.constants import CHAMPION_ALIAS
+from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.runs import IN_FLIGHT
 from ml_assets.serving.deploy import served_version
 from resources.mlflow_registry import ModelRegistry

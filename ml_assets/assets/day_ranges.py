@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 import dagster as dg
 import pandas as pd
@@ -36,8 +36,18 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from ml_assets.constants import DAYS_PER_RUN, MAX_LANDING_BYTES_PER_RUN
 from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadata
+
+# Steps of that pool at once, and runs of `ml-assets materialize` at once: one per core here. A run
+# computes on one core; DuckDB writes of several processes take turns on the file's lock.
+CONCURRENT_DATA_RUNS: Final = 2
+# Days one run of the data layer computes at most (backfills, the sensor, `ml-assets materialize`):
+# a run costs seconds to start, so thousands of days take a few dozen runs.
+DAYS_PER_RUN: Final = 90
+# A run also holds at most this many bytes of landing files (sensor and `ml-assets materialize`):
+# its frames take about 20 times their CSV size in memory, and CONCURRENT_DATA_RUNS run at once.
+# Measured: 90 of the busiest days (2.4 MB each) peaked at 4.4 GiB; 100 MiB of them at 2.6 GiB.
+MAX_LANDING_BYTES_PER_RUN: Final = 50 * 2**20
 
 # Backfills and automation split N days into runs of at most DAYS_PER_RUN consecutive days.
 DAILY_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN)

@@ -3,18 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets.training import MODEL_GROUP
-from ml_assets.constants import (
-    AUC_FLOOR,
-    CHAMPION_ALIAS,
-    CHAMPION_AUC_TOLERANCE,
-    DEFAULT_DECISION_THRESHOLD,
-    ECE_CEILING,
-    EVALUATION_METRIC_PREFIX,
-    MIN_SLICE_COUNT,
-    SLICE_AUC_TOLERANCE,
-    THRESHOLD_TAG,
-)
+from ml_assets.assets.keys import CHAMPION_METADATA, MODEL_GROUP
 from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.evaluation import (
     EvaluationReport,
@@ -25,24 +14,24 @@ from ml_assets.model.evaluation import (
 from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import ChampionChange, promote
-from ml_assets.model.tracking import RegisteredModel, load_keras_model
+from ml_assets.model.tracking import (
+    CHAMPION_ALIAS,
+    DEFAULT_DECISION_THRESHOLD,
+    EVALUATION_METRIC_PREFIX,
+    THRESHOLD_TAG,
+    RegisteredModel,
+    load_keras_model,
+)
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from resources.mlflow_registry import ModelRegistry
 
 EVALUATION_CODE_VERSION = "1"
 # champion_model's record of the version it made champion (read by the retraining policy).
-CHAMPION_METADATA = "champion"
 CHAMPION_CODE_VERSION = "1"
 
 
-class BlessingConfig(dg.Config):
-    """When a challenger may replace the champion (defaults in `ml_assets.constants`)."""
-
-    auc_floor: float = AUC_FLOOR
-    champion_tolerance: float = CHAMPION_AUC_TOLERANCE
-    slice_tolerance: float = SLICE_AUC_TOLERANCE
-    min_slice_count: int = MIN_SLICE_COUNT
-    ece_ceiling: float = ECE_CEILING
+class BlessingConfig(dg.Config, BlessingPolicy):
+    """When a challenger may replace the champion (the fields and defaults of `BlessingPolicy`)."""
 
 
 def _scores(
@@ -76,7 +65,7 @@ def model_evaluation(
             float(current.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
             rows,
         )
-    report = evaluate_models(rows, challenger, champion, BlessingPolicy(**config.model_dump()))
+    report = evaluate_models(rows, challenger, champion, config)
     metrics = {
         f"{EVALUATION_METRIC_PREFIX}{k}": v
         for k, v in report.metrics.to_dict().items()

@@ -10,7 +10,12 @@ from datetime import date
 
 import dagster as dg
 
-from ml_assets.constants import EVIDENCE_VERSION_METADATA, RETRAIN_EVIDENCE_METADATA
+from ml_assets.assets.keys import (
+    CHAMPION_METADATA,
+    CHAMPION_MODEL,
+    EVIDENCE_VERSION_METADATA,
+    RETRAIN_EVIDENCE_METADATA,
+)
 
 PAGE = 1000
 
@@ -51,10 +56,7 @@ def materializations_after(
 
 def current_champion(instance: dg.DagsterInstance) -> str | None:
     """The champion version as `champion_model` last recorded it (None before the first)."""
-    # Imported here: the evaluation assets import the training assets, which import this module.
-    from ml_assets.assets.evaluation import CHAMPION_METADATA, champion_model
-
-    event = instance.get_latest_materialization_event(champion_model.key)
+    event = instance.get_latest_materialization_event(CHAMPION_MODEL)
     materialization = event.asset_materialization if event else None
     entry = materialization.metadata.get(CHAMPION_METADATA) if materialization else None
     return str(entry.value) if entry is not None else None

@@ -12,18 +12,20 @@ from ml_assets.assets.day_ranges import (
     outputs_by_day,
     run_days,
 )
-from ml_assets.assets.ingestion import PARTITIONED_TABLE
-from ml_assets.assets.validation import VALIDATED
-from ml_assets.constants import DUCKDB_POOL, INGESTION_DATE_COLUMN, WAREHOUSE_SCHEMA
+from ml_assets.assets.keys import (
+    COMPLAINT_FEATURES,
+    DUCKDB_POOL,
+    FEATURES_GROUP,
+    PARTITIONED_TABLE,
+    VALIDATED_COMPLAINTS,
+)
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.model.features import LABEL, to_features
 from ml_assets.partitions import daily_partitions
 
 # Bump when the raw-to-input mapping changes: every features partition and the model go stale.
 FEATURES_CODE_VERSION = "1"
-FEATURES_GROUP = "features"
-FEATURES = dg.AssetKey("complaint_features")
 # The table the model layer and the monitoring read labelled features from.
-FEATURES_TABLE = f"{WAREHOUSE_SCHEMA}.{FEATURES.path[-1]}"
 
 
 def _day_metadata(rows: pd.DataFrame) -> Metadata:
@@ -52,4 +54,6 @@ def complaint_features(
     groups = dict(iter(features.groupby(INGESTION_DATE_COLUMN, sort=False)))
     by_day = {day: groups.get(pd.Timestamp(day), features.iloc[0:0]) for day in days}
     records = {day: DayRecord(_day_metadata(rows)) for day, rows in by_day.items()}
-    yield from outputs_by_day(context, FEATURES, features, records, by_day, inputs=[VALIDATED])
+    yield from outputs_by_day(
+        context, COMPLAINT_FEATURES, features, records, by_day, inputs=[VALIDATED_COMPLAINTS]
+    )

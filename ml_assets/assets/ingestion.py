@@ -12,14 +12,13 @@ from ml_assets.assets.day_ranges import (
     outputs_by_day,
     run_days,
 )
-from ml_assets.constants import (
+from ml_assets.assets.keys import (
+    DATA_LAYER_GROUP,
     DUCKDB_POOL,
-    INGESTION_DATE_COLUMN,
-    LANDING_ASSET_GROUP,
-    NARRATIVE_COLUMN,
-    RAW_RECORD_COLUMN,
-    WAREHOUSE_SCHEMA,
+    PARTITIONED_TABLE,
+    RAW_COMPLAINTS,
 )
+from ml_assets.columns import INGESTION_DATE_COLUMN, NARRATIVE_COLUMN, RAW_RECORD_COLUMN
 from ml_assets.ingest.cfpb_format import LandingFileError, read_landing_days
 from ml_assets.ingest.landing import landing_digest
 from ml_assets.partitions import daily_partitions
@@ -27,8 +26,6 @@ from ml_assets.privacy import scrub_columns
 from resources.landing_zone import LandingZone
 
 # Stored per day in DuckDB; the IO manager replaces exactly the run's days, in one transaction.
-PARTITIONED_TABLE = {"partition_expr": INGESTION_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA}
-RAW = dg.AssetKey("raw_complaints")
 # Free text a consumer wrote (the narrative, and a malformed record's raw line, which holds it).
 FREE_TEXT_COLUMNS = (NARRATIVE_COLUMN, RAW_RECORD_COLUMN)
 
@@ -59,7 +56,7 @@ def _day_record(day_files: list[tuple[str, bytes]], rows: pd.DataFrame) -> DayRe
 @dg.asset(
     partitions_def=daily_partitions,
     metadata=PARTITIONED_TABLE,
-    group_name=LANDING_ASSET_GROUP,
+    group_name=DATA_LAYER_GROUP,
     code_version="2",
     pool=DUCKDB_POOL,
     backfill_policy=DAILY_BACKFILL_POLICY,
@@ -86,4 +83,4 @@ def raw_complaints(
     frames = {day: by_day.get(pd.Timestamp(day), frame.iloc[0:0]) for day in days}
     records = {day: _day_record(files[day], frames[day]) for day in days}
     # The bytes decide each day's version: landing the same file again leaves downstream fresh.
-    yield from outputs_by_day(context, RAW, frame, records, frames)
+    yield from outputs_by_day(context, RAW_COMPLAINTS, frame, records, frames)

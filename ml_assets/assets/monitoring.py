@@ -3,54 +3,51 @@
 import json
 from collections.abc import Iterator
 from datetime import date
+from typing import Final
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
-from ml_assets.assets.features import FEATURES_TABLE, complaint_features
-from ml_assets.constants import (
-    AUC_FLOOR,
-    CHAMPION_ALIAS,
-    DEFAULT_DECISION_THRESHOLD,
+from ml_assets.assets.features import complaint_features
+from ml_assets.assets.keys import (
     DRIFT_DATE_COLUMN,
-    DRIFT_JSD_ERROR,
-    DRIFT_JSD_WARN,
-    DRIFT_LINF_ERROR,
-    DRIFT_LINF_WARN,
-    DRIFT_MIN_ROWS,
-    DRIFT_OOV_ERROR,
-    DRIFT_OOV_WARN,
-    DRIFT_WORST_FEATURES,
     DUCKDB_POOL,
-    EVALUATION_METRIC_PREFIX,
     EVIDENCE_VERSION_METADATA,
-    INGESTION_DATE_COLUMN,
-    LIVE_AUC_MARGIN,
-    LIVE_LABEL_LOOKBACK_DAYS,
-    LIVE_PLOT_DAYS,
-    MIN_LIVE_LABELLED,
-    MONITORING_ASSET_GROUP,
-    PARTITIONS_START_DATE,
-    REQUEST_DATE_COLUMN,
+    FEATURES_TABLE,
+    INPUT_DRIFT,
+    LIVE_PERFORMANCE,
+    MONITORING_GROUP,
+    QUARANTINED_PREDICTIONS,
     RETRAIN_EVIDENCE_METADATA,
-    THRESHOLD_TAG,
+    SERVED_PREDICTIONS,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.columns import INGESTION_DATE_COLUMN, REQUEST_DATE_COLUMN
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_model_inputs
 from ml_assets.model.plots import markdown_image, over_time_png
-from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT
+from ml_assets.model.tracking import (
+    CHAMPION_ALIAS,
+    DEFAULT_DECISION_THRESHOLD,
+    EVALUATION_METRIC_PREFIX,
+    REFERENCE_PROFILE_ARTIFACT,
+    THRESHOLD_TAG,
+)
 from ml_assets.monitoring.drift import (
     DRIFT_COLUMNS,
     DriftLevel,
+    DriftThresholds,
     InputProfile,
-    Thresholds,
     compare_profiles,
     profile_inputs,
     worst_features,
     worst_level,
 )
-from ml_assets.monitoring.performance import LABEL_COLUMN, join_labels, live_degradation
+from ml_assets.monitoring.performance import (
+    LABEL_COLUMN,
+    LiveEvidencePolicy,
+    join_labels,
+    live_degradation,
+)
 from ml_assets.monitoring.performance import live_performance as live_performance_table
 from ml_assets.monitoring.served import (
     expired_days,
@@ -59,19 +56,22 @@ from ml_assets.monitoring.served import (
     parse_prediction_logs,
     users_traffic,
 )
-from ml_assets.partitions import platform_today, request_day_partitions
+from ml_assets.partitions import PARTITIONS_START_DATE, platform_today, request_day_partitions
 from resources.mlflow_registry import ModelRegistry
 from resources.prediction_logs import PredictionLogs
 from resources.warehouse import Warehouse
 
-SERVED = dg.AssetKey("served_predictions")
-INPUT_DRIFT = dg.AssetKey("input_drift")
-LIVE_PERFORMANCE = dg.AssetKey("live_performance")
+# A request day's live performance reruns when labels land for complaints of this many days
+# before it (complaints are scored when filed; their labels come with a later re-landing).
+LIVE_LABEL_LOOKBACK_DAYS: Final = 7
+# Features named in the drift checks' metadata.
+WORST_FEATURES: Final = 5
+LIVE_PLOT_DAYS: Final = 60  # request days shown in live_performance's plot
+
 LANDED_SOURCE = "landed"
 SERVED_SOURCE = "served"
 # The check of each compared source: drift of the landed complaints, skew of the served requests.
 DRIFT_CHECKS = {LANDED_SOURCE: "landed_inputs_drift", SERVED_SOURCE: "served_inputs_skew"}
-QUARANTINED = dg.AssetKey("quarantined_predictions")
 # Stored per request day; the IO manager replaces exactly the day's rows, in one transaction.
 REQUEST_DAY_TABLE = {"partition_expr": REQUEST_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA}
 # Figures of each day's live performance logged on the served version's MLflow run.
@@ -88,12 +88,12 @@ LOGGED_FIGURES = ("labelled", "roc_auc", "pr_auc", "ece", "mean_probability", "p
         ),
     },
     partitions_def=request_day_partitions,
-    group_name=MONITORING_ASSET_GROUP,
+    group_name=MONITORING_GROUP,
     pool=DUCKDB_POOL,
     check_specs=[
         dg.AssetCheckSpec(
             "log_lines_readable",
-            asset=SERVED,
+            asset=SERVED_PREDICTIONS,
             description="Every line of the day's prediction logs is a served prediction.",
         )
     ],
@@ -140,7 +140,7 @@ def served_predictions(
         metadata={"lines": len(quarantined)},
     )
     yield dg.AssetCheckResult(
-        asset_key=SERVED,
+        asset_key=SERVED_PREDICTIONS,
         check_name="log_lines_readable",
         passed=quarantined.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -159,7 +159,7 @@ def _delete_expired_logs(
     if not expired:
         return []
     stored = dict.fromkeys(expired, 0)
-    for key in (SERVED, QUARANTINED):
+    for key in (SERVED_PREDICTIONS, QUARANTINED_PREDICTIONS):
         table = f"{WAREHOUSE_SCHEMA}.{key.path[-1]}"
         if warehouse.has_table(WAREHOUSE_SCHEMA, key.path[-1]):
             for d, n in warehouse.partition_counts(table, REQUEST_DATE_COLUMN, expired).items():
@@ -195,26 +195,18 @@ def _history(warehouse: Warehouse, day: pd.Timestamp) -> pd.DataFrame:
         ).fetchdf()
 
 
-class LiveConfig(dg.Config):
-    """When a version's live performance on a day is evidence for retraining."""
-
-    auc_floor: float = Field(default=AUC_FLOOR, description="live ROC AUC below this")
-    margin: float = Field(
-        default=LIVE_AUC_MARGIN, description="or more than this below the offline ROC AUC"
-    )
-    min_labelled: int = Field(
-        default=MIN_LIVE_LABELLED, description="on a day with at least this many labels"
-    )
+class LiveConfig(dg.Config, LiveEvidencePolicy):
+    """When live performance is evidence for retraining (the fields of `LiveEvidencePolicy`)."""
 
 
 @dg.asset(
     partitions_def=request_day_partitions,
     metadata=REQUEST_DAY_TABLE,
-    group_name=MONITORING_ASSET_GROUP,
+    group_name=MONITORING_GROUP,
     code_version="1",
     pool=DUCKDB_POOL,
     kinds={"pandas", "duckdb", "mlflow"},
-    ins={"served_predictions": dg.AssetIn(key=SERVED)},
+    ins={"served_predictions": dg.AssetIn(key=SERVED_PREDICTIONS)},
     # Labels arrive with a later re-landing of the complaint's ingestion day: those days'
     # features make this day stale, and automation reruns exactly it.
     deps=[
@@ -265,9 +257,7 @@ def live_performance(
             int(row.labelled),
             float(row.roc_auc),
             offline,
-            config.auc_floor,
-            config.margin,
-            config.min_labelled,
+            config,
         )
         # Only the served champion's performance calls for retraining: a version it replaced
         # answered that day too, and its figures are history.
@@ -300,20 +290,8 @@ def _day_step(day: str) -> int:
 _SAME_DAY_IF_LANDED = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
-class DriftConfig(dg.Config):
-    """Thresholds of input_drift's checks: warn beyond the first, error beyond the second."""
-
-    linf_warn: float = Field(default=DRIFT_LINF_WARN, description="category shares, L-infinity")
-    linf_error: float = DRIFT_LINF_ERROR
-    jsd_warn: float = Field(default=DRIFT_JSD_WARN, description="Jensen-Shannon divergence")
-    jsd_error: float = DRIFT_JSD_ERROR
-    oov_warn: float = Field(default=DRIFT_OOV_WARN, description="rise of out-of-vocabulary share")
-    oov_error: float = DRIFT_OOV_ERROR
-    min_rows: int = Field(default=DRIFT_MIN_ROWS, description="fewer rows in a day: not judged")
-
-    def thresholds(self) -> Thresholds:
-        """The pure thresholds these settings stand for."""
-        return Thresholds(**self.model_dump())
+class DriftConfig(dg.Config, DriftThresholds):
+    """DriftThresholds of input_drift's checks: warn beyond the first, error beyond the second."""
 
 
 def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -330,11 +308,11 @@ def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Ser
 
 def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
     """The day's served requests, mapped to model inputs exactly as the endpoint maps them."""
-    if not warehouse.has_table(WAREHOUSE_SCHEMA, SERVED.path[-1]):
+    if not warehouse.has_table(WAREHOUSE_SCHEMA, SERVED_PREDICTIONS.path[-1]):
         return pd.DataFrame(columns=list(FEATURE_COLUMNS))
     with warehouse.connect() as conn:
         logged = conn.execute(
-            f"select complaint_id, inputs from {WAREHOUSE_SCHEMA}.{SERVED.path[-1]} "
+            f"select complaint_id, inputs from {WAREHOUSE_SCHEMA}.{SERVED_PREDICTIONS.path[-1]} "
             f"where {REQUEST_DATE_COLUMN} = ?",
             [pd.Timestamp(day).to_pydatetime()],
         ).fetchdf()
@@ -345,14 +323,14 @@ def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
 @dg.asset(
     partitions_def=request_day_partitions,
     metadata={"partition_expr": DRIFT_DATE_COLUMN, "schema": WAREHOUSE_SCHEMA},
-    group_name=MONITORING_ASSET_GROUP,
+    group_name=MONITORING_GROUP,
     code_version="1",
     pool=DUCKDB_POOL,
     kinds={"pandas", "duckdb", "scipy"},
     deps=[
         # Today is a request day but not yet an ingestion day: its landed side is empty.
         dg.AssetDep(complaint_features, partition_mapping=_SAME_DAY_IF_LANDED),
-        SERVED,
+        SERVED_PREDICTIONS,
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -377,7 +355,7 @@ def input_drift(
     """Per feature: how far the day's landed complaints (drift) and served requests (skew) moved
     from the served model's training data, with the level each reached."""
     day = context.partition_key
-    thresholds = config.thresholds()
+    thresholds: DriftThresholds = config
     champion = model_registry.version_for_alias(CHAMPION_ALIAS)
     frames = []
     sources: dict[str, tuple[int, pd.DataFrame]] = {}
@@ -443,7 +421,7 @@ def input_drift(
                 if drift.empty
                 else "",
                 "worst_features": dg.MetadataValue.json(
-                    worst_features(drift, thresholds, DRIFT_WORST_FEATURES)
+                    worst_features(drift, thresholds, WORST_FEATURES)
                 ),
             },
         )
@@ -456,7 +434,9 @@ def _not_judged(has_champion: bool, rows: int, min_rows: int) -> str:
     return f"{rows} rows, fewer than {min_rows}: too few to judge"
 
 
-def _drift_evidence(sources: dict[str, tuple[int, pd.DataFrame]], thresholds: Thresholds) -> str:
+def _drift_evidence(
+    sources: dict[str, tuple[int, pd.DataFrame]], thresholds: DriftThresholds
+) -> str:
     """The sources that drifted to the error level and their worst features ("" when none)."""
     reasons = []
     for source, (_, drift) in sources.items():

@@ -5,10 +5,14 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets.assets.evaluation import champion_model
-from ml_assets.assets.training import MODEL_GROUP
-from ml_assets.constants import CHAMPION_ALIAS, DEFAULT_DECISION_THRESHOLD, THRESHOLD_TAG
+from ml_assets.assets.keys import MODEL_GROUP
 from ml_assets.model.features import FEATURE_COLUMNS
-from ml_assets.model.tracking import provenance
+from ml_assets.model.tracking import (
+    CHAMPION_ALIAS,
+    DEFAULT_DECISION_THRESHOLD,
+    THRESHOLD_TAG,
+    provenance,
+)
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig

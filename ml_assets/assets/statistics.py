@@ -11,18 +11,17 @@ from ml_assets.assets.day_ranges import (
     outputs_by_day,
     run_days,
 )
-from ml_assets.assets.ingestion import PARTITIONED_TABLE
-from ml_assets.assets.validation import REJECTED, VALIDATED
-from ml_assets.constants import (
+from ml_assets.assets.keys import (
+    COMPLAINT_STATISTICS,
+    DATA_LAYER_GROUP,
     DUCKDB_POOL,
-    INGESTION_DATE_COLUMN,
-    LABEL_COLUMN,
-    LANDING_ASSET_GROUP,
+    PARTITIONED_TABLE,
+    REJECTED_COMPLAINTS,
+    VALIDATED_COMPLAINTS,
 )
+from ml_assets.columns import INGESTION_DATE_COLUMN, LABEL_COLUMN
 from ml_assets.ingest.statistics import figures, profile_days, statistics_markdown
 from ml_assets.partitions import daily_partitions
-
-STATISTICS = dg.AssetKey("complaint_statistics")
 
 
 def _record(stats: pd.DataFrame) -> DayRecord:
@@ -39,7 +38,7 @@ def _record(stats: pd.DataFrame) -> DayRecord:
 @dg.asset(
     partitions_def=daily_partitions,
     metadata=PARTITIONED_TABLE,
-    group_name=LANDING_ASSET_GROUP,
+    group_name=DATA_LAYER_GROUP,
     code_version="1",
     pool=DUCKDB_POOL,
     backfill_policy=DAILY_BACKFILL_POLICY,
@@ -58,5 +57,10 @@ def complaint_statistics(
     by_day = {day: groups[pd.Timestamp(day)].reset_index(drop=True) for day in days}
     records = {day: _record(day_stats) for day, day_stats in by_day.items()}
     yield from outputs_by_day(
-        context, STATISTICS, stats, records, by_day, inputs=[REJECTED, VALIDATED]
+        context,
+        COMPLAINT_STATISTICS,
+        stats,
+        records,
+        by_day,
+        inputs=[REJECTED_COMPLAINTS, VALIDATED_COMPLAINTS],
     )

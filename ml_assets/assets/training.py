@@ -1,29 +1,29 @@
 """`training_dataset` and `dispute_model`: a window of labelled features, and the model trained on it."""
 
 import hashlib
-from typing import Literal
 
 import dagster as dg
 import pandas as pd
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
-from pydantic import Field
 
 from ml_assets.assets.evidence import evidence_after
-from ml_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_TABLE, complaint_features
-from ml_assets.assets.monitoring import INPUT_DRIFT, LIVE_PERFORMANCE
-from ml_assets.constants import (
-    CHALLENGER_ALIAS,
-    DAGSTER_RUN_TAG,
+from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
+from ml_assets.assets.keys import (
     DUCKDB_POOL,
-    EVALUATION_DAYS,
-    INGESTION_DATE_COLUMN,
-    THRESHOLD_TAG,
-    TRAINING_WINDOW_DAYS,
+    FEATURES_TABLE,
+    INPUT_DRIFT,
+    LIVE_PERFORMANCE,
+    MODEL_GROUP,
+    TRAINING_DATASET,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.model.features import LABEL
 from ml_assets.model.network import ModelParams, narrative_vocabulary
 from ml_assets.model.tracking import (
+    CHALLENGER_ALIAS,
+    DAGSTER_RUN_TAG,
+    THRESHOLD_TAG,
     RegisteredModel,
     log_reference_profile,
     log_training,
@@ -33,6 +33,7 @@ from ml_assets.model.tracking import (
 from ml_assets.model.training import (
     EVALUATION,
     SPLIT_COLUMN,
+    TrainingWindow,
     split_dataset,
     split_summary,
     train_dispute_model,
@@ -42,42 +43,18 @@ from ml_assets.monitoring.drift import reference_profile
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
 
-MODEL_GROUP = "model"
 RETRAIN_EVIDENCE_TAG = "ml_assets/retrain_evidence"
 MAX_TAG_CHARS = 240
 DATASET_CODE_VERSION = "1"
 MODEL_CODE_VERSION = "1"
-_DEFAULTS = ModelParams()
 
 
-class TrainingWindowConfig(dg.Config):
-    """Which labelled days the model learns from and how they are split."""
-
-    window_days: int = Field(default=TRAINING_WINDOW_DAYS, ge=2, description="days in the window")
-    evaluation_days: int = Field(
-        default=EVALUATION_DAYS, ge=1, description="most recent days held out (time split)"
-    )
-    split: Literal["time", "hash"] = Field(
-        default="time", description="'time' or the book's 9:1 'hash' split"
-    )
-    end_date: str | None = Field(
-        default=None, description="last day (YYYY-MM-DD); default: latest day with features"
-    )
+class TrainingWindowConfig(dg.Config, TrainingWindow):
+    """Which labelled days the model learns from (the fields and defaults of `TrainingWindow`)."""
 
 
-class ModelConfig(dg.Config):
-    """Hyperparameters of the dispute model (defaults: `ModelParams`)."""
-
-    epochs: int = _DEFAULTS.epochs
-    batch_size: int = _DEFAULTS.batch_size
-    learning_rate: float = _DEFAULTS.learning_rate
-    max_tokens: int = _DEFAULTS.max_tokens
-    sequence_length: int = _DEFAULTS.sequence_length
-    text_embedding_dim: int = _DEFAULTS.text_embedding_dim
-    hidden_units: int = _DEFAULTS.hidden_units
-    dropout: float = _DEFAULTS.dropout
-    patience: int = _DEFAULTS.patience
-    seed: int = _DEFAULTS.seed
+class ModelConfig(dg.Config, ModelParams):
+    """Hyperparameters of the dispute model (the fields and defaults of `ModelParams`)."""
 
 
 def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -161,9 +138,6 @@ def training_dataset(
     )
 
 
-TRAINING_DATASET_KEY = training_dataset.key
-
-
 def _clipped(text: str) -> str:
     """A tag value short enough for the UI's run list (the full text is in the metadata)."""
     return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 1] + "…"
@@ -186,7 +160,7 @@ def dispute_model(
     model_registry: ModelRegistry = context.resources.model_registry
     days = pd.to_datetime(training_dataset[INGESTION_DATE_COLUMN])
     window = f"{days.min().date()}..{days.max().date()}"
-    dataset_event = context.instance.get_latest_materialization_event(TRAINING_DATASET_KEY)
+    dataset_event = context.instance.get_latest_materialization_event(TRAINING_DATASET)
     dataset_version = (
         dataset_event.asset_materialization.tags.get(DATA_VERSION_TAG) if dataset_event else None
     )
@@ -195,15 +169,14 @@ def dispute_model(
         dataset_version,
         {
             complaint_features.key.to_user_string(): FEATURES_CODE_VERSION,
-            TRAINING_DATASET_KEY.to_user_string(): DATASET_CODE_VERSION,
+            TRAINING_DATASET.to_user_string(): DATASET_CODE_VERSION,
             context.asset_key.to_user_string(): MODEL_CODE_VERSION,
         },
         context.asset_key.to_user_string(),
     )
     try:
-        params = ModelParams(**config.model_dump())
-        trained = train_dispute_model(training_dataset, params)
-        log_training(trained, params, tags)
+        trained = train_dispute_model(training_dataset, config)
+        log_training(trained, config, tags)
         # Drift is measured from the newest days of the window, the ones the model is blessed
         # on: after a retrain on a changed world they are the new world, while the whole
         # window would still mix in the old one for weeks and call for retraining every day.

@@ -12,13 +12,16 @@ from ml_assets.assets.day_ranges import (
     outputs_by_day,
     run_days,
 )
-from ml_assets.assets.ingestion import PARTITIONED_TABLE, RAW
-from ml_assets.constants import (
+from ml_assets.assets.keys import (
+    DATA_LAYER_GROUP,
     DUCKDB_POOL,
-    INGESTION_DATE_COLUMN,
-    LANDING_ASSET_GROUP,
+    PARTITIONED_TABLE,
+    RAW_COMPLAINTS,
+    REJECTED_COMPLAINTS,
+    VALIDATED_COMPLAINTS,
     WAREHOUSE_SCHEMA,
 )
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.ingest.cfpb_format import cast_raw_frame
 from ml_assets.ingest.quality import (
     QualityVerdict,
@@ -37,8 +40,6 @@ from ml_assets.ingest.validation import (
 from ml_assets.partitions import daily_partitions
 from resources.warehouse import Warehouse
 
-VALIDATED = dg.AssetKey("validated_complaints")
-REJECTED = dg.AssetKey("rejected_complaints")
 _ERROR, _WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 # (name, severity, blocking, description); blocking checks stop downstream assets of this run.
 VALIDATION_CHECKS = (
@@ -116,11 +117,11 @@ def _day_records(
         ),
     },
     partitions_def=daily_partitions,
-    group_name=LANDING_ASSET_GROUP,
+    group_name=DATA_LAYER_GROUP,
     pool=DUCKDB_POOL,
     backfill_policy=DAILY_BACKFILL_POLICY,
     check_specs=[
-        dg.AssetCheckSpec(name, asset=VALIDATED, blocking=blocking, description=text)
+        dg.AssetCheckSpec(name, asset=VALIDATED_COMPLAINTS, blocking=blocking, description=text)
         for name, _, blocking, text in VALIDATION_CHECKS
     ],
 )
@@ -134,23 +135,33 @@ def validate_complaints(
     validated, rejected = _day_records(per_day)
     single = len(days) == 1
     outputs = (
-        (VALIDATED, result.valid, validated, {d: r.valid for d, r in per_day.items()}),
-        (REJECTED, result.rejected, rejected, {d: r.rejected for d, r in per_day.items()}),
+        (VALIDATED_COMPLAINTS, result.valid, validated, {d: r.valid for d, r in per_day.items()}),
+        (
+            REJECTED_COMPLAINTS,
+            result.rejected,
+            rejected,
+            {d: r.rejected for d, r in per_day.items()},
+        ),
     )
     for key, frame, records, frames in outputs:
         yield from outputs_by_day(
-            context, key, frame, records, frames, inputs=[RAW], output_name=key.path[-1]
+            context, key, frame, records, frames, inputs=[RAW_COMPLAINTS], output_name=key.path[-1]
         )
     # Each output was handed to the IO manager when it was yielded, so the days' rows are
     # stored by now: reconcile what the warehouse holds, not the frames in memory.
-    stored = {key: _stored_rows(warehouse, key, days) for key in (RAW, VALIDATED, REJECTED)}
+    stored = {
+        key: _stored_rows(warehouse, key, days)
+        for key in (RAW_COMPLAINTS, VALIDATED_COMPLAINTS, REJECTED_COMPLAINTS)
+    }
     typed = typed_contract_failures(result.valid)
     read = raw_complaints.groupby(INGESTION_DATE_COLUMN).size()
     verdicts: dict[str, dict[str, QualityVerdict]] = {name: {} for name, *_ in VALIDATION_CHECKS}
     for day, day_result in per_day.items():
         day_read = int(read.get(pd.Timestamp(day), 0))
         verdicts["rows_reconcile"][day] = reconcile_counts(
-            stored[RAW][day], stored[VALIDATED][day], stored[REJECTED][day]
+            stored[RAW_COMPLAINTS][day],
+            stored[VALIDATED_COMPLAINTS][day],
+            stored[REJECTED_COMPLAINTS][day],
         )
         day_typed = _failures_of_day(typed, result.valid, day) if len(typed) else typed
         verdicts["typed_contract"][day] = typed_contract_verdict(day_typed)
@@ -162,7 +173,7 @@ def validate_complaints(
     for name, severity, blocking, _ in VALIDATION_CHECKS:
         if single:
             yield dg.AssetCheckResult(
-                asset_key=VALIDATED,
+                asset_key=VALIDATED_COMPLAINTS,
                 check_name=name,
                 passed=verdicts[name][days[0]].passed,
                 severity=severity,
@@ -176,7 +187,7 @@ def validate_complaints(
             if verdict.passed and name not in PER_DAY_CHECKS:
                 continue
             yield dg.AssetCheckEvaluation(
-                asset_key=VALIDATED,
+                asset_key=VALIDATED_COMPLAINTS,
                 check_name=name,
                 passed=verdict.passed,
                 severity=severity,
@@ -187,7 +198,7 @@ def validate_complaints(
         failed = [day for day, verdict in verdicts[name].items() if not verdict.passed]
         # The run's own result (Dagster requires one per check): every day's verdict combined.
         yield dg.AssetCheckResult(
-            asset_key=VALIDATED,
+            asset_key=VALIDATED_COMPLAINTS,
             check_name=name,
             passed=not failed,
             severity=severity,

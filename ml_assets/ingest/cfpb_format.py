@@ -16,18 +16,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import (
+from ml_assets.columns import (
     CANONICAL_COLUMNS,
-    HISTORICAL_HEADER_ALIASES,
     INGESTION_DATE_COLUMN,
-    OFFICIAL_HEADER,
-    OFFICIAL_TO_CANONICAL,
     PARSE_ERROR_COLUMN,
     RAW_RECORD_COLUMN,
-    REQUIRED_CANONICAL_COLUMNS,
-    SNAKE_CASE_ALIASES,
     SOURCE_FILE_COLUMN,
     SOURCE_LINE_COLUMN,
+)
+from ml_assets.ingest.cfpb_vocabulary import (
+    HISTORICAL_HEADER_ALIASES,
+    OFFICIAL_HEADER,
+    OFFICIAL_TO_CANONICAL,
+    REQUIRED_CANONICAL_COLUMNS,
+    SNAKE_CASE_ALIASES,
 )
 
 RAW_COLUMNS: tuple[str, ...] = (

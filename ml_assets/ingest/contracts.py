@@ -6,16 +6,16 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing.pandas import Series
 
-from ml_assets.constants import (
+from ml_assets.columns import INGESTION_DATE_COLUMN
+from ml_assets.ingest.cfpb_format import cfpb_dates_parse, cfpb_timestamps
+from ml_assets.ingest.cfpb_vocabulary import (
     FALSE_TOKENS,
-    INGESTION_DATE_COLUMN,
     MISSING_LABEL_TOKENS,
     PRODUCT_VOCABULARY,
     STATE_CODES,
     TRUE_TOKENS,
     ZIP_CODE_PATTERN,
 )
-from ml_assets.ingest.cfpb_format import cfpb_dates_parse, cfpb_timestamps
 
 _BOOLEAN_TOKENS = TRUE_TOKENS | FALSE_TOKENS
 _LABEL_TOKENS = TRUE_TOKENS | FALSE_TOKENS | MISSING_LABEL_TOKENS

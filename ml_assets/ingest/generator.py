@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ml_assets.constants import OFFICIAL_HEADER, PRODUCT_VOCABULARY, STATE_CODES
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER, PRODUCT_VOCABULARY, STATE_CODES
 from ml_assets.ingest.landing import day_folder, write_atomically
 from ml_assets.ingest.profile import load_profile
 from ml_assets.privacy import (

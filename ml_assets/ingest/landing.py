@@ -17,9 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
-from ml_assets.constants import DATE_FORMAT, OFFICIAL_TO_CANONICAL
 from ml_assets.ingest.cfpb_format import (
     ColumnMapping,
     LandingFileError,
@@ -28,6 +27,9 @@ from ml_assets.ingest.cfpb_format import (
     iter_csv_records,
     parse_cfpb_date,
 )
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_TO_CANONICAL
+
+DATE_FORMAT: Final = "%Y-%m-%d"
 
 # Landing layout: <landing>/complaints/YYYY-MM-DD/<source>.csv, one folder per ingestion day.
 COMPLAINTS_FOLDER = "complaints"

@@ -7,17 +7,19 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import FALSE_TOKENS, TRUE_TOKENS
 from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
+from ml_assets.ingest.cfpb_vocabulary import FALSE_TOKENS, TRUE_TOKENS
 
 PROFILE_VERSION = 1
-DEFAULT_PROFILE_PATH = Path(__file__).resolve().parent / "cfpb_profile.json"
+# Package data, fitted on the real CFPB extracts (read the same way from a checkout or a wheel).
+PACKAGED_PROFILE = files("ml_assets.ingest") / "cfpb_profile.json"
 NARRATIVE_PRODUCT_COLUMN = "Product"
 NARRATIVE_TEXT_COLUMN = "Consumer complaint narrative"
 
@@ -332,5 +334,5 @@ def fit_profile_files(complaint_paths: list[Path], narratives_path: Path | None,
 
 def load_profile(path: Path | None = None) -> dict:
     """The profile at `path`, or the packaged default fitted on real CFPB extracts."""
-    source = path if path is not None else DEFAULT_PROFILE_PATH
+    source = path if path is not None else PACKAGED_PROFILE
     return json.loads(source.read_text(encoding="utf-8"))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import pandas as pd
 
-from ml_assets.constants import (
+from ml_assets.columns import (
     CANONICAL_COLUMNS,
     INGESTION_DATE_COLUMN,
     LABEL_COLUMN,
     NARRATIVE_COLUMN,
-    TOP_CATEGORIES,
 )
+
+TOP_CATEGORIES: Final = 5  # categories listed per column in the statistics
 
 # Columns whose top values say something about the population (free text and ids do not).
 CATEGORICAL_COLUMNS: tuple[str, ...] = (

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.errors as pa_errors
 
-from ml_assets.constants import (
+from ml_assets.columns import (
     CANONICAL_COLUMNS,
     FAILED_RULES_COLUMN,
-    FALSE_TOKENS,
     INGESTION_DATE_COLUMN,
     LABEL_COLUMN,
     LINEAGE_COLUMNS,
-    TRUE_TOKENS,
 )
 from ml_assets.ingest.cfpb_format import RAW_COLUMNS, cfpb_timestamps
+from ml_assets.ingest.cfpb_vocabulary import FALSE_TOKENS, TRUE_TOKENS
 from ml_assets.ingest.contracts import RawComplaintContract, ValidatedComplaints
 
 DUPLICATE_RULE = "complaint_id:duplicate"

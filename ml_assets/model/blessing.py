@@ -6,30 +6,32 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from ml_assets.constants import (
-    AUC_FLOOR,
-    CHAMPION_AUC_TOLERANCE,
-    ECE_CEILING,
-    MIN_SLICE_COUNT,
-    SLICE_AUC_TOLERANCE,
-)
-from ml_assets.model.metrics import BinaryMetrics
+from ml_assets.model.metrics import MIN_SLICE_COUNT, BinaryMetrics
 
 # Comparisons sitting exactly on a boundary (0.70 vs 0.71 - 0.01) must not fail on float noise.
 _EPS = 1e-12
 _SLICE_KEY = ["slice_column", "slice_value"]
 
 
-@dataclass(frozen=True)
-class BlessingPolicy:
-    """Thresholds a challenger must meet to be blessed."""
+class BlessingPolicy(BaseModel):
+    """Thresholds a challenger must meet to be blessed (`BlessingConfig` in the launchpad)."""
 
-    auc_floor: float = AUC_FLOOR
-    champion_tolerance: float = CHAMPION_AUC_TOLERANCE
-    slice_tolerance: float = SLICE_AUC_TOLERANCE
-    min_slice_count: int = MIN_SLICE_COUNT
-    ece_ceiling: float = ECE_CEILING
+    model_config = ConfigDict(frozen=True)
+
+    auc_floor: float = Field(default=0.55, description="the challenger's ROC AUC at least this")
+    champion_tolerance: float = Field(
+        default=0.01, description="and at most this below the champion's"
+    )
+    slice_tolerance: float = Field(
+        default=0.05, description="and on every large slice at most this below the champion's"
+    )
+    min_slice_count: int = Field(
+        default=MIN_SLICE_COUNT, description="slices with fewer evaluation rows are not judged"
+    )
+    # Users read `dispute_probability` as a probability: the default model measures about 0.02.
+    ece_ceiling: float = Field(default=0.10, description="expected calibration error at most this")
 
 
 @dataclass(frozen=True)

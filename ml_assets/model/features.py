@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import INGESTION_DATE_COLUMN, LABEL_COLUMN
+from ml_assets.columns import INGESTION_DATE_COLUMN, LABEL_COLUMN
 
 # The feature specification as data (the book's ONE_HOT_FEATURES / TEXT_FEATURES): the model
 # builder and the serving app both read it from here.

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import CALIBRATION_BINS, MIN_SLICE_COUNT, SLICE_COLUMNS
-
+# The evaluation is sliced by these columns; a slice with fewer rows is reported as too small.
+SLICE_COLUMNS: tuple[str, ...] = ("product", "state", "company_response")
+MIN_SLICE_COUNT = 50
+CALIBRATION_BINS = 10
 LOG_LOSS_EPS = 1e-7
 MISSING_SLICE_VALUE = "[missing]"
 CALIBRATION_COLUMNS: tuple[str, ...] = (

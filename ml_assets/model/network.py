@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from ml_assets.model.features import (
     CATEGORICAL_FEATURES,
@@ -33,32 +34,33 @@ PLATT_C = 1e6
 Architecture = Literal["wide_and_deep", "wide", "deep"]
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    """Hyperparameters of the network and its training."""
+class ModelParams(BaseModel):
+    """Hyperparameters of the network and its training (`ModelConfig` in the launchpad)."""
 
-    epochs: int = 12
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    zip3_bins: int = 1000
-    zip3_embedding_dim: int = 8
-    max_tokens: int = 8000
-    sequence_length: int = 160
-    text_embedding_dim: int = 16
-    hidden_units: int = 32
-    dropout: float = 0.2
-    patience: int = 3
+    model_config = ConfigDict(frozen=True)
+
+    epochs: int = Field(default=12, ge=1, description="passes over the training rows at most")
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    zip3_bins: int = Field(default=1000, ge=1, description="hash buckets of the ZIP prefix")
+    zip3_embedding_dim: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=8000, ge=2, description="narrative vocabulary size")
+    sequence_length: int = Field(default=160, ge=1, description="narrative tokens read")
+    text_embedding_dim: int = Field(default=16, ge=1)
+    hidden_units: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    patience: int = Field(default=3, ge=1, description="epochs without a better validation AUC")
     seed: int = 7
     # Ablation switches (bench/ablation.py); the defaults are the model as it was designed.
     # "wide" is a logistic regression on the one-hots (zip3 and the narrative go unused);
     # "deep" drops the linear wide logit but keeps the one-hots among the deep inputs.
     architecture: Architecture = "wide_and_deep"
     use_narrative: bool = True
-    wide_l2: float = 0.0  # L2 penalty on the wide logit's weights
+    wide_l2: float = Field(default=0.0, ge=0, description="L2 penalty on the wide logit's weights")
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as plain values (for MLflow)."""
-        return asdict(self)
+        return self.model_dump()
 
 
 def build_model(

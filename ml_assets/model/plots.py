@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml_assets.constants import CALIBRATION_BINS
 from ml_assets.model.metrics import (
+    CALIBRATION_BINS,
     binary_metrics,
     calibration_table,
     pr_curve,

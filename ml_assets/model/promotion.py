@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ml_assets.constants import CHAMPION_ALIAS, PREVIOUS_CHAMPION_TAG
+from ml_assets.model.tracking import CHAMPION_ALIAS, PREVIOUS_CHAMPION_TAG
 
 
 class TaggedVersion(Protocol):

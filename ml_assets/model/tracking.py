@@ -7,20 +7,26 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
-from ml_assets.constants import (
-    CODE_VERSION_TAG_PREFIX,
-    DAGSTER_RUN_TAG,
-    DATASET_VERSION_TAG,
-    EVALUATION_METRIC_PREFIX,
-    MODEL_NAME,
-    TRAINING_WINDOW_TAG,
-)
 from ml_assets.model.network import ModelParams, save_model
 from ml_assets.model.training import TrainedModel
+
+MODEL_NAME: Final = "complaint_dispute_model"  # the registered model in MLflow
+MLFLOW_EXPERIMENT: Final = "complaint_disputes"
+CHAMPION_ALIAS: Final = "champion"
+CHALLENGER_ALIAS: Final = "challenger"
+PREVIOUS_CHAMPION_TAG: Final = "previous_champion"  # on a champion version: the one it replaced
+EVALUATION_METRIC_PREFIX: Final = "eval_"  # a version's offline figures on its MLflow run
+THRESHOLD_TAG: Final = "decision_threshold"  # on a model version: the threshold chosen at training
+# Further tags of a model version, written at training, read back as the served model's provenance.
+TRAINING_WINDOW_TAG: Final = "training_window"
+DATASET_VERSION_TAG: Final = "training_dataset_data_version"
+DAGSTER_RUN_TAG: Final = "dagster_run_id"
+CODE_VERSION_TAG_PREFIX: Final = "code_version."  # + asset name: that asset's code version
+DEFAULT_DECISION_THRESHOLD: Final = 0.5  # for a version registered without one
 
 if TYPE_CHECKING:
     import keras

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from ml_assets.constants import INGESTION_DATE_COLUMN
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL
 from ml_assets.model.metrics import best_f1_threshold
 from ml_assets.model.network import (
@@ -30,6 +31,21 @@ SPLIT_COLUMN = "split"
 TRAIN, VALIDATION, EVALUATION = "train", "validation", "evaluation"
 HASH_BUCKETS = 10  # the book's 9:1 split: one bucket of ten is held out
 SplitKind = Literal["time", "hash"]
+
+
+class TrainingWindow(BaseModel):
+    """Which labelled days a model learns from and how they are split (`TrainingWindowConfig`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    window_days: int = Field(default=60, ge=2, description="days in the window")
+    evaluation_days: int = Field(
+        default=7, ge=1, description="most recent days held out (time split)"
+    )
+    split: SplitKind = Field(default="time", description="'time' or the book's 9:1 'hash' split")
+    end_date: str | None = Field(
+        default=None, description="last day (YYYY-MM-DD); default: latest day with features"
+    )
 
 
 @dataclass(frozen=True)

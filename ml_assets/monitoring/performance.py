@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from ml_assets.constants import REQUEST_DATE_COLUMN
+from ml_assets.columns import REQUEST_DATE_COLUMN
+from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.metrics import binary_metrics
 
 LABEL_COLUMN = "label"
@@ -85,23 +87,35 @@ def live_performance(day: str, joined: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+class LiveEvidencePolicy(BaseModel):
+    """When a version's live performance on a day is evidence for retraining (`LiveConfig`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auc_floor: float = Field(
+        default=BlessingPolicy.model_fields["auc_floor"].default,
+        description="live ROC AUC below this (the blessing's floor)",
+    )
+    margin: float = Field(default=0.05, description="or more than this below the offline ROC AUC")
+    # Fewer labelled predictions on a day: its AUC is noise.
+    min_labelled: int = Field(default=200, description="on a day with at least this many labels")
+
+
 def live_degradation(
-    labelled: int,
-    live_auc: float,
-    offline_auc: float | None,
-    auc_floor: float,
-    margin: float,
-    min_labelled: int,
+    labelled: int, live_auc: float, offline_auc: float | None, policy: LiveEvidencePolicy
 ) -> str:
     """Why a version's live ROC AUC on a day is evidence for retraining, or "" when it is not
     (too few labels, or within the floor and the margin below its offline AUC)."""
-    if labelled < min_labelled or math.isnan(live_auc):
+    if labelled < policy.min_labelled or math.isnan(live_auc):
         return ""
-    if live_auc < auc_floor:
-        return f"live ROC AUC {live_auc:.3f} below the floor {auc_floor:.2f} ({labelled} labelled)"
-    if offline_auc is not None and live_auc < offline_auc - margin:
+    if live_auc < policy.auc_floor:
         return (
-            f"live ROC AUC {live_auc:.3f} more than {margin:.2f} below the offline "
+            f"live ROC AUC {live_auc:.3f} below the floor {policy.auc_floor:.2f} "
+            f"({labelled} labelled)"
+        )
+    if offline_auc is not None and live_auc < offline_auc - policy.margin:
+        return (
+            f"live ROC AUC {live_auc:.3f} more than {policy.margin:.2f} below the offline "
             f"{offline_auc:.3f} ({labelled} labelled)"
         )
     return ""

@@ -11,9 +11,9 @@ from datetime import date, timedelta
 import pandas as pd
 from pydantic import ValidationError
 
-from ml_assets.constants import NARRATIVE_COLUMN, REQUEST_DATE_COLUMN, SMOKE_COMPLAINT_ID_PREFIX
+from ml_assets.columns import NARRATIVE_COLUMN, REQUEST_DATE_COLUMN
 from ml_assets.privacy import scrub, scrub_record
-from ml_assets.serving.schemas import LoggedPrediction
+from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX, LoggedPrediction
 
 SERVED_COLUMNS: dict[str, str] = {
     REQUEST_DATE_COLUMN: "datetime64[ns]",

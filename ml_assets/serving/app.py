@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
-from ml_assets.constants import NARRATIVE_COLUMN
+from ml_assets.columns import NARRATIVE_COLUMN
 from ml_assets.privacy import scrub_record
 from ml_assets.serving.auth import token_matches
 from ml_assets.serving.feedback import PredictionLog

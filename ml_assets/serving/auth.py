@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import socket
-from collections.abc import Mapping
 
-from ml_assets.constants import API_TOKEN_ENV_VAR
+from ml_assets.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
@@ -22,11 +20,6 @@ def token_digest(token: str) -> str:
 def token_matches(given: str | None, expected_digest: str) -> bool:
     """Whether a presented token has the expected digest (constant-time comparison)."""
     return given is not None and hmac.compare_digest(token_digest(given), expected_digest)
-
-
-def configured_token(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The endpoint's token from the environment, or None when it is open."""
-    return environ.get(API_TOKEN_ENV_VAR, "").strip() or None
 
 
 def bearer_headers(token: str | None) -> dict[str, str]:
@@ -51,6 +44,6 @@ def require_token_beyond_loopback(host: str, digest: str | None) -> None:
     if digest is None and not is_loopback(host):
         raise ValueError(
             f"refusing to bind the endpoint to {host} without a token: anyone who can reach it "
-            f"could use the model. Set {API_TOKEN_ENV_VAR} (clients then send 'Authorization: Bearer "
+            f"could use the model. Set {Settings.env_name('api_token')} (clients then send 'Authorization: Bearer "
             "<token>'), or serve on 127.0.0.1."
         )

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import requests
 
-from ml_assets.constants import SMOKE_COMPLAINT_ID_PREFIX
 from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
 from ml_assets.serving.auth import bearer_headers, require_token_beyond_loopback
 from ml_assets.serving.guard import proxy_middlewares
-from ml_assets.serving.schemas import ServingConfig
+from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX, ServingConfig
 
 APP_NAME = "dispute_model"
 # Set on the head's processes (`ml-assets ray-up`): Serve's HTTP proxy then runs the request

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
+
+# A deployment's smoke requests carry complaint ids with this prefix: logged like any request
+# (nothing is hidden), left out of live performance and skew, which are about users' traffic.
+SMOKE_COMPLAINT_ID_PREFIX: Final = "deploy-smoke-"
 
 # The request limits, in the schema (OpenAPI's maxItems / maxLength) and enforced by
 # `guard.RequestGuard` while the body arrives, before it is parsed.

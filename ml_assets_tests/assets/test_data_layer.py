@@ -11,7 +11,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.assets.keys import VALIDATED_COMPLAINTS, WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import complaints_root, land_cfpb_export
@@ -21,7 +21,6 @@ from resources.home import ProjectHome
 from resources.warehouse import CompletePandasTypeHandler, WarehouseIOManager
 
 DAY = "2016-01-05"
-VALIDATED = dg.AssetKey("validated_complaints")
 
 
 @pytest.fixture
@@ -191,12 +190,16 @@ def test_an_unchanged_day_keeps_downstream_fresh_and_a_changed_one_makes_it_stal
         assert materialize(home, DAY, instance).success
         raw_only = [dg.AssetKey("raw_complaints")]
         assert materialize(home, DAY, instance, selection=raw_only).success
-        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(VALIDATED, DAY)
+        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(
+            VALIDATED_COMPLAINTS, DAY
+        )
         assert status == StaleStatus.FRESH
 
         land(home.landing, DAY, csv_file(csv_line(Company="Bank Z")))
         assert materialize(home, DAY, instance, selection=raw_only).success
-        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(VALIDATED, DAY)
+        status = get_stale_status_resolver(instance, DATA_LAYER_ASSETS).get_status(
+            VALIDATED_COMPLAINTS, DAY
+        )
         assert status == StaleStatus.STALE
 
 

@@ -26,29 +26,32 @@ from sklearn.metrics import roc_auc_score
 
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.features import complaint_features
-from ml_assets.constants import (
-    AUC_FLOOR,
-    CHALLENGER_ALIAS,
-    CHAMPION_ALIAS,
-    CHAMPION_AUC_TOLERANCE,
-    PREVIOUS_CHAMPION_TAG,
-    THRESHOLD_TAG,
-    WAREHOUSE_SCHEMA,
-)
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.demo import SAMPLE_COMPLAINT
 from ml_assets.ingest.generator import DISPUTE_PHRASES, RESOLVED_PHRASES, generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS
+from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_features
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import rollback
-from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT, load_keras_model
+from ml_assets.model.tracking import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    PREVIOUS_CHAMPION_TAG,
+    REFERENCE_PROFILE_ARTIFACT,
+    THRESHOLD_TAG,
+    load_keras_model,
+)
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.monitoring.drift import InputProfile
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
+
+AUC_FLOOR = BlessingPolicy().auc_floor
+CHAMPION_AUC_TOLERANCE = BlessingPolicy().champion_tolerance
 
 pytestmark = pytest.mark.timeout(900)
 DAYS = days_up_to_yesterday(14)

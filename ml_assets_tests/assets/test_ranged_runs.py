@@ -12,7 +12,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from ml_assets.assets.day_ranges import day_chunks, range_tags
-from ml_assets.constants import WAREHOUSE_SCHEMA
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import build_definitions
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import complaints_root

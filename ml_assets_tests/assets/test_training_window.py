@@ -10,8 +10,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.training import training_dataset
-from ml_assets.constants import INGESTION_DATE_COLUMN, WAREHOUSE_SCHEMA
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.ingest.cfpb_format import cfpb_timestamps, read_complaints_csv
 from ml_assets.ingest.generator import generate_export
 from ml_assets.ingest.validation import split_valid_rejected

@@ -21,7 +21,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.constants import AUC_FLOOR, DRIFT_RECENT_DAYS, TRAINING_WINDOW_DAYS
+from ml_assets.automation import DRIFT_RECENT_DAYS
+from ml_assets.model.blessing import BlessingPolicy
+from ml_assets.model.training import TrainingWindow
 from ml_assets.operations import RunSummary, runs_after, wait_quiet
 from ml_assets_tests.e2e.dagster_daemon import (
     landing_sensor_skips,
@@ -44,7 +46,9 @@ RAW_KEY = dg.AssetKey("raw_complaints")
 LATE_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=90)).isoformat()
 TOUCHED_DAY = (date.fromisoformat(DAYS[0]) - timedelta(days=91)).isoformat()
 CHANGED_DAY = DAYS[4]
-assert TRAINING_WINDOW_DAYS < 90, "the scenarios' late days must stay outside the training window"
+assert TrainingWindow().window_days < 90, (
+    "the scenarios' late days must stay outside the training window"
+)
 assert DRIFT_RECENT_DAYS < 90, "the scenarios' late days must stay outside the drift window"
 GENERATE = ["--rows-per-day", "300", "--seed", "7"]
 GENERATE += ["--narrative-share", str(LEARNABLE.share), "--text-signal", str(LEARNABLE.strength)]
@@ -146,7 +150,9 @@ def test_initial_days_are_ingested_and_the_blessed_model_is_promoted(platform: P
     assert set(training.assets) == MODEL_CHAIN | {"deployed_model"}
     evaluation = platform.materialization(training.run_id, "model_evaluation")
     auc = evaluation.metadata["roc_auc"].value
-    assert auc >= AUC_FLOOR + FIRST_MODEL_MARGIN, f"AUC {auc:.3f}: too close to {AUC_FLOOR}"
+    assert auc >= BlessingPolicy().auc_floor + FIRST_MODEL_MARGIN, (
+        f"AUC {auc:.3f}: too close to {BlessingPolicy().auc_floor}"
+    )
     assert evaluation.metadata["blessed"].value is True
     # Blessed, so promoted in the same run; then stopped at deployed_model (no Ray here), which
     # the run-failure sensor recorded.

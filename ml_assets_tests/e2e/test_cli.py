@@ -12,10 +12,12 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from ml_assets.constants import AUC_FLOOR
 from ml_assets.jobs import DATA_LAYER_KEYS
+from ml_assets.model.blessing import BlessingPolicy
 from ml_assets_tests.e2e.dagster_daemon import warehouse_tables
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY
+
+AUC_FLOOR = BlessingPolicy().auc_floor
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -25,8 +25,7 @@ import requests
 
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.serving import deployed_model, serving_config
-from ml_assets.constants import CHAMPION_ALIAS, ECE_CEILING, THRESHOLD_TAG
-from ml_assets.constants import NARRATIVE_COLUMN as NARRATIVE
+from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import (
@@ -36,9 +35,10 @@ from ml_assets.jobs import (
     SERVING_ASSETS,
     deployment_job,
 )
+from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.features import to_model_inputs
 from ml_assets.model.network import predict_proba
-from ml_assets.model.tracking import load_keras_model
+from ml_assets.model.tracking import CHAMPION_ALIAS, THRESHOLD_TAG, load_keras_model
 from ml_assets.monitoring.served import parse_prediction_logs
 from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.auth import bearer_headers
@@ -204,7 +204,10 @@ def test_the_champion_is_deployed_and_answers_as_the_model_does_offline(served: 
     assert info["evaluation"]["roc_auc"] > 0.5 and info["code_versions"]["complaint_features"]
     # The served model's calibration, as evaluated before it was blessed.
     evaluation = info["evaluation"]
-    assert 0.0 <= evaluation["ece"] <= ECE_CEILING and 0.0 < evaluation["mean_probability"] < 1.0
+    assert (
+        0.0 <= evaluation["ece"] <= BlessingPolicy().ece_ceiling
+        and 0.0 < evaluation["mean_probability"] < 1.0
+    )
     if version == "1":
         assert info["dagster_run_id"] == served.first.run_id
 

@@ -6,7 +6,7 @@ streamed: the sha256 of every file written, by path under the landing root.
 
 from __future__ import annotations
 
-from ml_assets.constants import OFFICIAL_HEADER
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
 
 _HEADER = ",".join(f'"{h}"' if "," in h else h for h in OFFICIAL_HEADER)
 _HEADER_WITHOUT_ID = _HEADER.removesuffix(",Complaint ID")

@@ -3,7 +3,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ml_assets.constants import CANONICAL_COLUMNS, OFFICIAL_HEADER
+from ml_assets.columns import CANONICAL_COLUMNS
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     canonical_header,
@@ -15,6 +15,7 @@ from ml_assets.ingest.cfpb_format import (
     read_landing_day,
     restore_zip_code,
 )
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets_tests.factories import csv_file, csv_line
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.constants import OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import (
     _read_record_by_record,
     _well_formed_records,
@@ -15,6 +14,7 @@ from ml_assets.ingest.cfpb_format import (
     decode_landing_bytes,
     read_complaints_csv,
 )
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import land_cfpb_export
 from ml_assets_tests.factories import csv_file, csv_line

@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.constants import (
-    CANONICAL_COLUMNS,
+from ml_assets.columns import CANONICAL_COLUMNS
+from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
+from ml_assets.ingest.cfpb_vocabulary import (
     OFFICIAL_HEADER,
     PRODUCT_VOCABULARY,
     STATE_CODES,
     ZIP_CODE_PATTERN,
 )
-from ml_assets.ingest.cfpb_format import parse_cfpb_date, read_complaints_csv
 from ml_assets.ingest.generator import (
     DISPUTE_PHRASES,
     DRIFT_WORDS,

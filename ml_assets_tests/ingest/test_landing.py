@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.constants import OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import LandingFileError, read_complaints_csv, read_landing_day
+from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
 from ml_assets.ingest.landing import land_cfpb_export, landing_digest, write_atomically
 from ml_assets.partitions import daily_partitions
 

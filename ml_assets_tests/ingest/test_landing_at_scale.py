@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from ml_assets.cli import main
-from ml_assets.constants import CFPB_HEADERS_BY_ERA, OFFICIAL_HEADER
 from ml_assets.ingest.cfpb_format import (
     LandingFileError,
     load_column_mapping,
     read_landing_day,
 )
+from ml_assets.ingest.cfpb_vocabulary import CFPB_HEADERS_BY_ERA, OFFICIAL_HEADER
 from ml_assets.ingest.generator import generate_export
 from ml_assets.ingest.landing import LandingReport, land_cfpb_export
 from ml_assets_tests.ingest.malformed_corpus import CORPUS

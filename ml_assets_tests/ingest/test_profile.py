@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_assets.constants import PRODUCT_VOCABULARY
 from ml_assets.ingest.cfpb_format import read_complaints_csv
+from ml_assets.ingest.cfpb_vocabulary import PRODUCT_VOCABULARY
 from ml_assets.ingest.generator import generate_day
 from ml_assets.ingest.profile import fit_profile, fit_profile_files, load_profile, tokens
 

@@ -3,13 +3,11 @@
 import pandas as pd
 import pytest
 
-from ml_assets.constants import (
+from ml_assets.ingest.quality import (
     DISPUTE_RATE_TOLERANCE,
     EXPECTED_DISPUTE_RATE,
     MAX_REJECTED_RATE,
     MIN_LABELLED_FOR_BALANCE,
-)
-from ml_assets.ingest.quality import (
     label_balance_verdict,
     reconcile_counts,
     rejected_rate_verdict,

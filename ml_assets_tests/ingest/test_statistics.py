@@ -2,16 +2,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.constants import (
-    CANONICAL_COLUMNS,
-    LABEL_COLUMN,
-    NARRATIVE_COLUMN,
-    TOP_CATEGORIES,
-)
+from ml_assets.columns import CANONICAL_COLUMNS, LABEL_COLUMN, NARRATIVE_COLUMN
 from ml_assets.ingest.cfpb_format import read_landing_day
 from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.statistics import (
     CATEGORICAL_COLUMNS,
+    TOP_CATEGORIES,
     profile_complaints,
     profile_days,
     statistic,

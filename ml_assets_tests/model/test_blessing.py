@@ -6,17 +6,11 @@ import dataclasses
 
 import pandas as pd
 
-from ml_assets.constants import (
-    AUC_FLOOR,
-    CHAMPION_AUC_TOLERANCE,
-    ECE_CEILING,
-    MIN_SLICE_COUNT,
-    SLICE_AUC_TOLERANCE,
-)
 from ml_assets.model.blessing import BlessingPolicy, BlessingVerdict, bless
-from ml_assets.model.metrics import BinaryMetrics
+from ml_assets.model.metrics import MIN_SLICE_COUNT, BinaryMetrics
 
 POLICY = BlessingPolicy()
+AUC_FLOOR = POLICY.auc_floor
 
 
 def _metrics(auc: float | None) -> BinaryMetrics:
@@ -57,13 +51,12 @@ SMALL = MIN_SLICE_COUNT - 1
 SLICES = _slices([("state", "CA", BIG, 0.70), ("state", "TX", BIG, 0.68)])
 
 
-def test_policy_defaults_come_from_constants() -> None:
-    assert (
-        BlessingPolicy(
-            AUC_FLOOR, CHAMPION_AUC_TOLERANCE, SLICE_AUC_TOLERANCE, MIN_SLICE_COUNT, ECE_CEILING
-        )
-        == POLICY
-    )
+def test_the_launchpad_config_is_the_policy_with_its_defaults() -> None:
+    from ml_assets.assets.evaluation import BlessingConfig
+
+    assert BlessingConfig().model_dump() == POLICY.model_dump()
+    assert isinstance(BlessingConfig(auc_floor=0.6), BlessingPolicy)
+    assert POLICY.min_slice_count == MIN_SLICE_COUNT
 
 
 def test_passes_with_no_champion_above_floor() -> None:
@@ -90,10 +83,10 @@ def test_a_miscalibrated_challenger_fails_however_good_its_auc() -> None:
     assert not verdict.blessed
     (failure,) = verdict.failures
     assert failure == (
-        f"challenger ECE 0.290 > ceiling {ECE_CEILING:.3f} "
+        f"challenger ECE 0.290 > ceiling {POLICY.ece_ceiling:.3f} "
         "(mean probability 0.490, positive rate 0.200)"
     )
-    at_ceiling = dataclasses.replace(overconfident, ece=ECE_CEILING)
+    at_ceiling = dataclasses.replace(overconfident, ece=POLICY.ece_ceiling)
     assert bless(at_ceiling, SLICES, None, None, POLICY).blessed
 
 
@@ -109,7 +102,7 @@ def test_single_class_evaluation_fails_clearly() -> None:
 
 def test_worse_than_champion_beyond_tolerance_fails() -> None:
     champion = _metrics(0.70)
-    challenger = _metrics(0.70 - CHAMPION_AUC_TOLERANCE - 0.01)
+    challenger = _metrics(0.70 - POLICY.champion_tolerance - 0.01)
     verdict = bless(challenger, SLICES, champion, SLICES, POLICY)
     assert not verdict.blessed
     assert len(verdict.failures) == 1
@@ -118,8 +111,8 @@ def test_worse_than_champion_beyond_tolerance_fails() -> None:
 
 def test_worse_than_champion_within_tolerance_passes() -> None:
     champion = _metrics(0.70)
-    within = bless(_metrics(0.70 - CHAMPION_AUC_TOLERANCE / 2), SLICES, champion, SLICES, POLICY)
-    at_edge = bless(_metrics(0.70 - CHAMPION_AUC_TOLERANCE), SLICES, champion, SLICES, POLICY)
+    within = bless(_metrics(0.70 - POLICY.champion_tolerance / 2), SLICES, champion, SLICES, POLICY)
+    at_edge = bless(_metrics(0.70 - POLICY.champion_tolerance), SLICES, champion, SLICES, POLICY)
     assert within.blessed and at_edge.blessed
 
 
@@ -129,7 +122,7 @@ def test_slice_regression_fails_naming_the_slice() -> None:
     verdict = bless(_metrics(0.70), challenger_slices, _metrics(0.69), champion_slices, POLICY)
     assert not verdict.blessed
     assert verdict.failures == [
-        f"state=CA: challenger AUC 0.510 < champion 0.600 - {SLICE_AUC_TOLERANCE:.3f}"
+        f"state=CA: challenger AUC 0.510 < champion 0.600 - {POLICY.slice_tolerance:.3f}"
     ]
 
 
@@ -159,7 +152,7 @@ def test_unmatched_and_undefined_slices_are_ignored() -> None:
 def test_policy_min_slice_count_is_used() -> None:
     champion_slices = _slices([("state", "WY", 20, 0.90)])
     challenger_slices = _slices([("state", "WY", 20, 0.40)])
-    strict = dataclasses.replace(POLICY, min_slice_count=10)
+    strict = POLICY.model_copy(update={"min_slice_count": 10})
     verdict = bless(_metrics(0.70), challenger_slices, _metrics(0.70), champion_slices, strict)
     assert verdict.failures and verdict.failures[0].startswith("state=WY:")
     assert bless(_metrics(0.70), challenger_slices, _metrics(0.70), champion_slices, POLICY).blessed

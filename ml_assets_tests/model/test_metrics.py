@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from ml_assets.constants import CALIBRATION_BINS, MIN_SLICE_COUNT, SLICE_COLUMNS
 from ml_assets.model.metrics import (
+    CALIBRATION_BINS,
+    MIN_SLICE_COUNT,
     MISSING_SLICE_VALUE,
+    SLICE_COLUMNS,
     SLICE_METRIC_COLUMNS,
     BinaryMetrics,
     best_f1_threshold,

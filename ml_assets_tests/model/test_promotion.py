@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ml_assets.constants import CHAMPION_ALIAS, PREVIOUS_CHAMPION_TAG
 from ml_assets.model.promotion import ChampionChange, promote, rollback
+from ml_assets.model.tracking import CHAMPION_ALIAS, PREVIOUS_CHAMPION_TAG
 
 
 @dataclass(frozen=True)

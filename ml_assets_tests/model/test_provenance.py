@@ -1,7 +1,12 @@
 """A version's tags, as training writes them, read back as the served model's provenance."""
 
-from ml_assets.constants import CHAMPION_ALIAS, DAGSTER_RUN_TAG, DATASET_VERSION_TAG
-from ml_assets.model.tracking import provenance, version_tags
+from ml_assets.model.tracking import (
+    CHAMPION_ALIAS,
+    DAGSTER_RUN_TAG,
+    DATASET_VERSION_TAG,
+    provenance,
+    version_tags,
+)
 
 
 def test_what_training_tags_is_what_serving_reports() -> None:

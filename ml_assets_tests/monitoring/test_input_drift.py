@@ -9,19 +9,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml_assets.assets.monitoring import INPUT_DRIFT, input_drift
-from ml_assets.constants import (
-    CHAMPION_ALIAS,
-    RETRAIN_EVIDENCE_METADATA,
-    SMOKE_COMPLAINT_ID_PREFIX,
-    WAREHOUSE_SCHEMA,
-)
+from ml_assets.assets.keys import INPUT_DRIFT, RETRAIN_EVIDENCE_METADATA, WAREHOUSE_SCHEMA
+from ml_assets.assets.monitoring import input_drift
 from ml_assets.definitions import local_resources
 from ml_assets.model.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, MISSING_TOKEN
-from ml_assets.model.tracking import REFERENCE_PROFILE_ARTIFACT
+from ml_assets.model.tracking import CHAMPION_ALIAS, REFERENCE_PROFILE_ARTIFACT
 from ml_assets.monitoring.drift import (
     DriftLevel,
-    Thresholds,
+    DriftThresholds,
     compare_profiles,
     js_divergence,
     linf_distance,
@@ -31,10 +26,11 @@ from ml_assets.monitoring.drift import (
     worst_features,
     worst_level,
 )
+from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX
 from resources.home import ProjectHome
 
 DAY = "2016-01-05"
-THRESHOLDS = Thresholds(
+THRESHOLDS = DriftThresholds(
     linf_warn=0.1,
     linf_error=0.2,
     jsd_warn=0.05,

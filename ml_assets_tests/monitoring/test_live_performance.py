@@ -10,22 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.constants import (
-    PARTITIONS_START_DATE,
-    SMOKE_COMPLAINT_ID_PREFIX,
-    WAREHOUSE_SCHEMA,
-)
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import MONITORING_ASSETS
 from ml_assets.model.features import LABEL
 from ml_assets.model.metrics import binary_metrics
 from ml_assets.monitoring.performance import (
     LABEL_COLUMN,
+    LiveEvidencePolicy,
     join_labels,
     live_degradation,
     live_performance,
 )
 from ml_assets.monitoring.served import parse_prediction_logs
+from ml_assets.partitions import PARTITIONS_START_DATE
+from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX
 from resources.home import ProjectHome
 
 DAY = "2016-01-05"
@@ -207,7 +206,6 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
 def test_live_degradation_names_the_floor_or_the_margin(
     labelled: int, live: float, offline: float | None, expected: str
 ) -> None:
-    reason = live_degradation(
-        labelled, live, offline, auc_floor=0.55, margin=0.05, min_labelled=200
-    )
+    policy = LiveEvidencePolicy(auc_floor=0.55, margin=0.05, min_labelled=200)
+    reason = live_degradation(labelled, live, offline, policy)
     assert reason.startswith(expected) if expected else reason == ""

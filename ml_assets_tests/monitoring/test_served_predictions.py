@@ -9,12 +9,13 @@ import duckdb
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.monitoring import served_predictions
-from ml_assets.constants import PREDICTION_RETENTION_ENV_VAR, TODAY_ENV_VAR, WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import served_predictions_job
 from ml_assets.monitoring.served import expired_days, log_digest, parse_prediction_logs
 from ml_assets.partitions import request_day_partitions_through
+from ml_assets.settings import Settings
 from resources.home import ProjectHome
 from resources.prediction_logs import PredictionLogs
 from sensors.prediction_logs import MAX_ATTEMPTS, make_prediction_log_sensor
@@ -236,10 +237,10 @@ def test_logs_past_retention_are_deleted_only_once_every_line_is_stored(
     _write(home, ingested, "replica-a.jsonl", [logged(n=0), "not json"])
     _write(home, pending, "replica-a.jsonl", [logged(day=pending)])
     _write(home, later, "replica-a.jsonl", [logged(day=later)])
-    monkeypatch.setenv(PREDICTION_RETENTION_ENV_VAR, "30")
+    monkeypatch.setenv(Settings.env_name("prediction_retention_days"), "30")
 
     def ingest(day: str, today: str) -> dg.ExecuteInProcessResult:
-        monkeypatch.setenv(TODAY_ENV_VAR, today)
+        monkeypatch.setenv(Settings.env_name("today"), today)
         return dg.materialize(
             [served_predictions],
             partition_key=day,

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.constants import CHAMPION_ALIAS
 from ml_assets.model.promotion import promote
+from ml_assets.model.tracking import CHAMPION_ALIAS
 from resources.mlflow_registry import ModelRegistry, sqlite_tracking_uri
 
 HOLD_TIMEOUT_S = 60

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import freeze_time
 
-from ml_assets.constants import DAYS_PER_RUN
+from ml_assets.assets.day_ranges import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.generator import generate_landing, labels_published
 from ml_assets.ingest.landing import COMPLAINTS_FOLDER

@@ -9,7 +9,6 @@ import pytest
 
 from ml_assets.serving.auth import (
     bearer_headers,
-    configured_token,
     is_loopback,
     require_token_beyond_loopback,
     token_digest,
@@ -24,6 +23,7 @@ from ml_assets.serving.guard import (
     TooManyComplaints,
 )
 from ml_assets.serving.schemas import MAX_BODY_BYTES, MAX_COMPLAINTS, ValidationErrorResponse
+from ml_assets.settings import Settings, load_settings
 
 MIB = 1024 * 1024
 
@@ -181,8 +181,14 @@ def test_the_token_is_kept_as_a_digest_and_compared_exactly() -> None:
     assert not token_matches(None, digest)
     assert bearer_headers("s3cret") == {"Authorization": "Bearer s3cret"}
     assert bearer_headers(None) == {}
-    assert configured_token({"ML_ASSETS_API_TOKEN": " t "}) == "t"
-    assert configured_token({"ML_ASSETS_API_TOKEN": ""}) is None
+
+
+def test_clients_read_the_token_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ML_ASSETS_API_TOKEN", " t ")
+    assert load_settings().token() == "t"
+    monkeypatch.setenv("ML_ASSETS_API_TOKEN", "")
+    assert load_settings().token() is None
+    assert "s3cret" not in repr(Settings(api_token="s3cret"))  # a secret never shows in logs
 
 
 @pytest.mark.parametrize(
