@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean
+.PHONY: install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,11 +70,17 @@ ui-deps:
 ui-check: install ui-deps
 	REQUIRE_UI=1 ML_ASSETS_UI_SHOTS=$(ML_ASSETS_HOME)/screenshots $(BIN)/python -m pytest ml_assets_tests/e2e/test_ui.py
 
-# ruff for style; import-linter for the architecture (the contracts in pyproject.toml).
+# ruff for style; import-linter for the architecture (the contracts in pyproject.toml); the docs
+# site builds with every link checked (into site/, git-ignored).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The docs site (docs/, mkdocs.yml) with live reload.
+docs: install
+	$(BIN)/mkdocs serve -a 127.0.0.1:8001
 
 format: install
 	$(BIN)/ruff check --fix .
