@@ -116,6 +116,7 @@ def test_one_partition_does_not_touch_another(home: ProjectHome) -> None:
     assert count(home, "validated_complaints", "2016-01-06") == 1
 
 
+@pytest.mark.real_data
 def test_real_labelled_export_reconciles_per_partition(
     home: ProjectHome, real_data_dir: Path
 ) -> None:

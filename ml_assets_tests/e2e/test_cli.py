@@ -128,6 +128,7 @@ def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) 
     assert len(versions) == 5 * 6 and versions == _data_versions(serial)
 
 
+@pytest.mark.real_data
 def test_real_labelled_export_lands_and_reconciles_to_every_row(
     tmp_path: Path, real_data_dir: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_land_cfpb_refuses_a_file_in_another_layout(tmp_path: Path) -> None:
     assert not (tmp_path / "landing").exists()
 
 
+@pytest.mark.real_data
 def test_land_cfpb_lands_every_real_labelled_row(real_data_dir: Path, tmp_path: Path) -> None:
     report = land_cfpb_export(real_data_dir / "cfpb_export_2013_2017_labeled.csv", tmp_path)
     assert report.rows_read == 3186
@@ -203,6 +204,7 @@ def test_days_outside_the_partitions_are_listed(tmp_path: Path) -> None:
     assert land_cfpb_export(export, tmp_path / "l2").days_outside_partitions == []
 
 
+@pytest.mark.real_data
 def test_the_real_labelled_export_gets_ids_unique_over_all_its_days(
     real_data_dir: Path, tmp_path: Path
 ) -> None:

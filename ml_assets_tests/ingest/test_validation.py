@@ -89,6 +89,7 @@ def test_an_empty_day_gives_empty_typed_tables() -> None:
     assert typed_contract_failures(result.valid).empty
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize(
     "name",
     [
