@@ -1,13 +1,14 @@
 """Long-running local services (dagster dev, the MLflow UI), started and stopped by PID."""
 
+import contextlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
 import requests
+import tenacity
 
 
 def pid_file(logs: Path, name: str) -> Path:
@@ -66,10 +67,14 @@ def stop_service(logs: Path, name: str, timeout_s: float = 60.0) -> bool:
     if pid is None:
         return False
     os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.5)
-    if _group_alive(pid):
+    # Not psutil.wait_procs: it waits out a zombie that is not its caller's child.
+    outlived = tenacity.Retrying(
+        retry=tenacity.retry_if_result(bool),
+        wait=tenacity.wait_fixed(0.5),
+        stop=tenacity.stop_after_delay(timeout_s),
+        retry_error_callback=lambda _: True,  # still alive when the time is up
+    )
+    if outlived(_group_alive, pid):
         os.killpg(pid, signal.SIGKILL)
     pid_file(logs, name).unlink(missing_ok=True)
     return True
@@ -83,37 +88,42 @@ def _group_alive(pgid: int) -> bool:
 
 def _is_zombie(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True  # gone: as good as dead
-    # The command name is parenthesised and may hold spaces: the state follows the last ")".
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def wait_http(url: str, timeout_s: float, log: Path) -> None:
     """Wait until `url` answers 200; raise with the log's tail when it does not in time."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
-            if requests.get(url, timeout=2).ok:
-                return
+            return requests.get(url, timeout=2).ok
         except requests.RequestException:
-            pass
-        time.sleep(1)
-    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{tail}")
+            return False
+
+    waiting = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda ok: not ok),
+        wait=tenacity.wait_fixed(1),
+        stop=tenacity.stop_after_delay(timeout_s),
+    )
+    try:
+        waiting(answers)
+    except tenacity.RetryError as exc:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        raise TimeoutError(
+            f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{tail}"
+        ) from exc
 
 
 def group_pids(pgid: int) -> list[int]:
     """The live processes of a process group."""
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    pids.append(int(entry.name))
-            except ProcessLookupError:
-                continue
+    # psutil has no process group: `os.getpgid` reads each process's.
+    for pid in psutil.pids():
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pgid:
+                pids.append(pid)
     return pids
 
 
@@ -121,11 +131,6 @@ def rss_bytes(pids: list[int]) -> int:
     """Resident memory of these processes together (those that ended meanwhile count 0)."""
     total = 0
     for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except (FileNotFoundError, ProcessLookupError):
-            continue
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += psutil.Process(pid).memory_info().rss
     return total

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,31 +10,43 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pandas as pd
+import tenacity
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from pydantic import Field
 
 
+def is_lock_error(exc: BaseException) -> bool:
+    """Whether DuckDB refused a connection because another process holds the file's lock."""
+    # DuckDB allows one writing process per file; other writers wait their turn.
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
 def connect_with_patience(
     database: str, config: dict[str, Any], timeout_s: float, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection, retried with jittered backoff while another process holds the lock."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(database=database, read_only=read_only, config=config)
-        except duckdb.IOException as exc:
-            # DuckDB allows one writing process per file; other writers wait their turn.
-            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                raise dg.Failure(
-                    f"DuckDB warehouse {database} stayed locked by another process for "
-                    f"{timeout_s:.0f} s ({exc}). Stop the other writer, or let fewer writers run at "
-                    "once (a lower limit of their concurrency pool)."
-                ) from exc
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 2.0)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_lock_error),
+        # 0.05 s doubling up to 2 s, each wait lengthened at random by up to itself: writers
+        # that queued together do not retry together.
+        wait=tenacity.wait_exponential(multiplier=0.05, max=2.0)
+        + tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
+        # No wait that would end past the timeout: the last attempt comes before it.
+        stop=tenacity.stop_before_delay(timeout_s),
+        reraise=True,
+    )
+    try:
+        return retrying(duckdb.connect, database=database, read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        if not is_lock_error(exc):
+            raise
+        raise dg.Failure(
+            f"DuckDB warehouse {database} stayed locked by another process for "
+            f"{timeout_s:.0f} s ({exc}). Stop the other writer, or let fewer writers run at "
+            "once (a lower limit of their concurrency pool)."
+        ) from exc
 
 
 class TransactionalDuckDbClient(DuckDbClient):
@@ -74,13 +84,12 @@ class TransactionalDuckDbClient(DuckDbClient):
 
 def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether schema.table exists (looked up: a failed statement aborts DuckDB's transaction)."""
-    return bool(
-        connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    # fetchall, not fetchone: a count has its one row, which fetchone's type leaves optional.
+    ((count,),) = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
+    return bool(count)
 
 
 PARTITION_ROW_COUNT = "dagster/partition_row_count"

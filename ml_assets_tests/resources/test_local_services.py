@@ -1,6 +1,9 @@
 """Local services by PID: started in their own process group, stopped as a whole."""
 
 import os
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import psutil
@@ -9,10 +12,13 @@ import pytest
 from resources.local_services import (
     _group_alive,
     _is_zombie,
+    group_pids,
     pid_file,
+    rss_bytes,
     running_pid,
     start_service,
     stop_service,
+    wait_http,
 )
 
 
@@ -48,3 +54,47 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
     assert running_pid(tmp_path, "svc") is None
     assert not pid_file(tmp_path, "svc").exists()
     assert not stop_service(tmp_path, "svc")  # and this process is still here to assert it
+
+
+def test_a_service_group_is_its_processes_and_their_memory(tmp_path: Path) -> None:
+    # A shell whose child, a sleep, stays in the shell's process group.
+    pid = start_service(tmp_path, "pair", ["sh", "-c", "sleep 3600 & wait"], dict(os.environ))
+    try:
+        children: list[psutil.Process] = []
+        while not children:  # the shell starts its child a moment later
+            children = psutil.Process(pid).children()
+        members = sorted([pid, children[0].pid])
+        assert group_pids(pid) == members
+        assert os.getpid() not in group_pids(pid)
+        assert rss_bytes(members) > rss_bytes(members[:1]) > 0
+    finally:
+        assert stop_service(tmp_path, "pair", timeout_s=60)
+    os.waitpid(pid, 0)
+    # The sleep may linger as a zombie until whoever adopted it reaps it: dead all the same.
+    assert not _group_alive(pid) and rss_bytes(members) == 0
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_wait_http_returns_once_answered_and_times_out_with_the_log(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        wait_http(f"http://127.0.0.1:{server.server_port}/", 60, tmp_path / "absent.log")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    log = tmp_path / "svc.log"
+    log.write_text("early lines\nthe reason it failed\n")
+    with pytest.raises(TimeoutError, match=r"did not answer within 0 s(.|\n)*the reason it failed"):
+        wait_http(f"http://127.0.0.1:{closed}/", 0, log)

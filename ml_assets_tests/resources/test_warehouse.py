@@ -3,6 +3,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -14,7 +15,7 @@ from resources.warehouse import Warehouse, WarehouseIOManager, connect_with_pati
 daily = dg.DailyPartitionsDefinition(start_date="2016-01-01")
 
 
-def _numbers_asset(values: list[object], dtype: str = "Int64") -> dg.AssetsDefinition:
+def _numbers_asset(values: list[Any], dtype: str = "Int64") -> dg.AssetsDefinition:
     @dg.asset(name="numbers", partitions_def=daily, metadata={"partition_expr": "day"})
     def numbers(context: dg.AssetExecutionContext) -> pd.DataFrame:
         day = pd.Timestamp(context.partition_key)
@@ -123,6 +124,13 @@ def test_a_lock_held_too_long_fails_with_what_to_do(tmp_path: Path) -> None:
         _release(holder)
 
 
+def test_an_error_other_than_the_lock_is_not_retried_nor_called_a_lock(tmp_path: Path) -> None:
+    # A folder that does not exist: DuckDB's own error, at once, however long the patience.
+    with pytest.raises(duckdb.IOException) as excinfo:
+        connect_with_patience(str(tmp_path / "absent" / "w.duckdb"), {}, timeout_s=3600)
+    assert not isinstance(excinfo.value, dg.Failure) and "lock" not in str(excinfo.value).lower()
+
+
 def test_partition_count_counts_the_rows_stored_for_one_day(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     io_manager = WarehouseIOManager(database=str(db))
@@ -157,7 +165,8 @@ def test_a_write_while_a_reader_holds_the_file_fails_clearly_and_keeps_what_exis
         )
         assert not blocked.success
         (failure,) = blocked.get_step_failure_events()
-        assert "stayed locked by another process" in failure.step_failure_data.error.message
+        error = failure.step_failure_data.error
+        assert error is not None and "stayed locked by another process" in error.message
     finally:
         _release(reader)
     assert _rows(db) == [("2016-01-02", 1), ("2016-01-02", 2)]
