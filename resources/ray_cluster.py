@@ -17,6 +17,15 @@ import psutil
 DEFAULT_GCS_PORT = 6379
 # `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
 HEAD_START_TIMEOUT_S = 180
+# The ports Ray would otherwise fix (its dashboard agent's 52365, its workers' 10002-19999), left
+# to the OS (0), so that a demo's, a bench's and a test's heads share one machine. The node and
+# object managers, the metrics and runtime-env agents already take OS-chosen ports; the client
+# server cannot (`client_port`), nor the GCS (`port`).
+OS_CHOSEN_PORT_FLAGS = (
+    "--dashboard-agent-listen-port=0",
+    "--min-worker-port=0",
+    "--max-worker-port=0",
+)
 
 
 def auth_env(token_path: Path) -> dict[str, str]:
@@ -56,7 +65,7 @@ def start_head(
     command = [
         ray_script, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
         "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
+        f"--temp-dir={temp_dir}", *OS_CHOSEN_PORT_FLAGS,
     ]  # fmt: skip
     if client_port is not None:
         command.append(f"--ray-client-server-port={client_port}")
@@ -153,8 +162,7 @@ class RayCluster(dg.ConfigurableResource):
         # Ray reads its auth mode when it is first imported and caches it: set it before.
         os.environ.update(auth_env(Path(self.token_path)))
         import ray
-        # ray's _raylet.pyi stub leaves out the compiled Config class.
-        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]
+        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  # not in its .pyi
 
         if ray.is_initialized():
             return

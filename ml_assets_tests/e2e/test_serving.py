@@ -65,6 +65,10 @@ KILL_AFTER_S, KILL_LOAD_S = 4.0, 14.0  # a replica is killed this far into the l
 REPLICA_RESTART_S = 180.0
 SCHEMATHESIS_EXAMPLES = 1000  # per operation's fuzzing: over 1,000 requests in all
 SCHEMATHESIS_TIMEOUT_S = 600  # the prediction log's writer flushes every half second
+# What `ray start --head` binds unless told otherwise: GCS, dashboard, client server, dashboard
+# agent; and its workers' range.
+RAY_FIXED_PORTS = {6379, 8265, 10001, 52365}
+RAY_WORKER_PORTS = range(10002, 20000)
 COMPLAINT = {
     "complaint_id": "c-1",
     "product": "Mortgage",
@@ -155,6 +159,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         # dir in its command line) included, and none of their ports is listening any more.
         assert any("ray.util.client.server" in command for command in commands)
         assert {gcs_port, http_port, client_port} <= ports
+        # Every other port was the OS's choice (ephemeral, 32768 and up on Linux), none a port
+        # Ray fixes by default that a demo's or a bench's head would hold too.
+        assert not {p for p in ports if p in RAY_FIXED_PORTS or p in RAY_WORKER_PORTS}
         assert not any(p.is_running() for p in found)
         assert cluster_pids(ray_dir) == [] and not ports & listening_ports(psutil.process_iter())
 
