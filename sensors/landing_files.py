@@ -6,7 +6,7 @@ together, up to DAYS_PER_RUN days a run, each day keeping its own records.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -96,6 +96,113 @@ def day_range_request(
     )
 
 
+@dataclass(frozen=True)
+class DayFiles:
+    """A day folder's landing files as a tick read them: their content digest and total size."""
+
+    digest: str  # `landing_digest` of the files' names and bytes: what raw_complaints records
+    size_bytes: int
+
+
+@dataclass
+class LandingPlan:
+    """What a tick decides: the runs to request, the cursor after them, and what to tell."""
+
+    requests: list[dg.RunRequest]
+    cursor: LandingCursor
+    reported: list[str]  # folders outside the partitions, with content not reported before
+    unchanged: list[str]  # read again (new stamps) but holding the bytes already requested
+
+    def skip_reason(self) -> str | None:
+        """Why the tick requests nothing (None when it requests runs)."""
+        if self.requests:
+            return None
+        skip = (
+            f"ignored folders outside the partitions: {', '.join(self.reported)}"
+            if self.reported
+            else "no new or changed landing files"
+        )
+        if self.unchanged:
+            shown = ", ".join(self.unchanged[:UNCHANGED_SHOWN])
+            more = len(self.unchanged) - UNCHANGED_SHOWN
+            skip += f"; re-read with unchanged content: {shown}"
+            skip += f" and {more} more" if more > 0 else ""
+        return skip
+
+
+def days_to_read(
+    cursor: LandingCursor, stamps: Mapping[str, int], in_partitions: Callable[[str], bool]
+) -> list[str]:
+    """The day folders a tick reads: stamped otherwise than the cursor saw, among the newest
+    stamps, or seen outside the partitions and inside them now."""
+    # Stamps are compared, never set against a clock: a source's skewed clock or a file from the
+    # future hides nothing, and a folder moved in with old stamps is new to the cursor.
+    recent = cursor.watermark_ns - MTIME_LOOKBACK_NS
+    changed = {d for d, stamp in stamps.items() if stamp != cursor.stamps.get(d) or stamp > recent}
+    # The partitions grow by one day every day (UTC): folders outside them are looked at again.
+    grown_into = {d for d in cursor.outside if d in stamps and in_partitions(d)}
+    return sorted(changed | grown_into)
+
+
+def plan_landing_runs(
+    cursor: LandingCursor,
+    stamps: Mapping[str, int],
+    read: Mapping[str, DayFiles],
+    in_partitions: Callable[[str], bool],
+    ingested_digest: Callable[[str], str | None],
+    asset_keys: Sequence[dg.AssetKey],
+) -> LandingPlan:
+    """Which of the days read become which run requests, and the cursor after them.
+
+    `stamps`: every day folder's change stamp now; `read`: the folders `days_to_read` named
+    that hold files; `ingested_digest(day)`: the digest raw_complaints last ingested for a day.
+    """
+    after = LandingCursor(
+        watermark_ns=max([cursor.watermark_ns, *stamps.values()]),
+        days=dict(cursor.days),
+        # Folders that are gone need no re-check.
+        outside={d: digest for d, digest in cursor.outside.items() if d in stamps},
+        stamps=dict(stamps),
+    )
+    wanted: dict[str, tuple[str, int]] = {}  # day -> its content digest and revision
+    day_bytes: dict[str, int] = {}
+    reported: list[str] = []
+    unchanged: list[str] = []
+    for day in sorted(read):
+        digest = read[day].digest[:DIGEST_CHARS]
+        if not in_partitions(day):
+            if after.outside.get(day) != digest:  # reported once per content
+                after.outside[day] = digest
+                reported.append(day)
+            continue
+        after.outside.pop(day, None)
+        seen_digest, revision = after.days.get(day, ["", 0])
+        if digest == seen_digest:
+            unchanged.append(day)
+            continue
+        after.days[day] = [digest, int(revision) + 1]
+        if ingested_digest(day) == read[day].digest:
+            # Already ingested with these exact bytes (by another run or before a cursor reset).
+            unchanged.append(day)
+            continue
+        wanted[day] = (digest, int(revision) + 1)
+        day_bytes[day] = read[day].size_bytes
+    requests = [
+        day_range_request(chunk, wanted, asset_keys)
+        for chunk in day_chunks(list(wanted), day_bytes=day_bytes)
+    ]
+    return LandingPlan(requests, after, reported, unchanged)
+
+
+def read_day(landing_zone: LandingZone, day: str) -> DayFiles | None:
+    """The day folder's files as read now (None when it holds none)."""
+    files = landing_zone.files_for_day(day)
+    if not files:
+        return None
+    digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)
+    return DayFiles(digest, sum(f.size for f in files))
+
+
 def make_landing_file_sensor(
     job: UnresolvedAssetJobDefinition,
     partitions_def: dg.TimeWindowPartitionsDefinition,
@@ -119,71 +226,28 @@ def make_landing_file_sensor(
     ) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
         stamps = landing_zone.day_stamps()
-        # A day is read when its stamp differs from the one seen (stamps are compared, never set
-        # against a clock: a source's skewed clock or a file from the future hides nothing; a
-        # folder moved in with old stamps is new to the cursor), or is among the newest.
-        recent = cursor.watermark_ns - MTIME_LOOKBACK_NS
-        changed = {d for d, stamp in stamps.items() if stamp != cursor.stamps.get(d)}
-        changed |= {d for d, stamp in stamps.items() if stamp > recent}
-        # Folders that are gone need no re-check; the others outside the partitions are looked
-        # at again each tick, as the partitions grow by one day every day (UTC).
-        cursor.outside = {d: digest for d, digest in cursor.outside.items() if d in stamps}
-        candidates = changed | {d for d in cursor.outside if in_partitions(d)}
-        wanted: dict[str, tuple[str, int]] = {}  # day -> its content digest and revision
-        day_bytes: dict[str, int] = {}  # day -> bytes of its landing files
-        reported: list[str] = []
-        unchanged: list[str] = []  # read again (new stamps) but holding the bytes already seen
-        for day in sorted(candidates):
-            files = landing_zone.files_for_day(day)
-            if not files:
-                continue
-            full_digest = landing_digest((f.name, landing_zone.read_bytes(f)) for f in files)
-            digest = full_digest[:DIGEST_CHARS]
-            if not in_partitions(day):
-                if cursor.outside.get(day) != digest:  # reported once per content
-                    cursor.outside[day] = digest
-                    reported.append(day)
-                continue
-            cursor.outside.pop(day, None)
-            seen_digest, revision = cursor.days.get(day, ["", 0])
-            if digest == seen_digest:
-                unchanged.append(day)
-                continue
-            cursor.days[day] = [digest, int(revision) + 1]
-            if latest_data_version(context.instance, raw_complaints.key, day) == full_digest:
-                # Already ingested with these exact bytes (by another run or before a cursor reset).
-                unchanged.append(day)
-                continue
-            wanted[day] = (digest, int(revision) + 1)
-            day_bytes[day] = sum(f.size for f in files)
-        requests = [
-            day_range_request(chunk, wanted, asset_keys)
-            for chunk in day_chunks(wanted, day_bytes=day_bytes)
-        ]
-        cursor.stamps = stamps
-        cursor.watermark_ns = max([cursor.watermark_ns, *stamps.values()])
-        if reported:
+        read = {
+            day: files
+            for day in days_to_read(cursor, stamps, in_partitions)
+            if (files := read_day(landing_zone, day)) is not None
+        }
+        plan = plan_landing_runs(
+            cursor,
+            stamps,
+            read,
+            in_partitions,
+            lambda day: latest_data_version(context.instance, raw_complaints.key, day),
+            asset_keys,
+        )
+        if plan.reported:
             context.log.warning(
                 f"Landing folders outside the daily partitions (or not named YYYY-MM-DD), not "
-                f"ingested yet: {', '.join(reported)}. Partitions run from "
+                f"ingested yet: {', '.join(plan.reported)}. Partitions run from "
                 f"{partitions_def.start.date()} to {partitions_def.get_last_partition_key()} "
                 "(yesterday, UTC); a day folder is requested once its day is a partition."
             )
-        skip = None
-        if not requests:
-            skip = (
-                f"ignored folders outside the partitions: {', '.join(reported)}"
-                if reported
-                else "no new or changed landing files"
-            )
-            if unchanged:
-                shown = ", ".join(unchanged[:UNCHANGED_SHOWN])
-                more = (
-                    f" and {len(unchanged) - UNCHANGED_SHOWN} more"
-                    if len(unchanged) > UNCHANGED_SHOWN
-                    else ""
-                )
-                skip += f"; re-read with unchanged content: {shown}{more}"
-        return dg.SensorResult(run_requests=requests, cursor=cursor.dumps(), skip_reason=skip)
+        return dg.SensorResult(
+            run_requests=plan.requests, cursor=plan.cursor.dumps(), skip_reason=plan.skip_reason()
+        )
 
     return landing_file_sensor
