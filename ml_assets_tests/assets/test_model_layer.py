@@ -113,6 +113,28 @@ def build_world(root: Path, instance: dg.DagsterInstance) -> World:
     return world
 
 
+@pytest.fixture(scope="module", autouse=True)
+def op_determinism() -> Iterator[None]:
+    """TensorFlow's deterministic kernels for this module's trainings; the prior state after it.
+
+    A test compares two trainings of one recipe on the same data bit for bit. Seeds alone gave
+    bit-equal trainings on this machine's CPU kernels (measured, 3 of 3), but only op determinism
+    makes that TensorFlow's promise on any hardware. It cost nothing measurable here (a 6-epoch
+    training: 7.6-15.6 s without, 10.9-13.2 s with, under load; the same figures). The flag is
+    process-wide and pytest-xdist runs other modules in this process after this one: restored.
+    """
+    import tensorflow as tf
+
+    # TensorFlow exports enable_op_determinism but neither its inverse nor the getter.
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    yield
+    if not was_enabled:
+        tf_config.disable_op_determinism()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("model_layer")
@@ -402,4 +424,5 @@ def test_the_world_and_its_first_model_are_the_same_on_another_date(
         open_instance(tmp_path / "instance") as instance,
     ):
         other = build_world(tmp_path, instance)
+    # Exactly equal, floats included: op determinism is on for this module (`op_determinism`).
     assert first_model_figures(other) == first_model_figures(world)
