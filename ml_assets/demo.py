@@ -174,86 +174,102 @@ def print_runs(title: str, runs: list[RunSummary]) -> None:
         print(f"  {len(days)} x {status:8} [{span}] {', '.join(assets)} ({launched_by})")
 
 
-def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
-    """The story; returns the last line (`demo ok: ...`)."""
-    start_services(home, settings)
-    memory = MemoryWatch(home)
-    first = yesterday - timedelta(days=settings.days + settings.more_days - 1)
-    more = yesterday - timedelta(days=settings.more_days - 1)
-    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        known = {r.run_id for r in instance.get_runs()}
-        # The first days land as published the day after the last of them; the later ones as
-        # published today, when the labels of some earlier days have come out too.
-        first_as_of = more
-        days = land(home, first, settings.days, settings, first_as_of)
-        pending = pending_labels(days, first_as_of, settings)
-        print(
-            f"landed {len(days)} days {days[0]}..{days[-1]} under {complaints_root(home.landing)} "
-            f"(labels not published yet for {len(pending)}: {', '.join(sorted(pending))})"
-        )
-        print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")
+@dataclass(frozen=True)
+class Platform:
+    """What a demo's steps act on and watch: the project home, the instance, memory."""
 
-        def features_done() -> int:
-            return len(materialized_partitions(instance, COMPLAINT_FEATURES) & set(days))
+    home: ProjectHome
+    settings: DemoSettings
+    instance: dg.DagsterInstance
+    memory: MemoryWatch
 
-        def deployed() -> bool:
-            return instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None
+    def run_ids(self) -> set[str]:
+        """The runs so far, to tell a step's runs from those before it."""
+        return {r.run_id for r in self.instance.get_runs()}
 
-        wait_until(
-            lambda: memory.sample() and features_done() == len(days) and deployed(),
-            lambda: (
-                f"{features_done()}/{len(days)} days featurized, "
-                f"{len(runs_after(instance, known))} runs launched, "
-                f"deployed: {'yes' if deployed() else 'not yet'}"
-            ),
-            settings.timeout_s,
-            "the first served model",
-        )
-        wait_quiet(instance, settings.timeout_s, "the platform to settle", memory.sample)
-        first_runs = runs_after(instance, known)
-        print_runs(f"the first {len(days)} days caused", first_runs)
-        health = served(settings.endpoint)
-        if not health or not health.get("model_loaded"):
-            raise RuntimeError(f"nothing serves at {settings.endpoint} after deployment: {health}")
-        before = str(health["model_version"])
-        answer = requests.post(
-            f"{settings.endpoint}/predict",
-            json={"complaints": [SAMPLE_COMPLAINT]},
-            headers=bearer_headers(load_settings().token()),
-            timeout=60,
-        )
-        answer.raise_for_status()
-        print(f"prediction from {settings.endpoint}/predict: {json.dumps(answer.json())}")
 
-        known = {r.run_id for r in instance.get_runs()}
-        today = yesterday + timedelta(days=1)
-        all_days = land(home, first, settings.days + settings.more_days, settings, today)
-        new_days = all_days[settings.days :]
-        labelled_late = sorted(pending - pending_labels(days, today, settings))
-        print(
-            f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}, and again the "
-            f"{len(labelled_late)} earlier day(s) whose labels came out since: "
-            f"{', '.join(labelled_late) or 'none'}"
+def ask_for_a_prediction(endpoint: str) -> None:
+    """POST the sample complaint to the endpoint and print its answer."""
+    answer = requests.post(
+        f"{endpoint}/predict",
+        json={"complaints": [SAMPLE_COMPLAINT]},
+        headers=bearer_headers(load_settings().token()),
+        timeout=60,
+    )
+    answer.raise_for_status()
+    print(f"prediction from {endpoint}/predict: {json.dumps(answer.json())}")
+
+
+def serve_first_days(platform: Platform, first: date, as_of: date) -> tuple[list[str], set[str]]:
+    """Land the first days as published by `as_of` and wait until the platform has ingested,
+    trained, blessed, deployed and settled; the days, and those whose labels are pending."""
+    home, settings, instance = platform.home, platform.settings, platform.instance
+    known = platform.run_ids()
+    days = land(home, first, settings.days, settings, as_of)
+    pending = pending_labels(days, as_of, settings)
+    print(
+        f"landed {len(days)} days {days[0]}..{days[-1]} under {complaints_root(home.landing)} "
+        f"(labels not published yet for {len(pending)}: {', '.join(sorted(pending))})"
+    )
+    print("waiting for the landing sensor and automation (ingest, train, bless, deploy) ...")
+
+    def features_done() -> int:
+        return len(materialized_partitions(instance, COMPLAINT_FEATURES) & set(days))
+
+    def deployed() -> bool:
+        return instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None
+
+    def first_model_served() -> bool:
+        platform.memory.sample()  # at every poll, for the peak
+        return features_done() == len(days) and deployed()
+
+    wait_until(
+        first_model_served,
+        lambda: (
+            f"{features_done()}/{len(days)} days featurized, "
+            f"{len(runs_after(instance, known))} runs launched, "
+            f"deployed: {'yes' if deployed() else 'not yet'}"
+        ),
+        settings.timeout_s,
+        "the first served model",
+    )
+    wait_quiet(instance, settings.timeout_s, "the platform to settle", platform.memory.sample)
+    print_runs(f"the first {len(days)} days caused", runs_after(instance, known))
+    return days, pending
+
+
+def land_more_days(
+    platform: Platform, first: date, today: date, days: list[str], pending: set[str]
+) -> list[RunSummary]:
+    """Land the next days as published `today`, which republishes the earlier days whose labels
+    came out since; the runs that caused, having checked that no other day ran."""
+    home, settings, instance = platform.home, platform.settings, platform.instance
+    known = platform.run_ids()
+    all_days = land(home, first, settings.days + settings.more_days, settings, today)
+    new_days = all_days[settings.days :]
+    labelled_late = sorted(pending - pending_labels(days, today, settings))
+    print(
+        f"landed {len(new_days)} more days {new_days[0]}..{new_days[-1]}, and again the "
+        f"{len(labelled_late)} earlier day(s) whose labels came out since: "
+        f"{', '.join(labelled_late) or 'none'}"
+    )
+    wait_quiet(instance, settings.timeout_s, "the new days", platform.memory.sample)
+    later = runs_after(instance, known)
+    print_runs("the new days and the late labels caused", later)
+    # Landing days: runs of the data layer (monitoring runs are by request day).
+    partitions = sorted({day for r in later if DATA_LAYER & set(r.assets) for day in r.days})
+    expected = set(new_days) | set(labelled_late)
+    print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
+    if set(partitions) - expected:
+        raise RuntimeError(
+            f"partitions other than the new days and the late labels ran: "
+            f"{sorted(set(partitions) - expected)}"
         )
-        wait_quiet(instance, settings.timeout_s, "the new days", memory.sample)
-        later = runs_after(instance, known)
-        print_runs("the new days and the late labels caused", later)
-        # Landing days: runs of the data layer (monitoring runs are by request day).
-        partitions = sorted({day for r in later if DATA_LAYER & set(r.assets) for day in r.days})
-        expected = set(new_days) | set(labelled_late)
-        print(f"partitions that ran: {partitions or 'none (the files were already ingested)'}")
-        if set(partitions) - expected:
-            raise RuntimeError(
-                f"partitions other than the new days and the late labels ran: "
-                f"{sorted(set(partitions) - expected)}"
-            )
-        retrained = any("dispute_model" in r.assets for r in later)
-        now = served(settings.endpoint) or {}
-        version = str(now.get("model_version"))
-        print(
-            f"retrained: {'yes' if retrained else 'no (the policy waits for more new days)'}; "
-            f"serving version {version} (before: {before})"
-        )
+    return later
+
+
+def print_memory_and_addresses(memory: MemoryWatch, settings: DemoSettings) -> None:
+    """The services' memory now and at its peak, and where to look next."""
     now = memory.sample()
     print(
         f"memory now: {gib(now['total'])} (Ray {gib(now['ray'])}, dagster dev "
@@ -265,4 +281,30 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
     print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
     print(f"Endpoint:   {settings.endpoint}/predict (OpenAPI at {settings.endpoint}/docs)")
     print("Stop everything: make down")
+
+
+def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
+    """The story; returns the last line (`demo ok: ...`)."""
+    start_services(home, settings)
+    memory = MemoryWatch(home)
+    first = yesterday - timedelta(days=settings.days + settings.more_days - 1)
+    more = yesterday - timedelta(days=settings.more_days - 1)
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        platform = Platform(home, settings, instance, memory)
+        # The first days land as published the day after the last of them; the later ones as
+        # published today, when the labels of some earlier days have come out too.
+        days, pending = serve_first_days(platform, first, as_of=more)
+        health = served(settings.endpoint)
+        if not health or not health.get("model_loaded"):
+            raise RuntimeError(f"nothing serves at {settings.endpoint} after deployment: {health}")
+        before = str(health["model_version"])
+        ask_for_a_prediction(settings.endpoint)
+        later = land_more_days(platform, first, yesterday + timedelta(days=1), days, pending)
+        retrained = any("dispute_model" in r.assets for r in later)
+        version = str((served(settings.endpoint) or {}).get("model_version"))
+        print(
+            f"retrained: {'yes' if retrained else 'no (the policy waits for more new days)'}; "
+            f"serving version {version} (before: {before})"
+        )
+    print_memory_and_addresses(memory, settings)
     return f"demo ok: model {MODEL_NAME} version {version} serving at {settings.endpoint}/predict"

@@ -109,7 +109,7 @@ def _requests_of(day: date, story: DriftStory, drift: Drift, count: int) -> list
     ]
 
 
-def _serve(endpoint: str, complaints: list[dict]) -> str:
+def _serve_requests(endpoint: str, complaints: list[dict]) -> str:
     """Send complaints to /predict in batches; the version that answered."""
     versions = set()
     for start in range(0, len(complaints), REQUEST_BATCH):
@@ -180,10 +180,10 @@ def _evidence(instance: dg.DagsterInstance, known: set[str]) -> list[str]:
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=500)
         for record in reversed(records.records):
             materialization = record.asset_materialization
-            entry = (
-                materialization.metadata.get(RETRAIN_EVIDENCE_METADATA) if materialization else None
-            )
-            if record.run_id not in known and entry is not None and entry.value:
+            if materialization is None or record.run_id in known:
+                continue
+            entry = materialization.metadata.get(RETRAIN_EVIDENCE_METADATA)
+            if entry is not None and entry.value:
                 lines.append(f"{key.to_user_string()} {materialization.partition}: {entry.value}")
     return lines or ["none recorded"]
 
@@ -204,72 +204,120 @@ def _evaluation(instance: dg.DagsterInstance) -> str:
     )
 
 
-def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> str:
-    """The story; returns the last line (`drift demo ok: ...`)."""
-    story = DriftStory()
-    if running_pid(home.logs, DAGSTER_SERVICE) is None:
-        ports = (settings.ui_port, settings.mlflow_port, urlsplit(settings.endpoint).port)
-        busy = [p for p in ports if p and _listening(p)]
-        if busy:
-            raise RuntimeError(
-                f"port(s) {busy} are in use, by another project home's platform perhaps: stop it "
-                "first (`make down`); the drift story needs its own"
-            )
-    _scenario_env()
-    start_services(home, settings)
-    yesterday = today - timedelta(days=1)
-    drift_start = yesterday - timedelta(days=story.drifted_days)
-    stable_start = drift_start - timedelta(days=story.stable_days)
-    drift = Drift(drift_start)
-    stable = [stable_start + timedelta(days=i) for i in range(story.stable_days)]
-    drifted = [drift_start + timedelta(days=i) for i in range(story.drifted_days)]
-    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        # 1. serve
+def _refuse_busy_ports(home: ProjectHome, settings: DemoSettings) -> None:
+    """Fail when the story would start its services on ports another platform holds."""
+    if running_pid(home.logs, DAGSTER_SERVICE) is not None:
+        return  # this home's own services, reused
+    ports = (settings.ui_port, settings.mlflow_port, urlsplit(settings.endpoint).port)
+    busy = [p for p in ports if p and _listening(p)]
+    if busy:
+        raise RuntimeError(
+            f"port(s) {busy} are in use, by another project home's platform perhaps: stop it "
+            "first (`make down`); the drift story needs its own"
+        )
+
+
+def _version_served(endpoint: str) -> str:
+    """The model version the endpoint serves ("None" when nothing answers)."""
+    return str((served(endpoint) or {}).get("model_version"))
+
+
+@dataclass(frozen=True)
+class DriftDays:
+    """The story's days and its drift, from the real today."""
+
+    stable: list[date]
+    drifted: list[date]
+    next_day: date  # yesterday: the day the new champion answers
+    today: date  # the day requests are logged on
+    drift: Drift
+
+    @classmethod
+    def before(cls, today: date, story: DriftStory) -> DriftDays:
+        """The stable days, then the drifted days up to the day before yesterday, then yesterday."""
+        yesterday = today - timedelta(days=1)
+        drift_start = yesterday - timedelta(days=story.drifted_days)
+        stable_start = drift_start - timedelta(days=story.stable_days)
+        return cls(
+            stable=[stable_start + timedelta(days=i) for i in range(story.stable_days)],
+            drifted=[drift_start + timedelta(days=i) for i in range(story.drifted_days)],
+            next_day=yesterday,
+            today=today,
+            drift=Drift(drift_start),
+        )
+
+
+@dataclass(frozen=True)
+class DriftScenario:
+    """The story's steps, on one platform."""
+
+    home: ProjectHome
+    settings: DemoSettings
+    instance: dg.DagsterInstance
+    story: DriftStory
+    days: DriftDays
+
+    def run_ids(self) -> set[str]:
+        """The runs so far, to tell a step's runs from those before it."""
+        return {r.run_id for r in self.instance.get_runs()}
+
+    def land(self, day: date) -> None:
+        """Write a day's labelled file into the landing zone."""
+        _land(self.home, day, self.story, self.days.drift)
+
+    def requests_of(self, day: date, count: int) -> list[dict]:
+        """The first `count` complaints of a day as the endpoint receives them."""
+        return _requests_of(day, self.story, self.days.drift, count)
+
+    def settle(self, what: str) -> None:
+        """Wait until the platform is quiet (see `wait_quiet`)."""
+        wait_quiet(self.instance, self.settings.timeout_s, what)
+
+    def serve(self) -> str:
+        """1. The stable days land and the platform serves its first model; its version."""
+        stable = self.days.stable
         for day in stable:
-            _land(home, day, story, drift)
+            self.land(day)
         print(f"1. serve: landed {len(stable)} stable days {stable[0]}..{stable[-1]}")
         wait_until(
-            lambda: instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None,
-            lambda: f"{len(runs_after(instance, set()))} runs launched",
-            settings.timeout_s,
+            lambda: self.instance.get_latest_materialization_event(DEPLOYED_MODEL) is not None,
+            lambda: f"{len(runs_after(self.instance, set()))} runs launched",
+            self.settings.timeout_s,
             "the first served model",
         )
-        wait_quiet(instance, settings.timeout_s, "the platform to settle")
-        first = str((served(settings.endpoint) or {}).get("model_version"))
-        print(f"   version {first} serves; {_evaluation(instance)}")
-        # 2. drift arrives: complaints of the drifted days are answered, then their days land.
-        # Their labels reach today's live performance within its lookback.
+        self.settle("the platform to settle")
+        first = _version_served(self.settings.endpoint)
+        print(f"   version {first} serves; {_evaluation(self.instance)}")
+        return first
+
+    def drift_arrives(self) -> None:
+        """2. Complaints of the drifted days are answered, then their days land with labels
+        (which reach today's live performance within its lookback)."""
+        drifted = self.days.drifted
         answered_days = drifted[-(LIVE_LABEL_LOOKBACK_DAYS - 1) :]
         complaints = [
-            c
-            for day in answered_days
-            for c in _requests_of(day, story, drift, story.served_per_day)
+            c for day in answered_days for c in self.requests_of(day, self.story.served_per_day)
         ]
-        known = {r.run_id for r in instance.get_runs()}
-        answered_by = _serve(settings.endpoint, complaints)
+        answered_by = _serve_requests(self.settings.endpoint, complaints)
         for day in drifted:
-            _land(home, day, story, drift)
+            self.land(day)
         print(
             f"2. drift arrives: version {answered_by} answered {len(complaints)} drifted "
             f"complaints of {answered_days[0]}..{answered_days[-1]}; the {len(drifted)} drifted "
             f"days {drifted[0]}..{drifted[-1]} landed with labels"
         )
 
-        # 3..6: input_drift errors, the policy retrains, the blessing decides, the new champion
-        # is deployed: all by the sensors and automation.
-        def redeployed() -> bool:
-            return str((served(settings.endpoint) or {}).get("model_version")) not in (
-                "None",
-                first,
-            )
-
+    def retrain_on_evidence(self, first: str, known: set[str]) -> str:
+        """3..6. input_drift errors, the policy retrains, the blessing decides, the new champion
+        is deployed, all by the sensors and automation; the new champion's version."""
+        instance = self.instance
         wait_until(
-            redeployed,
+            lambda: _version_served(self.settings.endpoint) not in ("None", first),
             lambda: f"{len(runs_after(instance, known))} runs launched since the drift landed",
-            settings.timeout_s,
+            self.settings.timeout_s,
             "a retrained champion",
         )
-        wait_quiet(instance, settings.timeout_s, "the platform to settle")
+        self.settle("the platform to settle")
         print(f"3. evidence against version {first}, as the monitoring assets recorded it:")
         for line in _evidence(instance, known):
             print(f"   {line}")
@@ -284,29 +332,34 @@ def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> st
         if not retrains:
             raise RuntimeError("the champion changed without a run tagged with retrain evidence")
         print(f"5. blessing: {_evaluation(instance)}")
-        second = str((served(settings.endpoint) or {}).get("model_version"))
+        second = _version_served(self.settings.endpoint)
         print(f"6. version {second} is the champion and serves")
         print_runs("   the drift caused", runs_after(instance, known))
-        # 7. recovery: the new champion answers the next day's complaints; that day lands.
-        known = {r.run_id for r in instance.get_runs()}
-        next_day = yesterday
-        complaints = _requests_of(next_day, story, drift, story.rows_per_day)
-        answered_by = _serve(settings.endpoint, complaints)
+        return second
+
+    def recover(self, second: str) -> None:
+        """7. The new champion answers the next day's complaints, that day lands, and its drift
+        recovers (raises when it does not)."""
+        home, next_day, today = self.home, self.days.next_day, self.days.today
+        known = self.run_ids()
+        complaints = self.requests_of(next_day, self.story.rows_per_day)
+        answered_by = _serve_requests(self.settings.endpoint, complaints)
         # Answered first, labelled later: the day lands once its requests are ingested (a day
         # landing while its requests' ingestion runs can leave that run's figures without
         # the new labels until the next change of the request day).
-        wait_quiet(instance, settings.timeout_s, "the requests to be ingested")
-        _land(home, next_day, story, drift)
-        wait_quiet(instance, settings.timeout_s, "the platform to settle")
+        self.settle("the requests to be ingested")
+        self.land(next_day)
+        self.settle("the platform to settle")
         print(
             f"7. recovery: version {answered_by} answered {len(complaints)} complaints of "
             f"{next_day}, which then landed"
         )
+        drifted = self.days.drifted
         print(f"   drifted days: {_drift_summary(home, drifted[0], drifted[-1], 'landed')}")
         print(f"   the next day: {_drift_summary(home, next_day, next_day, 'landed')}")
         print(f"   today's requests: {_drift_summary(home, today, today, 'served')}")
         print(f"   live performance {today}: {_live(home, today)}")
-        print_runs("   the next day caused", runs_after(instance, known))
+        print_runs("   the next day caused", runs_after(self.instance, known))
         levels = _query(
             home,
             "input_drift",
@@ -319,6 +372,21 @@ def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> st
                 f"the drift of {next_day} against version {second} did not recover: "
                 f"{_drift_summary(home, next_day, next_day, 'landed')}"
             )
+
+
+def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> str:
+    """The story; returns the last line (`drift demo ok: ...`)."""
+    story = DriftStory()
+    _refuse_busy_ports(home, settings)
+    _scenario_env()
+    start_services(home, settings)
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        scenario = DriftScenario(home, settings, instance, story, DriftDays.before(today, story))
+        first = scenario.serve()
+        known = scenario.run_ids()
+        scenario.drift_arrives()
+        second = scenario.retrain_on_evidence(first, known)
+        scenario.recover(second)
     return (
         f"drift demo ok: version {second} ({CHAMPION_ALIAS}, retrained on evidence) serving at "
         f"{settings.endpoint}/predict"
