@@ -133,7 +133,6 @@ def validate_complaints(
     result = split_valid_rejected(cast_raw_frame(raw_complaints))
     per_day = split_by_day(result, days)
     validated, rejected = _day_records(per_day)
-    single = len(days) == 1
     outputs = (
         (VALIDATED_COMPLAINTS, result.valid, validated, {d: r.valid for d, r in per_day.items()}),
         (
@@ -153,8 +152,18 @@ def validate_complaints(
         key: _stored_rows(warehouse, key, days)
         for key in (RAW_COMPLAINTS, VALIDATED_COMPLAINTS, REJECTED_COMPLAINTS)
     }
-    typed = typed_contract_failures(result.valid)
     read = raw_complaints.groupby(INGESTION_DATE_COLUMN).size()
+    yield from _check_events(_verdicts(result, per_day, stored, read), days)
+
+
+def _verdicts(
+    result: ValidationResult,
+    per_day: dict[str, ValidationResult],
+    stored: dict[dg.AssetKey, dict[str, int]],
+    read: pd.Series,
+) -> dict[str, dict[str, QualityVerdict]]:
+    """Each check's verdict per day: check name -> day -> verdict."""
+    typed = typed_contract_failures(result.valid)
     verdicts: dict[str, dict[str, QualityVerdict]] = {name: {} for name, *_ in VALIDATION_CHECKS}
     for day, day_result in per_day.items():
         day_read = int(read.get(pd.Timestamp(day), 0))
@@ -170,6 +179,14 @@ def validate_complaints(
             day_read, day_result.rejected, day_result.rule_counts
         )
         verdicts["label_balance"][day] = label_balance_verdict(day_result.valid)
+    return verdicts
+
+
+def _check_events(
+    verdicts: dict[str, dict[str, QualityVerdict]], days: Sequence[str]
+) -> Iterator[dg.AssetCheckEvaluation | dg.AssetCheckResult]:
+    """The checks' results of a run: a day's own, or per failing day and one for the run."""
+    single = len(days) == 1
     for name, severity, blocking, _ in VALIDATION_CHECKS:
         if single:
             yield dg.AssetCheckResult(
