@@ -1,7 +1,8 @@
 """What the instance says a partition was last materialized from: its data version."""
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from resources.compat import DATA_VERSION_TAG
 
 
 def latest_data_version(

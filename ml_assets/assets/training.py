@@ -4,7 +4,6 @@ import hashlib
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from ml_assets.assets.evidence import evidence_after
 from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
@@ -40,6 +39,7 @@ from ml_assets.model.training import (
     training_window,
 )
 from ml_assets.monitoring.drift import reference_profile
+from resources.compat import DATA_VERSION_TAG
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
 
