@@ -25,6 +25,7 @@ from ml_assets.model.features import LABEL
 from ml_assets.model.network import ModelParams, narrative_vocabulary
 from ml_assets.model.tracking import (
     RegisteredModel,
+    epoch_logger,
     log_reference_profile,
     log_training,
     register_model,
@@ -86,7 +87,7 @@ def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
         newest, labelled = conn.execute(
             f"select max({INGESTION_DATE_COLUMN}), "
             f"max({INGESTION_DATE_COLUMN}) filter (where {LABEL} is not null) from {FEATURES_TABLE}"
-        ).fetchone()
+        ).fetchone() or (None, None)
     if newest is None:
         raise dg.Failure(
             "complaint_features is empty: materialize the data layer and features first."
@@ -187,8 +188,9 @@ def dispute_model(
     days = pd.to_datetime(training_dataset[INGESTION_DATE_COLUMN])
     window = f"{days.min().date()}..{days.max().date()}"
     dataset_event = context.instance.get_latest_materialization_event(TRAINING_DATASET_KEY)
+    materialization = dataset_event.asset_materialization if dataset_event else None
     dataset_version = (
-        dataset_event.asset_materialization.tags.get(DATA_VERSION_TAG) if dataset_event else None
+        (materialization.tags or {}).get(DATA_VERSION_TAG) if materialization else None
     )
     tags = version_tags(
         window,
@@ -202,7 +204,7 @@ def dispute_model(
     )
     try:
         params = ModelParams(**config.model_dump())
-        trained = train_dispute_model(training_dataset, params)
+        trained = train_dispute_model(training_dataset, params, callbacks=[epoch_logger()])
         log_training(trained, params, tags)
         # Drift is measured from the newest days of the window, the ones the model is blessed
         # on: after a retrain on a changed world they are the new world, while the whole

@@ -79,19 +79,25 @@ def provenance(
     }
 
 
+def epoch_logger() -> keras.callbacks.Callback:
+    """MLflow's Keras callback, for `model.fit`: each epoch's loss and metrics (training and
+    validation) on the active run, with the optimizer's settings and the model's summary."""
+    from mlflow.keras import MlflowCallback
+
+    return MlflowCallback()
+
+
 def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, str]) -> None:
-    """Parameters, per-epoch metrics and tags of the active run."""
+    """Parameters, tags, calibration and threshold of the active run (the epochs log themselves
+    during training, through `epoch_logger`)."""
     import mlflow
 
     mlflow.log_params(params.as_dict())
     mlflow.set_tags(dict(tags))
-    for name, values in trained.history.items():
-        for epoch, value in enumerate(values):
-            mlflow.log_metric(name, value, step=epoch)
-    mlflow.log_metric("epochs_trained", len(next(iter(trained.history.values()), [])))
-    mlflow.log_metric("decision_threshold", trained.threshold)
     mlflow.log_metrics(
         {
+            "epochs_trained": len(next(iter(trained.history.values()), [])),
+            "decision_threshold": trained.threshold,
             "calibration_slope": trained.calibration.slope,
             "calibration_intercept": trained.calibration.intercept,
         }
