@@ -76,6 +76,6 @@ def reload_ray_config() -> None:
     Ray's C++ config reads them once; a process that imported Ray before the project's token
     variables were set would otherwise connect without authentication and be refused.
     """
-    from ray._raylet import Config
+    from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  (a compiled module)
 
     Config.initialize("")

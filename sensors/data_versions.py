@@ -14,4 +14,4 @@ def latest_data_version(
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    return records[0].asset_materialization.tags.get(DATA_VERSION_TAG)
+    return (records[0].asset_materialization.tags or {}).get(DATA_VERSION_TAG)

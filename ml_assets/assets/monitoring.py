@@ -241,12 +241,10 @@ def live_performance(
     table = live_performance_table(day, join_labels(served, _labels(warehouse, ids)))
     champion = model_registry.version_for_alias(CHAMPION_ALIAS)
     evidence = []
-    for row in table.itertuples(index=False):
-        version = model_registry.get_version(str(row.model_version))
+    for row in table.to_dict("records"):
+        version = model_registry.get_version(str(row["model_version"]))
         figures = {
-            f"live_{name}": float(getattr(row, name))
-            for name in LOGGED_FIGURES
-            if not pd.isna(getattr(row, name))
+            f"live_{name}": float(row[name]) for name in LOGGED_FIGURES if not pd.isna(row[name])
         }
         if figures:
             model_registry.log_metrics(version.run_id, figures, step=_day_step(day))
@@ -254,15 +252,15 @@ def live_performance(
             f"{EVALUATION_METRIC_PREFIX}roc_auc"
         )
         reason = live_degradation(
-            int(row.labelled),
-            float(row.roc_auc),
+            int(row["labelled"]),
+            float(row["roc_auc"]),
             offline,
             config,
         )
         # Only the served champion's performance calls for retraining: a version it replaced
         # answered that day too, and its figures are history.
-        if reason and champion is not None and str(champion.version) == str(row.model_version):
-            evidence.append(f"version {row.model_version}: {reason}")
+        if reason and champion is not None and str(champion.version) == str(row["model_version"]):
+            evidence.append(f"version {row['model_version']}: {reason}")
     earlier = _history(warehouse, pd.Timestamp(day))
     history = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
     plot = over_time_png(history, REQUEST_DATE_COLUMN, ("roc_auc", "ece", "labelled"))
