@@ -14,10 +14,11 @@ from typing import Any
 from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.ingest.cfpb_format import LandingFileError
-from ml_assets.ingest.generator import NARRATIVE_SHARE, Drift
 from ml_assets.ingest.landing import COMPLAINTS_FOLDER, DATE_FORMAT, complaints_root
 from ml_assets.instance import init_home
 from ml_assets.settings import load_settings
+from ml_assets.synthetic.drift import Drift
+from ml_assets.synthetic.narratives import NARRATIVE_SHARE
 from resources.home import ProjectHome, make_private
 
 # The Dagster instance of the project home: sqlite storage, and one DuckDB writer at a time.
@@ -79,8 +80,10 @@ def cmd_init(args: argparse.Namespace, home: ProjectHome) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
-    from ml_assets.ingest.generator import NarrativeSignal, generate_landing, pending_label_days
     from ml_assets.partitions import platform_today
+    from ml_assets.synthetic.export import generate_landing
+    from ml_assets.synthetic.labels import pending_label_days
+    from ml_assets.synthetic.narratives import NarrativeSignal
 
     signal = NarrativeSignal(args.narrative_share, args.text_signal)
     if args.export:
@@ -122,8 +125,8 @@ def cmd_generate(args: argparse.Namespace, home: ProjectHome) -> int:
 
 def generate_export_file(args: argparse.Namespace, signal: Any) -> int:
     """`generate --export FILE`: one full-history file in the official export format."""
-    from ml_assets.ingest.generator import generate_export
     from ml_assets.partitions import PARTITIONS_START_DATE, platform_today
+    from ml_assets.synthetic.export import generate_export
 
     start = args.start or date.fromisoformat(PARTITIONS_START_DATE)
     end = args.end or (platform_today() - timedelta(days=1))
