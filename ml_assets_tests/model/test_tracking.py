@@ -20,7 +20,6 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from ml_assets.ingest.cfpb_format import read_landing_day
-from ml_assets.ingest.generator import generate_day
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import FEATURE_COLUMNS, RAW_INPUT_FIELDS, to_features
 from ml_assets.model.network import KERAS_FILE, ModelParams, predict_proba, save_model
@@ -34,6 +33,7 @@ from ml_assets.model.tracking import (
     register_model,
 )
 from ml_assets.model.training import TrainedModel, Window, split_dataset, train_dispute_model
+from ml_assets.synthetic.export import generate_day
 from ml_assets_tests.world import LEARNABLE
 
 NAME = "dispute_model_test"
