@@ -11,10 +11,10 @@ from resources.home import ProjectHome
 
 
 def endpoint_url() -> str:
-    """The served model's local endpoint (`ml_assets.settings.SERVE_PORT`)."""
-    from ml_assets.settings import SERVE_PORT
+    """The served model's local endpoint, on the port the settings serve it on."""
+    from ml_assets.settings import load_settings
 
-    return f"http://127.0.0.1:{SERVE_PORT}"
+    return f"http://127.0.0.1:{load_settings().serve_port}"
 
 
 def start_ray(home: ProjectHome, num_cpus: int | None) -> None:
