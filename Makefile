@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
+.PHONY: wheel-smoke install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

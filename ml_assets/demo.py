@@ -16,7 +16,6 @@ import dagster as dg
 import requests
 
 from ml_assets.assets.keys import COMPLAINT_FEATURES, DEPLOYED_MODEL
-from ml_assets.ingest.generator import generate_landing, pending_label_days
 from ml_assets.ingest.landing import complaints_root
 from ml_assets.instance import WORKSPACE_FILE
 from ml_assets.jobs import DATA_LAYER_KEYS
@@ -30,6 +29,8 @@ from ml_assets.operations import (
 )
 from ml_assets.serving.auth import bearer_headers
 from ml_assets.settings import MLFLOW_PORT, SERVE_PORT, UI_PORT, load_settings
+from ml_assets.synthetic.export import generate_landing
+from ml_assets.synthetic.labels import pending_label_days
 from resources.home import ProjectHome
 from resources.local_services import (
     group_pids,

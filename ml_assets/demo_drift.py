@@ -44,12 +44,13 @@ from ml_assets.demo import (
     start_services,
 )
 from ml_assets.ingest.cfpb_format import read_complaints_csv
-from ml_assets.ingest.generator import Drift, generate_day
 from ml_assets.model.features import RAW_INPUT_FIELDS
 from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.operations import runs_after, wait_quiet, wait_until
 from ml_assets.serving.auth import bearer_headers
 from ml_assets.settings import load_settings
+from ml_assets.synthetic.drift import Drift
+from ml_assets.synthetic.export import generate_day
 from resources.home import ProjectHome
 from resources.local_services import running_pid
 from resources.warehouse import Warehouse

@@ -11,15 +11,18 @@ from datetime import date, timedelta
 
 import dagster as dg
 import requests
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
-from dagster._core.storage.tags import (
+
+from ml_assets.runs import IN_FLIGHT, planned_assets
+from resources.compat import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
+    BulkActionsFilter,
+    BulkActionStatus,
+    InstigatorStatus,
+    InstigatorType,
+    TickStatus,
 )
-
-from ml_assets.runs import IN_FLIGHT, planned_assets
 
 FINISHED_TICKS = [TickStatus.SKIPPED, TickStatus.SUCCESS, TickStatus.FAILURE]
 

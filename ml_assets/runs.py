@@ -23,5 +23,8 @@ def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.A
         run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
     return {
-        e.event_log_entry.dagster_event.asset_key for e in events if e.event_log_entry.dagster_event
+        key
+        for e in events
+        if e.event_log_entry.dagster_event
+        and (key := e.event_log_entry.dagster_event.asset_key) is not None
     }

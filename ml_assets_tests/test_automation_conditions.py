@@ -23,12 +23,12 @@ from ml_assets.automation import new_labelled_partitions
 from ml_assets.definitions import (
     build_definitions,
 )
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, MONITORING_ASSETS
 from ml_assets.model.features import LABEL
 from ml_assets.model.tracking import CHAMPION_ALIAS, REFERENCE_PROFILE_ARTIFACT
 from ml_assets.monitoring.drift import InputProfile, reference_profile
 from ml_assets.settings import Settings
+from ml_assets.synthetic.export import generate_landing
 from resources.home import ProjectHome
 
 START = date(2016, 3, 1)

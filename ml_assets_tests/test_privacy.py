@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.ingest.generator import unmasked_pii
 from ml_assets.privacy import (
     ACCOUNT,
     ADDRESS,
@@ -28,6 +27,7 @@ from ml_assets.privacy import (
     scrub,
     scrub_series,
 )
+from ml_assets.synthetic.pii import unmasked_pii
 
 MIN_RECALL = 0.99
 MAX_CHANGED_TOKEN_SHARE = 0.01

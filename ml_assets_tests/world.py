@@ -7,7 +7,7 @@ the same data, and the same first model, on any day the suite runs.
 
 from datetime import date, timedelta
 
-from ml_assets.ingest.generator import NarrativeSignal
+from ml_assets.synthetic.narratives import NarrativeSignal
 
 # A day in the era of dispute labels (the CFPB stopped collecting them in April 2017), after
 # every real extract's last day (2017-04-22).

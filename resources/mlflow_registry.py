@@ -187,7 +187,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def run_json(self, run_id: str, path: str) -> dict[str, Any]:
         """A JSON artifact of a run, e.g. a model's reference input profile."""
-        import mlflow
+        import mlflow.artifacts
 
         return mlflow.artifacts.load_dict(
             f"{self.client().get_run(run_id).info.artifact_uri}/{path}"

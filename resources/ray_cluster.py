@@ -14,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
+from resources.compat import reload_ray_config
+
 DEFAULT_GCS_PORT = 6379
 # `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
 HEAD_START_TIMEOUT_S = 180
@@ -162,11 +164,10 @@ class RayCluster(dg.ConfigurableResource):
         # Ray reads its auth mode when it is first imported and caches it: set it before.
         os.environ.update(auth_env(Path(self.token_path)))
         import ray
-        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  # not in its .pyi
 
         if ray.is_initialized():
             return
-        Config.initialize("")
+        reload_ray_config()
         try:
             self.check_reachable()
         except OSError as exc:

@@ -11,10 +11,16 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import tenacity
-from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from pydantic import Field
+
+from resources.compat import (
+    DbIOManager,
+    DbTypeHandler,
+    DuckDbClient,
+    TableSlice,
+    table_slice_cleanup_statement,
+)
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -79,7 +85,7 @@ class TransactionalDuckDbClient(DuckDbClient):
         # The stock client catches the error of a missing table, but a failed statement aborts
         # the enclosing transaction in DuckDB: look the table up instead.
         if table_exists(connection, table_slice.schema, table_slice.table):
-            connection.execute(_get_cleanup_statement(table_slice))
+            connection.execute(table_slice_cleanup_statement(table_slice))
 
 
 def table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

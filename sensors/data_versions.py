@@ -1,7 +1,8 @@
 """What the instance says a partition was last materialized from: its data version."""
 
 import dagster as dg
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+from resources.compat import DATA_VERSION_TAG
 
 
 def latest_data_version(
@@ -13,4 +14,4 @@ def latest_data_version(
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    return records[0].asset_materialization.tags.get(DATA_VERSION_TAG)
+    return (records[0].asset_materialization.tags or {}).get(DATA_VERSION_TAG)

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
+from resources.compat import UnresolvedAssetJobDefinition
 from resources.landing_zone import LandingZone, is_day_folder
 from sensors.data_versions import latest_data_version
 

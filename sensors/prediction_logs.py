@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_assets.assets.keys import SERVED_PREDICTIONS
 from ml_assets.monitoring.served import log_digest
+from resources.compat import UnresolvedAssetJobDefinition
 from resources.prediction_logs import PredictionLogs
 from sensors.data_versions import latest_data_version
 

@@ -6,11 +6,11 @@ import time
 from dataclasses import asdict, dataclass
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.runs import IN_FLIGHT
 from ml_assets.serving.deploy import served_version
+from resources.compat import UnresolvedAssetJobDefinition
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 

@@ -19,23 +19,18 @@ from typing import Any, Final
 import dagster as dg
 import pandas as pd
 
-# Private tag names and the version formula of Dagster's own provenance: the per-day records must
-# be read by its stale-status resolver exactly like the records of single-day runs.
-from dagster._core.definitions.data_version import (
+# Dagster's own provenance tags and version formula (private: resources/compat.py says why).
+from resources.compat import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
+    PARTITION_NAME_TAG,
     compute_logical_data_version,
     get_input_data_version_tag,
     get_input_event_pointer_tag,
 )
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
-
 from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadata
 
 # Steps of that pool at once, and runs of `ml-assets materialize` at once: one per core here. A run
@@ -73,7 +68,10 @@ def _day_versions(
 ) -> dict[str, str]:
     """The latest data version of each day of an asset."""
     tags = instance.event_log_storage.get_latest_tags_by_partition(
-        key, DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=list(days)
+        key,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        [DATA_VERSION_TAG],
+        asset_partitions=list(days),
     )
     versions = {day: t[DATA_VERSION_TAG] for day, t in tags.items() if DATA_VERSION_TAG in t}
     if missing := sorted(set(days) - set(versions)):

@@ -24,7 +24,7 @@ from ml_assets.assets.keys import (
 )
 from ml_assets.columns import INGESTION_DATE_COLUMN, REQUEST_DATE_COLUMN
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_model_inputs
-from ml_assets.model.plots import markdown_image, over_time_png
+from ml_assets.model.plots import markdown_image, over_time_figure, png
 from ml_assets.model.tracking import (
     CHAMPION_ALIAS,
     DEFAULT_DECISION_THRESHOLD,
@@ -241,12 +241,11 @@ def live_performance(
     table = live_performance_table(day, join_labels(served, _labels(warehouse, ids)))
     champion = model_registry.version_for_alias(CHAMPION_ALIAS)
     evidence = []
-    for row in table.itertuples(index=False):
-        version = model_registry.get_version(str(row.model_version))
+    # Records, not itertuples: pandas-stubs type a named tuple's fields as any scalar (str too).
+    for row in table.to_dict("records"):
+        version = model_registry.get_version(str(row["model_version"]))
         figures = {
-            f"live_{name}": float(getattr(row, name))
-            for name in LOGGED_FIGURES
-            if not pd.isna(getattr(row, name))
+            f"live_{name}": float(row[name]) for name in LOGGED_FIGURES if not pd.isna(row[name])
         }
         if figures:
             model_registry.log_metrics(version.run_id, figures, step=_day_step(day))
@@ -254,18 +253,18 @@ def live_performance(
             f"{EVALUATION_METRIC_PREFIX}roc_auc"
         )
         reason = live_degradation(
-            int(row.labelled),
-            float(row.roc_auc),
+            int(row["labelled"]),
+            float(row["roc_auc"]),
             offline,
             config,
         )
         # Only the served champion's performance calls for retraining: a version it replaced
         # answered that day too, and its figures are history.
-        if reason and champion is not None and str(champion.version) == str(row.model_version):
-            evidence.append(f"version {row.model_version}: {reason}")
+        if reason and champion is not None and str(champion.version) == str(row["model_version"]):
+            evidence.append(f"version {row['model_version']}: {reason}")
     earlier = _history(warehouse, pd.Timestamp(day))
     history = pd.concat([earlier, table], ignore_index=True) if len(earlier) else table
-    plot = over_time_png(history, REQUEST_DATE_COLUMN, ("roc_auc", "ece", "labelled"))
+    plot = png(over_time_figure(history, REQUEST_DATE_COLUMN, ("roc_auc", "ece", "labelled")))
     return dg.Output(
         table,
         metadata={
@@ -291,7 +290,7 @@ _SAME_DAY_IF_LANDED = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_p
 
 
 class DriftConfig(dg.Config, DriftThresholds):
-    """DriftThresholds of input_drift's checks: warn beyond the first, error beyond the second."""
+    """Thresholds of input_drift's checks: warn beyond the first, error beyond the second."""
 
 
 def _landed_inputs(warehouse: Warehouse, day: str) -> tuple[pd.DataFrame, pd.Series]:

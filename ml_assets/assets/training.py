@@ -4,7 +4,6 @@ import hashlib
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from ml_assets.assets.evidence import evidence_after
 from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
@@ -25,6 +24,7 @@ from ml_assets.model.tracking import (
     DAGSTER_RUN_TAG,
     THRESHOLD_TAG,
     RegisteredModel,
+    epoch_logger,
     log_reference_profile,
     log_training,
     register_model,
@@ -40,6 +40,7 @@ from ml_assets.model.training import (
     training_window,
 )
 from ml_assets.monitoring.drift import reference_profile
+from resources.compat import DATA_VERSION_TAG
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
 
@@ -63,7 +64,7 @@ def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
         newest, labelled = conn.execute(
             f"select max({INGESTION_DATE_COLUMN}), "
             f"max({INGESTION_DATE_COLUMN}) filter (where {LABEL} is not null) from {FEATURES_TABLE}"
-        ).fetchone()
+        ).fetchone() or (None, None)
     if newest is None:
         raise dg.Failure(
             "complaint_features is empty: materialize the data layer and features first."
@@ -161,8 +162,9 @@ def dispute_model(
     days = pd.to_datetime(training_dataset[INGESTION_DATE_COLUMN])
     window = f"{days.min().date()}..{days.max().date()}"
     dataset_event = context.instance.get_latest_materialization_event(TRAINING_DATASET)
+    materialization = dataset_event.asset_materialization if dataset_event else None
     dataset_version = (
-        dataset_event.asset_materialization.tags.get(DATA_VERSION_TAG) if dataset_event else None
+        (materialization.tags or {}).get(DATA_VERSION_TAG) if materialization else None
     )
     tags = version_tags(
         window,
@@ -175,7 +177,7 @@ def dispute_model(
         context.asset_key.to_user_string(),
     )
     try:
-        trained = train_dispute_model(training_dataset, config)
+        trained = train_dispute_model(training_dataset, config, callbacks=[epoch_logger()])
         log_training(trained, config, tags)
         # Drift is measured from the newest days of the window, the ones the model is blessed
         # on: after a retrain on a changed world they are the new world, while the whole

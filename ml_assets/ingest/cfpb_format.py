@@ -136,7 +136,7 @@ def _cfpb_dates_parse(values: pd.Series) -> pd.Series:
     parsed = _dates_by_format(text).notna()
     residue = ~parsed & values.notna()
     if residue.any():
-        parsed[residue] = [parse_cfpb_date(str(v)) is not None for v in values[residue]]
+        parsed[residue] = np.array([parse_cfpb_date(str(v)) is not None for v in values[residue]])
     return parsed | values.isna()
 
 
@@ -391,7 +391,9 @@ def _well_formed_records(text: str) -> tuple[list[str], pd.DataFrame, np.ndarray
         )
     except pa.ArrowInvalid:
         return None  # a record of another width (or a blank line, a record of one empty field)
-    longest = max((pc.max(pc.utf8_length(c)).as_py() or 0 for c in table.columns), default=0)
+    # pyarrow.compute's functions are generated when it is imported: no checker can see them.
+    lengths = (pc.max(pc.utf8_length(c)) for c in table.columns)  # pyright: ignore[reportAttributeAccessIssue]
+    longest = max((length.as_py() or 0 for length in lengths), default=0)
     if longest > csv.field_size_limit():
         return None  # the csv module refuses so long a field: to it, the record is malformed
     body = table.to_pandas()

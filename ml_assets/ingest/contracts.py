@@ -43,28 +43,28 @@ class RawComplaintContract(pa.DataFrameModel):
 
     # Column checks, not element-wise ones: millions of rows pass through here.
     @pa.check("date_received", "date_sent_to_company", name="is_date")
-    def is_date(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def is_date(cls, series: Series[pd.StringDtype]) -> pd.Series:
         return cfpb_dates_parse(series)
 
     @pa.check("timely_response", name="is_yes_no")
-    def is_yes_no(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def is_yes_no(cls, series: Series[pd.StringDtype]) -> pd.Series:
         return _tokens_in(series, _BOOLEAN_TOKENS)
 
     @pa.check("consumer_disputed", name="is_label")
-    def is_label(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def is_label(cls, series: Series[pd.StringDtype]) -> pd.Series:
         return _tokens_in(series, _LABEL_TOKENS)
 
     @pa.check("parse_error", name="well_formed_record")
-    def well_formed_record(cls, series: Series[pd.StringDtype]) -> Series[bool]:
+    def well_formed_record(cls, series: Series[pd.StringDtype]) -> pd.Series:
         return series.isna()
 
     @pa.dataframe_check(name="date_received_is_partition_date")
-    def date_received_is_partition_date(cls, df: pd.DataFrame) -> Series[bool]:
+    def date_received_is_partition_date(cls, df: pd.DataFrame) -> pd.Series:
         parsed = cfpb_timestamps(df["date_received"])
         # Unparseable dates fail `is_date`; counting them here too would double the rule.
         return parsed.isna() | (parsed == df[INGESTION_DATE_COLUMN])
 
-    class Config:
+    class Config(pa.DataFrameModel.Config):
         strict = False
         coerce = False
 
@@ -95,10 +95,10 @@ class ValidatedComplaints(pa.DataFrameModel):
     source_line: Series[pd.Int64Dtype] = pa.Field(nullable=False, ge=1)
 
     @pa.dataframe_check(name="date_received_is_partition_date")
-    def date_received_is_partition_date(cls, df: pd.DataFrame) -> Series[bool]:
+    def date_received_is_partition_date(cls, df: pd.DataFrame) -> pd.Series:
         return df["date_received"] == df[INGESTION_DATE_COLUMN]
 
-    class Config:
+    class Config(pa.DataFrameModel.Config):
         strict = True
         ordered = True
         coerce = False

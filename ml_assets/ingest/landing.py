@@ -37,6 +37,8 @@ COMPLAINTS_FOLDER = "complaints"
 UNROUTABLE_FOLDER = "_unroutable"
 # Where a loader spools day files before renaming them in (a dot folder no reader lists).
 STAGING_FOLDER = ".staging"
+# What an export is read from: a plain or zipped file, or gzip's own stream.
+ByteStream = IO[bytes] | gzip.GzipFile
 
 
 def complaints_root(landing_root: Path) -> Path:
@@ -135,7 +137,7 @@ def export_source_name(path: Path) -> str:
 
 
 @contextmanager
-def open_export(path: Path) -> Iterator[IO[bytes]]:
+def open_export(path: Path) -> Iterator[ByteStream]:
     """The bytes of an export, `.csv`, `.csv.zip` (one CSV inside) or `.csv.gz`, as a stream."""
     try:
         if path.name.endswith(".zip"):
@@ -217,7 +219,7 @@ _UNROUTABLE_KEY = "unroutable"
 _UNROUTABLE_HEADER = ["source_line", "record"]
 
 
-def _decoded_lines(handle: IO[bytes], encoding: str, path: Path) -> Iterator[str]:
+def _decoded_lines(handle: ByteStream, encoding: str, path: Path) -> Iterator[str]:
     """The physical lines of an export's bytes, decoded; raises naming the line and the fix."""
     text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     lines_read = 0

@@ -62,7 +62,7 @@ def to_boolean(series: pd.Series) -> pd.Series:
     """Yes/No-style tokens as a nullable boolean; empty and N/A become missing."""
     tokens = series.astype("string").str.strip().str.lower()
     known = tokens.notna() & tokens.isin(TRUE_TOKENS | FALSE_TOKENS)
-    return tokens.isin(TRUE_TOKENS).astype("boolean").where(known, pd.NA)
+    return tokens.isin(TRUE_TOKENS).astype("boolean").where(known)
 
 
 def to_timestamp(series: pd.Series) -> pd.Series:

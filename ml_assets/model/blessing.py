@@ -80,12 +80,13 @@ def _slice_conditions(
         how="inner",
     )
     conditions: list[tuple[str, bool]] = []
-    for row in matched.sort_values(_SLICE_KEY).itertuples(index=False):
-        if not _at_least(row.challenger_auc, row.champion_auc - tolerance):
+    for row in matched.sort_values(_SLICE_KEY).to_dict("records"):
+        challenger_auc, champion_auc = float(row["challenger_auc"]), float(row["champion_auc"])
+        if not _at_least(challenger_auc, champion_auc - tolerance):
             conditions.append(
                 (
-                    f"{row.slice_column}={row.slice_value}: challenger AUC "
-                    f"{row.challenger_auc:.3f} < champion {row.champion_auc:.3f} - {tolerance:.3f}",
+                    f"{row['slice_column']}={row['slice_value']}: challenger AUC "
+                    f"{challenger_auc:.3f} < champion {champion_auc:.3f} - {tolerance:.3f}",
                     False,
                 )
             )

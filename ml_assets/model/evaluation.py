@@ -10,7 +10,14 @@ import pandas as pd
 from ml_assets.model.blessing import BlessingPolicy, BlessingVerdict, bless
 from ml_assets.model.features import LABEL
 from ml_assets.model.metrics import BinaryMetrics, binary_metrics, calibration_table, slice_metrics
-from ml_assets.model.plots import calibration_png, markdown_image, pr_png, roc_png, slice_png
+from ml_assets.model.plots import (
+    calibration_figure,
+    markdown_image,
+    png,
+    pr_figure,
+    roc_figure,
+    slice_figure,
+)
 
 PROBABILITY = "probability"
 
@@ -69,10 +76,10 @@ def evaluate_models(
     if champion_slices is not None:
         both = pd.concat([both, champion_slices.assign(model="champion")], ignore_index=True)
     plots = {
-        "roc.png": roc_png(labels, probabilities),
-        "precision_recall.png": pr_png(labels, probabilities),
-        "calibration.png": calibration_png(labels, probabilities),
-        "slices_auc.png": slice_png(both),
+        "roc.png": png(roc_figure(labels, probabilities)),
+        "precision_recall.png": png(pr_figure(labels, probabilities)),
+        "calibration.png": png(calibration_figure(labels, probabilities)),
+        "slices_auc.png": png(slice_figure(both)),
     }
     return EvaluationReport(
         challenger_version=challenger.version,
@@ -114,5 +121,7 @@ def report_markdown(report: EvaluationReport) -> str:
     ]
     small = report.slices[report.slices["too_small"] & (report.slices["model"] == "challenger")]
     lines += ["", f"Slices too small to judge (< min count): {len(small)}", ""]
-    lines += [markdown_image(png, name.removesuffix(".png")) for name, png in report.plots.items()]
+    lines += [
+        markdown_image(image, name.removesuffix(".png")) for name, image in report.plots.items()
+    ]
     return "\n".join(lines)

@@ -18,4 +18,4 @@ class MaskedMeanPooling(keras.layers.Layer):
         total = keras.ops.sum(embeddings * mask, axis=1)
         # Keras' own masked average divides by zero for an empty narrative (most real rows).
         count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
-        return total / count
+        return keras.ops.divide(total, count)

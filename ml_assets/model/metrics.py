@@ -1,4 +1,4 @@
-"""Binary-classification metrics, calibration and per-slice evaluation in plain numpy."""
+"""Binary-classification metrics, calibration and per-slice evaluation on top of scikit-learn."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pandas as pd
 SLICE_COLUMNS: tuple[str, ...] = ("product", "state", "company_response")
 MIN_SLICE_COUNT = 50
 CALIBRATION_BINS = 10
-LOG_LOSS_EPS = 1e-7
 MISSING_SLICE_VALUE = "[missing]"
 CALIBRATION_COLUMNS: tuple[str, ...] = (
     "bin_low",
@@ -23,19 +22,8 @@ CALIBRATION_COLUMNS: tuple[str, ...] = (
     "mean_predicted",
     "observed_rate",
 )
-SLICE_METRIC_COLUMNS: tuple[str, ...] = (
-    "slice_column",
-    "slice_value",
-    "count",
-    "positives",
-    "positive_rate",
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "accuracy",
-    "too_small",
-)
-_EMPTY_SLICE_DTYPES: dict[str, Any] = {
+# The slice table's columns, in order, with the dtypes of an empty table.
+_SLICE_METRIC_DTYPES: dict[str, Any] = {
     "slice_column": str,
     "slice_value": str,
     "count": int,
@@ -47,6 +35,7 @@ _EMPTY_SLICE_DTYPES: dict[str, Any] = {
     "accuracy": float,
     "too_small": bool,
 }
+SLICE_METRIC_COLUMNS: tuple[str, ...] = tuple(_SLICE_METRIC_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,9 @@ class BinaryMetrics:
 
 
 def _validate(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as a 0/1 float array and probabilities as a float array, or a clear ValueError."""
+    """Labels as a 0/1 int array and probabilities as a float array, or a clear ValueError."""
+    # scikit-learn checks shapes too, but accepts any score (ROC AUC) or label set (log loss with
+    # `labels`); these messages say which of our inputs is wrong and what it holds.
     try:
         labels = np.asarray(y_true, dtype=float)
         probs = np.asarray(y_prob, dtype=float)
@@ -106,159 +97,121 @@ def _validate(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"probabilities must lie in [0, 1], found min {probs.min():.6g} max {probs.max():.6g}"
         )
-    return labels, probs
+    return labels.astype(int), probs
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing the mean of their ranks."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    group_end = np.cumsum(counts).astype(float)
-    return (group_end - (counts - 1) / 2.0)[inverse]
+def _ranking_metrics(labels: np.ndarray, probs: np.ndarray) -> tuple[float | None, float | None]:
+    """ROC AUC and average precision, None when the labels hold one class only."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
-
-def _roc_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
-    positives = int(labels.sum())
-    negatives = labels.size - positives
-    if positives == 0 or negatives == 0:
-        return None
-    rank_sum = float(_average_ranks(probs)[labels == 1.0].sum())
-    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
-
-
-def _descending_counts(
-    labels: np.ndarray, probs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct scores (descending) with cumulative true and false positives at each."""
-    order = np.argsort(-probs, kind="mergesort")
-    sorted_probs = probs[order]
-    sorted_labels = labels[order]
-    # Last index of each run of equal scores: every tied row is counted at the same threshold.
-    last = np.r_[np.flatnonzero(np.diff(sorted_probs)), sorted_probs.size - 1]
-    tps = np.cumsum(sorted_labels)[last]
-    fps = (last + 1) - tps
-    return sorted_probs[last], tps, fps
-
-
-def roc_curve(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates (starting at 0, 0) with their thresholds; needs both classes."""
-    labels, probs = _validate(y_true, y_prob)
-    thresholds, tps, fps = _descending_counts(labels, probs)
-    if tps[-1] == 0 or fps[-1] == 0:
-        raise ValueError("a ROC curve needs both classes in the labels")
-    fpr = np.r_[0.0, fps / fps[-1]]
-    tpr = np.r_[0.0, tps / tps[-1]]
-    return fpr, tpr, np.r_[np.inf, thresholds]
-
-
-def pr_curve(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Recall (rising from 0) and precision (starting at 1) with their thresholds; needs positives."""
-    labels, probs = _validate(y_true, y_prob)
-    thresholds, tps, fps = _descending_counts(labels, probs)
-    if tps[-1] == 0:
-        raise ValueError("a precision-recall curve needs at least one positive label")
-    recall = np.r_[0.0, tps / tps[-1]]
-    precision = np.r_[1.0, tps / (tps + fps)]
-    return recall, precision, np.r_[np.inf, thresholds]
-
-
-def curves(y_true: Any, y_prob: Any) -> dict[str, np.ndarray]:
-    """ROC (fpr, tpr) and PR (recall, precision) arrays for plotting; needs both classes."""
-    fpr, tpr, _ = roc_curve(y_true, y_prob)
-    recall, precision, _ = pr_curve(y_true, y_prob)
-    return {"fpr": fpr, "tpr": tpr, "recall": recall, "precision": precision}
-
-
-def _average_precision(labels: np.ndarray, probs: np.ndarray) -> float | None:
-    positives = int(labels.sum())
-    if positives == 0 or positives == labels.size:
-        return None
-    _, tps, fps = _descending_counts(labels, probs)
-    recall = np.r_[0.0, tps / tps[-1]]
-    precision = tps / (tps + fps)
-    return float(np.sum(np.diff(recall) * precision))
+    # scikit-learn answers NaN with a warning (ROC AUC) or a number (AP: 0 without positives, 1
+    # with positives only); neither ranks anything, and the blessing reads None as "undefined".
+    if labels.min() == labels.max():
+        return None, None
+    return float(roc_auc_score(labels, probs)), float(average_precision_score(labels, probs))
 
 
 def _log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
-    clipped = np.clip(probs, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
-    return float(-np.mean(labels * np.log(clipped) + (1.0 - labels) * np.log1p(-clipped)))
+    from sklearn.metrics import log_loss
+
+    # `labels` lets a one-class slice have a log loss; scikit-learn clips at float64's epsilon.
+    return float(log_loss(labels, probs, labels=[0, 1]))
 
 
-def _bin_index(probs: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-width bin of each probability; 1.0 falls in the last bin."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return np.searchsorted(edges[1:-1], probs, side="right")
+def _accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(labels, probs >= threshold))
 
 
 def _calibration(labels: np.ndarray, probs: np.ndarray, bins: int) -> pd.DataFrame:
+    from sklearn.calibration import calibration_curve
+
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
-    index = _bin_index(probs, bins)
-    counts = np.bincount(index, minlength=bins)
-    prob_sums = np.bincount(index, weights=probs, minlength=bins)
-    label_sums = np.bincount(index, weights=labels, minlength=bins)
-    filled = counts > 0
+    observed, predicted = calibration_curve(labels, probs, n_bins=bins, strategy="uniform")
+    # calibration_curve drops empty bins and returns no counts, which the ECE weighs by: count
+    # with its own rule (an inner edge belongs to the bin below it).
     edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], probs), minlength=bins)
+    filled = counts > 0
     return pd.DataFrame(
         {
             "bin_low": edges[:-1][filled],
             "bin_high": edges[1:][filled],
             "count": counts[filled].astype(int),
-            "mean_predicted": prob_sums[filled] / counts[filled],
-            "observed_rate": label_sums[filled] / counts[filled],
+            "mean_predicted": predicted,
+            "observed_rate": observed,
         },
         columns=list(CALIBRATION_COLUMNS),
     )
 
 
 def calibration_table(y_true: Any, y_prob: Any, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
-    """Mean predicted probability and observed positive rate per non-empty equal-width bin."""
+    """Mean predicted probability and observed positive rate per non-empty equal-width bin
+    (scikit-learn's `calibration_curve`), with the rows in each bin."""
     labels, probs = _validate(y_true, y_prob)
     return _calibration(labels, probs, bins)
 
 
-def _ece(table: pd.DataFrame, total: int) -> float:
+def expected_calibration_error(table: pd.DataFrame) -> float:
+    """ECE: the gap between mean predicted and observed rate per bin, weighted by the bin's rows."""
+    # No ECE in scikit-learn (nor in MLflow's evaluation): it is this one weighted mean.
     gaps = (table["mean_predicted"] - table["observed_rate"]).abs()
-    return float((table["count"] * gaps).sum() / total)
+    return float((table["count"] * gaps).sum() / table["count"].sum())
 
 
 def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> BinaryMetrics:
     """All headline metrics of one set of predictions; a row is positive when prob >= threshold."""
+    from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
+
     labels, probs = _validate(y_true, y_prob)
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
-    count = labels.size
-    positives = int(labels.sum())
-    predicted = probs >= threshold
-    true_positives = int((predicted & (labels == 1.0)).sum())
-    predicted_positives = int(predicted.sum())
-    positive_rate = positives / count
+    positive_rate = float(labels.mean())
+    roc_auc, pr_auc = _ranking_metrics(labels, probs)
+    # Nothing predicted positive, or no positives: 0, without a warning per one-class day.
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels,
+        probs >= threshold,
+        average="binary",
+        # scikit-learn has no type hints: inferred from the default "warn", the type says str.
+        zero_division=0,  # pyright: ignore[reportArgumentType]
+    )
     return BinaryMetrics(
-        count=count,
-        positives=positives,
-        roc_auc=_roc_auc(labels, probs),
-        pr_auc=_average_precision(labels, probs),
+        count=labels.size,
+        positives=int(labels.sum()),
+        roc_auc=roc_auc,
+        pr_auc=pr_auc,
         log_loss=_log_loss(labels, probs),
-        brier=float(np.mean((probs - labels) ** 2)),
-        accuracy=float(np.mean(predicted == (labels == 1.0))),
+        brier=float(brier_score_loss(labels, probs, labels=[0, 1])),
+        accuracy=_accuracy(labels, probs, threshold),
         baseline_accuracy=max(positive_rate, 1.0 - positive_rate),
-        precision=true_positives / predicted_positives if predicted_positives else 0.0,
-        recall=true_positives / positives if positives else 0.0,
+        precision=float(precision),
+        recall=float(recall),
         threshold=float(threshold),
-        ece=_ece(_calibration(labels, probs, CALIBRATION_BINS), count),
+        ece=expected_calibration_error(_calibration(labels, probs, CALIBRATION_BINS)),
         mean_probability=float(probs.mean()),
     )
 
 
 def best_f1_threshold(y_true: Any, y_prob: Any) -> float:
     """The predicted value that, used as threshold (prob >= t), maximizes F1; 0.5 without positives."""
+    from sklearn.metrics import precision_recall_curve
+
     labels, probs = _validate(y_true, y_prob)
-    positives = labels.sum()
-    if positives == 0:
+    if not labels.any():
         return 0.5
-    thresholds, tps, fps = _descending_counts(labels, probs)
-    f1 = 2.0 * tps / (tps + fps + positives)
-    # argmax takes the first maximum: the highest threshold among equally good ones.
-    return float(thresholds[int(np.argmax(f1))])
+    precision, recall, thresholds = precision_recall_curve(labels, probs)
+    # The curve's last point (recall 0) has no threshold. F1 is 0 where no positive is caught yet
+    # (precision and recall 0: the top scores are negatives).
+    precision, recall = precision[:-1], recall[:-1]
+    denominator = precision + recall
+    f1 = np.divide(
+        2.0 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
+    )
+    # Thresholds rise along the arrays: the last maximum is the highest among equally good ones.
+    return float(thresholds[len(f1) - 1 - int(np.argmax(f1[::-1]))])
 
 
 def _slice_row(
@@ -272,8 +225,7 @@ def _slice_row(
     count = labels.size
     positives = int(labels.sum())
     too_small = count < min_count
-    roc_auc = None if too_small else _roc_auc(labels, probs)
-    pr_auc = None if too_small else _average_precision(labels, probs)
+    roc_auc, pr_auc = (None, None) if too_small else _ranking_metrics(labels, probs)
     return {
         "slice_column": column,
         "slice_value": value,
@@ -283,7 +235,7 @@ def _slice_row(
         "roc_auc": math.nan if roc_auc is None else roc_auc,
         "pr_auc": math.nan if pr_auc is None else pr_auc,
         "log_loss": _log_loss(labels, probs),
-        "accuracy": float(np.mean((probs >= threshold) == (labels == 1.0))),
+        "accuracy": _accuracy(labels, probs, threshold),
         "too_small": too_small,
     }
 
@@ -320,7 +272,7 @@ def slice_metrics(
                 )
     result = pd.DataFrame(rows, columns=list(SLICE_METRIC_COLUMNS))
     if result.empty:
-        return result.astype(_EMPTY_SLICE_DTYPES)
+        return result.astype(_SLICE_METRIC_DTYPES)
     return result.sort_values(
         ["slice_column", "count", "slice_value"], ascending=[True, False, True], kind="stable"
     ).reset_index(drop=True)

@@ -1,21 +1,19 @@
-"""Small PNG evaluation plots (ROC, PR, reliability, slices) for run artifacts and Dagster metadata."""
+"""Evaluation plots (ROC, PR, reliability, slices, over time) as matplotlib Figures outside pyplot."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ml_assets.model.metrics import (
     CALIBRATION_BINS,
-    binary_metrics,
     calibration_table,
-    pr_curve,
-    roc_curve,
+    expected_calibration_error,
 )
 
 if TYPE_CHECKING:
@@ -35,19 +33,30 @@ _METRIC_LABELS: dict[str, str] = {
     "positive_rate": "positive rate",
     "ece": "ECE",
 }
+_CHANCE_STYLE: dict[str, Any] = {"color": "grey", "linewidth": 0.8}
+_LegendLoc = Literal["lower right", "upper right", "upper left"]
 
 
 def _figure(height: float = FIGSIZE[1]) -> Figure:
-    """A pyplot-free figure, so plotting never touches global backend state."""
+    """A figure outside pyplot's registry, so plotting never touches its global state."""
+    # scikit-learn's displays import pyplot even when given axes, but only call it without them.
     from matplotlib.figure import Figure
 
     return Figure(figsize=(FIGSIZE[0], height), dpi=DPI, layout="tight")
 
 
-def _png(figure: Figure) -> bytes:
+def png(figure: Figure) -> bytes:
+    """A figure as PNG bytes (for MLflow artifacts and Markdown images)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
+
+
+def markdown_image(image: bytes, alt: str) -> str:
+    """An inline Markdown image of PNG bytes as a base64 data URI."""
+    safe_alt = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    encoded = base64.b64encode(image).decode("ascii")
+    return f"![{safe_alt}](data:image/png;base64,{encoded})"
 
 
 def _both_classes(y_true: np.ndarray) -> bool:
@@ -59,91 +68,87 @@ def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
 
 
-def roc_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
-    """The ROC figure as PNG bytes."""
-    return _png(roc_figure(y_true, probs))
+def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend_loc: _LegendLoc) -> None:
+    # The displays label axes with "(Positive label: 1)" and square the axes; our figures are
+    # small and wide, and every model's label is the positive class.
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=xlabel, ylabel=ylabel, aspect="auto")
+    ax.set_title(title, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=legend_loc, fontsize=7)
 
 
 def roc_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
-    """ROC curves, one per model, with AUC in the legend and the chance diagonal."""
+    """ROC curves (scikit-learn's RocCurveDisplay), one per model, AUC in the legend, chance line."""
+    from sklearn.metrics import RocCurveDisplay, roc_auc_score
+
     figure = _figure()
     ax = figure.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8, label="chance")
     if _both_classes(y_true):
-        for name, prob in probs.items():
-            fpr, tpr, _ = roc_curve(y_true, prob)
-            auc = binary_metrics(y_true, prob, 0.5).roc_auc
-            ax.plot(fpr, tpr, linewidth=1.4, label=f"{name} (AUC {auc:.3f})")
+        for i, (name, prob) in enumerate(probs.items()):
+            RocCurveDisplay.from_predictions(
+                y_true,
+                prob,
+                pos_label=1,
+                ax=ax,
+                # Three decimals (the display shows two): the blessing's tolerance is 0.01.
+                curve_kwargs={"label": f"{name} (AUC {roc_auc_score(y_true, prob):.3f})"},
+                plot_chance_level=i == 0,
+                chance_level_kw=_CHANCE_STYLE,
+            )
     else:
         _note(ax, "one class only: no ROC curve")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate")
-    ax.set_title("ROC", fontsize=10)
-    ax.legend(loc="lower right", fontsize=7)
+    _finish(ax, "ROC", "false positive rate", "true positive rate", "lower right")
     return figure
-
-
-def pr_png(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> bytes:
-    """The precision-recall figure as PNG bytes."""
-    return _png(pr_figure(y_true, probs))
 
 
 def pr_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
-    """Precision-recall curves, one per model, with average precision and the base rate."""
+    """Precision-recall steps (PrecisionRecallDisplay), one per model, AP in the legend, and the
+    base rate (the chance level)."""
+    from sklearn.metrics import PrecisionRecallDisplay, average_precision_score
+
     figure = _figure()
     ax = figure.add_subplot()
-    labels = np.asarray(y_true, dtype=float)
-    if labels.size:
-        base_rate = float(labels.mean())
-        ax.axhline(
-            base_rate,
-            linestyle="--",
-            color="grey",
-            linewidth=0.8,
-            label=f"base rate {base_rate:.3f}",
-        )
-    if _both_classes(labels):
-        for name, prob in probs.items():
-            recall, precision, _ = pr_curve(labels, prob)
-            ap = binary_metrics(labels, prob, 0.5).pr_auc
-            # Recall rises along the arrays, so each step takes the precision at its right end,
-            # as average precision counts it: the area under the steps is the AP shown.
-            ax.step(recall, precision, where="pre", linewidth=1.4, label=f"{name} (AP {ap:.3f})")
+    if _both_classes(y_true):
+        for i, (name, prob) in enumerate(probs.items()):
+            PrecisionRecallDisplay.from_predictions(
+                y_true,
+                prob,
+                pos_label=1,
+                ax=ax,
+                curve_kwargs={"label": f"{name} (AP {average_precision_score(y_true, prob):.3f})"},
+                plot_chance_level=i == 0,
+                chance_level_kw=_CHANCE_STYLE,
+            )
     else:
         _note(ax, "one class only: no precision-recall curve")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall", ylabel="precision")
-    ax.set_title("Precision-recall", fontsize=10)
-    ax.legend(loc="upper right", fontsize=7)
+    _finish(ax, "Precision-recall", "recall", "precision", "upper right")
     return figure
-
-
-def calibration_png(
-    y_true: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = CALIBRATION_BINS
-) -> bytes:
-    """The reliability diagram as PNG bytes."""
-    return _png(calibration_figure(y_true, probs, bins))
 
 
 def calibration_figure(
     y_true: np.ndarray, probs: Mapping[str, np.ndarray], bins: int = CALIBRATION_BINS
 ) -> Figure:
-    """Reliability diagram: observed positive rate against mean predicted probability per bin."""
+    """Reliability diagram (CalibrationDisplay): observed rate against mean predicted probability
+    per equal-width bin, one line per model with its ECE."""
+    from sklearn.calibration import CalibrationDisplay
+
     figure = _figure()
     ax = figure.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8, label="perfect")
     for name, prob in probs.items():
-        table = calibration_table(y_true, prob, bins)
-        ece = binary_metrics(y_true, prob, 0.5).ece
-        ax.plot(
-            table["mean_predicted"],
-            table["observed_rate"],
+        ece = expected_calibration_error(calibration_table(y_true, prob, bins))
+        CalibrationDisplay.from_predictions(
+            y_true,
+            prob,
+            n_bins=bins,
+            strategy="uniform",
+            pos_label=1,
+            ax=ax,
+            label=f"{name} (ECE {ece:.3f})",
             marker="o",
             markersize=3,
             linewidth=1.2,
-            label=f"{name} (ECE {ece:.3f})",
         )
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="mean predicted probability", ylabel="observed rate")
-    ax.set_title("Reliability", fontsize=10)
-    ax.legend(loc="upper left", fontsize=7)
+    _finish(ax, "Reliability", "mean predicted probability", "observed rate", "upper left")
     return figure
 
 
@@ -151,15 +156,11 @@ def _slice_label(column: Any, value: Any) -> str:
     return f"{column}={value}"
 
 
-def slice_png(slices: pd.DataFrame, metric: str = "roc_auc") -> bytes:
-    """The per-slice bar chart as PNG bytes."""
-    return _png(slice_figure(slices, metric))
-
-
 def slice_figure(slices: pd.DataFrame, metric: str = "roc_auc") -> Figure:
     """Horizontal bars of a metric per large-enough slice, grouped by slice column (and by model)."""
+    # Hand-written: scikit-learn has no bar display, and MLflow's evaluation has no slices.
     if metric not in slices.columns:
-        raise ValueError(f"slice_png: no column {metric!r} in the slice table")
+        raise ValueError(f"slice_figure: no column {metric!r} in the slice table")
     usable = slices
     if "too_small" in usable.columns:
         usable = usable[~usable["too_small"].astype(bool)]
@@ -216,16 +217,9 @@ def slice_figure(slices: pd.DataFrame, metric: str = "roc_auc") -> Figure:
     return figure
 
 
-def markdown_image(png: bytes, alt: str) -> str:
-    """An inline Markdown image of PNG bytes as a base64 data URI."""
-    safe_alt = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    encoded = base64.b64encode(png).decode("ascii")
-    return f"![{safe_alt}](data:image/png;base64,{encoded})"
-
-
-def over_time_png(
+def over_time_figure(
     frame: pd.DataFrame, date_column: str, metrics: tuple[str, ...], by: str = "model_version"
-) -> bytes:
+) -> Figure:
     """One panel per metric: its value per day, a line per `by` value (e.g. model version)."""
     figure = _figure(height=FIGSIZE[1] * len(metrics) * 0.7)
     axes = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
@@ -241,4 +235,4 @@ def over_time_png(
     if not frame.empty:
         axes[0].legend(fontsize=7, frameon=False)
     figure.autofmt_xdate()
-    return _png(figure)
+    return figure

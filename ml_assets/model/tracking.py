@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
-from ml_assets.model.network import ModelParams, save_model
+from ml_assets.model.network import ModelParams, load_model, save_model
 from ml_assets.model.training import TrainedModel
 
 MODEL_NAME: Final = "complaint_dispute_model"  # the registered model in MLflow
@@ -31,12 +32,16 @@ DEFAULT_DECISION_THRESHOLD: Final = 0.5  # for a version registered without one
 if TYPE_CHECKING:
     import keras
 
+logger = logging.getLogger(__name__)
+
 MODEL_ARTIFACT = "model"
 # The profile of the newest rows of the model's training dataset (its evaluation split) and the
 # model's vocabulary: what the served model's inputs are compared with.
 REFERENCE_PROFILE_ARTIFACT = "reference/input_profile.json"
-# Pinned by hand: MLflow's inference of requirements costs ~11 s per model on this machine.
-PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pandas==2.3.3", "mlflow==3.17.2"]
+# What loading a version needs, pinned to the installed versions by `pip_requirements`: MLflow's
+# own inference of them costs ~11 s per model on this machine. The package itself is one: a
+# version stores no code of it (models-from-code), only a file importing it.
+MODEL_DISTRIBUTIONS = ("ml-assets", "tensorflow-cpu", "keras", "pandas", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -85,19 +90,32 @@ def provenance(
     }
 
 
+def pip_requirements() -> list[str]:
+    """The distributions a version needs (`MODEL_DISTRIBUTIONS`), pinned to the installed ones."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in MODEL_DISTRIBUTIONS]
+
+
+def epoch_logger() -> keras.callbacks.Callback:
+    """MLflow's Keras callback, for `model.fit`: each epoch's loss and metrics (training and
+    validation) on the active run, with the optimizer's settings and the model's summary."""
+    from mlflow.keras import MlflowCallback
+
+    return MlflowCallback()
+
+
 def log_training(trained: TrainedModel, params: ModelParams, tags: Mapping[str, str]) -> None:
-    """Parameters, per-epoch metrics and tags of the active run."""
+    """Parameters, tags, calibration and threshold of the active run (the epochs log themselves
+    during training, through `epoch_logger`)."""
     import mlflow
 
     mlflow.log_params(params.as_dict())
     mlflow.set_tags(dict(tags))
-    for name, values in trained.history.items():
-        for epoch, value in enumerate(values):
-            mlflow.log_metric(name, value, step=epoch)
-    mlflow.log_metric("epochs_trained", len(next(iter(trained.history.values()), [])))
-    mlflow.log_metric("decision_threshold", trained.threshold)
     mlflow.log_metrics(
         {
+            "epochs_trained": len(next(iter(trained.history.values()), [])),
+            "decision_threshold": trained.threshold,
             "calibration_slope": trained.calibration.slope,
             "calibration_intercept": trained.calibration.intercept,
         }
@@ -114,35 +132,76 @@ def log_reference_profile(profile: BaseModel) -> None:
 
 
 def register_model(trained: TrainedModel, window: str, name: str = MODEL_NAME) -> RegisteredModel:
-    """Log the model as a pyfunc artifact of the active run and register a new version."""
+    """Log the model as a pyfunc artifact of the active run (code from a file, the network as a
+    `.keras` file: nothing pickled) and register a new version."""
+    from importlib.resources import as_file, files
+
     import mlflow
 
-    from ml_assets.model.pyfunc import KERAS_ARTIFACT, DisputeModel
+    from ml_assets.model.pyfunc import KERAS_ARTIFACT, MODEL_CODE_FILE
 
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError(
             "register_model needs an active MLflow run (the dagster-mlflow resource starts one)"
         )
-    with tempfile.TemporaryDirectory() as scratch:
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        as_file(files("ml_assets.model") / MODEL_CODE_FILE) as model_code,
+    ):
         keras_path = save_model(trained.model, Path(scratch))
+        # Models-from-code: MLflow copies the file and runs it at load time, and the file only
+        # imports the installed package. No `code_paths`: a copy of the package's source in the
+        # version would be put first on sys.path and run instead of the installed code.
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=DisputeModel(),
+            python_model=model_code,
             artifacts={KERAS_ARTIFACT: str(keras_path)},
             registered_model_name=name,
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=pip_requirements(),
         )
     return RegisteredModel(
         name, str(info.registered_model_version), run.info.run_id, trained.threshold, window
     )
 
 
+def keras_artifact(flavors: Mapping[str, Any], uri: str) -> str:
+    """The path of a version's `.keras` file inside the version, from its MLmodel flavours."""
+    from mlflow.models.model import MODEL_CODE_PATH
+    from mlflow.pyfunc import FLAVOR_NAME
+    from mlflow.pyfunc.model import CONFIG_KEY_ARTIFACT_RELATIVE_PATH, CONFIG_KEY_ARTIFACTS
+
+    from ml_assets.model.pyfunc import KERAS_ARTIFACT
+
+    pyfunc = flavors.get(FLAVOR_NAME, {})
+    artifact = pyfunc.get(CONFIG_KEY_ARTIFACTS, {}).get(KERAS_ARTIFACT, {})
+    path = artifact.get(CONFIG_KEY_ARTIFACT_RELATIVE_PATH)
+    if path is None:
+        raise ValueError(
+            f"{uri} holds no {KERAS_ARTIFACT!r} artifact in its pyfunc flavour: it was not "
+            "registered by ml-assets. Register a dispute model (train it again) and load that."
+        )
+    if MODEL_CODE_PATH not in pyfunc:
+        # Registered before models-from-code: its python_model is a pickle. The Keras file is the
+        # same as today's, so it is loaded with the installed code and the pickle is never read.
+        logger.warning(
+            "%s stores a pickled python_model (registered before models-from-code); only its "
+            "Keras file is loaded. Train again to register a version without pickled code.",
+            uri,
+        )
+    return str(path)
+
+
 def load_keras_model(version: str, tracking_uri: str, name: str = MODEL_NAME) -> keras.Model:
-    """The Keras network of a registered version (for scoring the model's own input columns)."""
+    """The Keras network of a registered version, loaded by the installed code (nothing the
+    version stores is run or unpickled)."""
     import mlflow
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import get_model_info
 
     # Download progress bars would flood run logs and the terminal.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
+    uri = f"models:/{name}/{version}"
+    path = keras_artifact(get_model_info(uri).flavors, uri)
+    return load_model(Path(download_artifacts(f"{uri}/{path}")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -97,9 +97,9 @@ def split_dataset(
     return labelled
 
 
-def split_summary(dataset: pd.DataFrame) -> dict[str, dict[str, float]]:
+def split_summary(dataset: pd.DataFrame) -> dict[str, dict[str, int | str]]:
     """Rows, positives and date range per split."""
-    summary: dict[str, dict[str, float]] = {}
+    summary: dict[str, dict[str, int | str]] = {}
     for name, rows in dataset.groupby(SPLIT_COLUMN, observed=True):
         days = pd.to_datetime(rows[INGESTION_DATE_COLUMN])
         summary[str(name)] = {
@@ -123,13 +123,17 @@ class TrainedModel:
 
 
 def train_dispute_model(
-    dataset: pd.DataFrame, params: ModelParams, extra_hashed: Mapping[str, int] | None = None
+    dataset: pd.DataFrame,
+    params: ModelParams,
+    extra_hashed: Mapping[str, int] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainedModel:
     """Fit the network on the train split, stop early, calibrate and pick the threshold on
     validation (never on the evaluation split).
 
     `extra_hashed` (column -> hash bins): dataset columns beyond FEATURE_COLUMNS for the network
     to embed, as `build_model` takes them (for benches trying a feature before it is one).
+    `callbacks` go to `model.fit` (MLflow's, to log each epoch on the active run).
     """
     train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
     validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
@@ -149,6 +153,7 @@ def train_dispute_model(
         validation[LABEL].to_numpy(),
         params,
         columns=inputs,
+        callbacks=callbacks,
     )
     validation_labels = validation[LABEL].to_numpy()
     calibration = fit_platt_scaling(

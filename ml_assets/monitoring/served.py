@@ -74,6 +74,17 @@ def _reason(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def _parse_line(raw: bytes, day: str) -> tuple[LoggedPrediction | None, str]:
+    """A log line as a served prediction of `day`, or None and why it is not one."""
+    try:
+        logged = LoggedPrediction.model_validate_json(raw)
+    except ValidationError as error:
+        return None, _reason(error)
+    if logged.request_day != day:
+        return None, f"request_time {logged.request_time.isoformat()} is not of {day}"
+    return logged, ""
+
+
 def _frame(rows: list[dict[str, object]], columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
@@ -89,15 +100,8 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
             lines.pop()  # the newline that ends the last line opens no record
         for number, raw in enumerate(lines, start=1):
             line = raw.decode("utf-8", errors="replace")
-            reason = None
-            try:
-                logged = LoggedPrediction.model_validate_json(raw)
-            except ValidationError as error:
-                reason = _reason(error)
-            else:
-                if logged.request_day != day:
-                    reason = f"request_time {logged.request_time.isoformat()} is not of {day}"
-            if reason is not None:
+            logged, reason = _parse_line(raw, day)
+            if logged is None:
                 quarantined.append(
                     {
                         REQUEST_DATE_COLUMN: request_date,

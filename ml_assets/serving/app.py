@@ -228,11 +228,11 @@ class DisputeModelServer:
         probabilities = np.concatenate(parts)
         predictions = [
             Prediction(
-                complaint_id=record.get("complaint_id"),
+                complaint_id=complaint.complaint_id,
                 dispute_probability=float(p),
                 disputed=bool(p >= config.decision_threshold),
             )
-            for record, p in zip(records, probabilities, strict=True)
+            for complaint, p in zip(body.complaints, probabilities, strict=True)
         ]
         self._log(records, predictions, config)
         return PredictResponse(

@@ -35,7 +35,7 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         # A host name: loopback only if every address it resolves to is.
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
         return all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 

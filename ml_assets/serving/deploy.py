@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +49,11 @@ def served_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     return answer.json().get("model_version") if answer.ok else None
 
 
-def features_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def features_to_record(row: Mapping[Hashable, Any]) -> dict[str, Any]:
     """A raw complaint that maps back to the given model inputs (for checking the live path)."""
     record: dict[str, Any] = {}
-    for name, value in row.items():
+    for key, value in row.items():
+        name = str(key)
         if value == MISSING_TOKEN or value is None:
             continue
         if name == "zip3":

@@ -13,9 +13,9 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from ml_assets.assets.keys import VALIDATED_COMPLAINTS, WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import complaints_root, land_cfpb_export
 from ml_assets.jobs import DATA_LAYER_ASSETS
+from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import OFFICIAL_HEADER_LINE, csv_file, csv_line, land
 from resources.home import ProjectHome
 from resources.warehouse import CompletePandasTypeHandler, WarehouseIOManager

@@ -29,7 +29,6 @@ from ml_assets.assets.features import complaint_features
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
 from ml_assets.demo import SAMPLE_COMPLAINT
-from ml_assets.ingest.generator import DISPUTE_PHRASES, RESOLVED_PHRASES, generate_landing
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS
 from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_features
@@ -45,6 +44,8 @@ from ml_assets.model.tracking import (
 )
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.monitoring.drift import InputProfile
+from ml_assets.synthetic.export import generate_landing
+from ml_assets.synthetic.narratives import DISPUTE_PHRASES, RESOLVED_PHRASES
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.mlflow_registry import ModelRegistry

@@ -14,9 +14,9 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import build_definitions
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import complaints_root
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS
+from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import csv_file, csv_line, edit_keeping_size_and_mtime, land
 from resources.home import ProjectHome
 from resources.warehouse import COLUMN_SCHEMA

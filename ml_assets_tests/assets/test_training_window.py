@@ -14,9 +14,9 @@ from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.training import training_dataset
 from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.ingest.cfpb_format import cfpb_timestamps, read_complaints_csv
-from ml_assets.ingest.generator import generate_export
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import LABEL, to_features
+from ml_assets.synthetic.export import generate_export
 from resources.warehouse import Warehouse
 
 LABELS_UNTIL = date(2017, 4, 24)

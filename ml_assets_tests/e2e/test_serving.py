@@ -27,7 +27,6 @@ from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.serving import deployed_model, serving_config
 from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.jobs import (
     DATA_LAYER_ASSETS,
     MODEL_LAYER_ASSETS,
@@ -44,6 +43,7 @@ from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.auth import bearer_headers
 from ml_assets.serving.deploy import PROXY_ENV, SmokeTestFailed, deploy_checked, served_version
 from ml_assets.serving.schemas import MAX_COMPLAINTS, MAX_ERROR_DETAILS, ServingConfig
+from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.ray_cluster import (

@@ -15,8 +15,8 @@ from ml_assets.ingest.cfpb_format import (
     read_complaints_csv,
 )
 from ml_assets.ingest.cfpb_vocabulary import OFFICIAL_HEADER
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.landing import land_cfpb_export
+from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import csv_file, csv_line
 from ml_assets_tests.ingest.malformed_corpus import CORPUS
 

@@ -21,8 +21,8 @@ from ml_assets.ingest.cfpb_format import (
     read_landing_day,
 )
 from ml_assets.ingest.cfpb_vocabulary import CFPB_HEADERS_BY_ERA, OFFICIAL_HEADER
-from ml_assets.ingest.generator import generate_export
 from ml_assets.ingest.landing import LandingReport, land_cfpb_export
+from ml_assets.synthetic.export import generate_export
 from ml_assets_tests.ingest.malformed_corpus import CORPUS
 
 GOLDEN = json.loads((Path(__file__).parent / "landed_digests.json").read_text())

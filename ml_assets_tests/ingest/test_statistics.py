@@ -4,7 +4,6 @@ import pandas as pd
 
 from ml_assets.columns import CANONICAL_COLUMNS, LABEL_COLUMN, NARRATIVE_COLUMN
 from ml_assets.ingest.cfpb_format import read_landing_day
-from ml_assets.ingest.generator import generate_landing
 from ml_assets.ingest.statistics import (
     CATEGORICAL_COLUMNS,
     TOP_CATEGORIES,
@@ -14,6 +13,7 @@ from ml_assets.ingest.statistics import (
     statistics_markdown,
 )
 from ml_assets.ingest.validation import split_valid_rejected
+from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import csv_line, raw_day
 
 DAY = "2016-01-05"

@@ -132,7 +132,7 @@ def test_the_table_path_gives_the_serving_paths_inputs_for_generated_days() -> N
     from datetime import date
 
     from ml_assets.ingest.cfpb_format import read_landing_day
-    from ml_assets.ingest.generator import generate_day
+    from ml_assets.synthetic.export import generate_day
 
     data = generate_day(date(2016, 6, 1), 3000, seed=9, defect_rate=0.05).encode()
     valid = split_valid_rejected(read_landing_day([("d/a.csv", data)], "2016-06-01")).valid

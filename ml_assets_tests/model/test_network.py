@@ -6,7 +6,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml_assets.ingest.cfpb_format import read_landing_day
-from ml_assets.ingest.generator import generate_day
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import (
     FEATURE_COLUMNS,
@@ -25,6 +24,7 @@ from ml_assets.model.network import (
     save_model,
     with_platt_scaling,
 )
+from ml_assets.synthetic.export import generate_day
 from ml_assets_tests.world import LEARNABLE
 
 PARAMS = ModelParams(epochs=6, learning_rate=1e-2, batch_size=256)

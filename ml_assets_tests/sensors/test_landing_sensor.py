@@ -9,10 +9,11 @@ from dagster._core.test_utils import freeze_time
 
 from ml_assets.assets.day_ranges import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
-from ml_assets.ingest.generator import generate_landing, labels_published
 from ml_assets.ingest.landing import COMPLAINTS_FOLDER
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS, data_layer_job
 from ml_assets.partitions import daily_partitions
+from ml_assets.synthetic.export import generate_landing
+from ml_assets.synthetic.labels import labels_published
 from ml_assets_tests.factories import csv_file, csv_line, land, touch
 from ml_assets_tests.world import TODAY
 from resources.home import ProjectHome

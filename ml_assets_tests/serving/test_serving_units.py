@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from ml_assets.ingest.cfpb_format import read_landing_day
-from ml_assets.ingest.generator import generate_day
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import FEATURE_COLUMNS, records_to_arrays, to_features
 from ml_assets.serving.deploy import features_to_record
 from ml_assets.serving.feedback import PredictionLog
 from ml_assets.serving.predictor import split_by_lengths
+from ml_assets.synthetic.export import generate_day
 from resources.ray_cluster import RayCluster
 
 

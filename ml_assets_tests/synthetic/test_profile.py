@@ -10,8 +10,14 @@ import pytest
 
 from ml_assets.ingest.cfpb_format import read_complaints_csv
 from ml_assets.ingest.cfpb_vocabulary import PRODUCT_VOCABULARY
-from ml_assets.ingest.generator import generate_day
-from ml_assets.ingest.profile import fit_profile, fit_profile_files, load_profile, tokens
+from ml_assets.synthetic.export import generate_day
+from ml_assets.synthetic.profile import (
+    PACKAGED_PROFILE,
+    fit_profile,
+    fit_profile_files,
+    load_profile,
+    tokens,
+)
 
 COMPLAINT_FILES = (
     "cfpb_export_2013_2017_labeled.csv",
@@ -57,15 +63,7 @@ def test_packaged_profile_is_complete_and_small() -> None:
     assert 0.15 <= profile["dispute"]["overall_rate"] <= 0.25
     for product, entry in profile["dispute"]["by_product"].items():
         assert entry["odds_factor"] > 0, product
-    assert (
-        Path(__file__)
-        .resolve()
-        .parents[2]
-        .joinpath("ml_assets", "ingest", "cfpb_profile.json")
-        .stat()
-        .st_size
-        < 200_000
-    )
+    assert len(PACKAGED_PROFILE.read_bytes()) < 200_000
 
 
 def test_fit_on_generated_data_recovers_its_figures(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Fitting a JSON-able statistical profile of CFPB complaints: the synthetic generator's parameters."""
+"""The synthetic world's profile: figures of the real CFPB extracts (no rows), fitted and loaded."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -19,7 +20,7 @@ from ml_assets.ingest.cfpb_vocabulary import FALSE_TOKENS, TRUE_TOKENS
 
 PROFILE_VERSION = 1
 # Package data, fitted on the real CFPB extracts (read the same way from a checkout or a wheel).
-PACKAGED_PROFILE = files("ml_assets.ingest") / "cfpb_profile.json"
+PACKAGED_PROFILE = files("ml_assets.synthetic") / "cfpb_profile.json"
 NARRATIVE_PRODUCT_COLUMN = "Product"
 NARRATIVE_TEXT_COLUMN = "Consumer complaint narrative"
 
@@ -55,6 +56,8 @@ _STOPWORD_TEXT = """
 _STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 
 Distribution = list[list[Any]]
+# A fitted profile as JSON holds it: frequencies, rates and quantiles by name.
+Profile = dict[str, Any]
 
 
 def distribution(values: Iterable[object], top: int | None = None) -> Distribution:
@@ -104,7 +107,8 @@ def combine_complaints(complaints: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         raise ValueError("fit_profile needs at least one non-empty complaints frame")
     frame = pd.concat(frames, ignore_index=True).astype(object)
-    frame = frame.where(frame.notna(), None)
+    # pandas fills object columns with the None given as `other`; pandas-stubs leave None out.
+    frame = frame.where(frame.notna(), None)  # pyright: ignore[reportArgumentType]
     if "parse_error" in frame.columns:
         frame = frame[frame["parse_error"].isna()]
     return frame.reset_index(drop=True)
@@ -270,7 +274,7 @@ def narrative_profile(narratives: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def fit_profile(complaints: list[pd.DataFrame], narratives: pd.DataFrame | None) -> dict:
+def fit_profile(complaints: list[pd.DataFrame], narratives: pd.DataFrame | None) -> Profile:
     """A JSON-able profile (frequencies, rates, quantiles) of canonical complaint frames."""
     frame = combine_complaints(complaints)
     timely = frame["timely_response"].map(to_flag).dropna()
@@ -319,7 +323,9 @@ def read_narratives(path: Path) -> pd.DataFrame:
     return frame[[NARRATIVE_PRODUCT_COLUMN, NARRATIVE_TEXT_COLUMN]]
 
 
-def fit_profile_files(complaint_paths: list[Path], narratives_path: Path | None, out: Path) -> dict:
+def fit_profile_files(
+    complaint_paths: list[Path], narratives_path: Path | None, out: Path
+) -> Profile:
     """Fit the profile on CFPB files and write it as compact, sorted JSON to `out`."""
     frames = [read_complaints_csv(p.read_bytes(), p.name) for p in complaint_paths]
     narratives = read_narratives(narratives_path) if narratives_path is not None else None
@@ -332,7 +338,13 @@ def fit_profile_files(complaint_paths: list[Path], narratives_path: Path | None,
     return profile
 
 
-def load_profile(path: Path | None = None) -> dict:
+def load_profile(path: Path | None = None) -> Profile:
     """The profile at `path`, or the packaged default fitted on real CFPB extracts."""
     source = path if path is not None else PACKAGED_PROFILE
     return json.loads(source.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def default_profile() -> Profile:
+    """The packaged profile, read once per process (callers must not change it)."""
+    return load_profile()
