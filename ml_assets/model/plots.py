@@ -77,52 +77,53 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend_loc: _LegendL
         ax.legend(loc=legend_loc, fontsize=7)
 
 
-def roc_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
-    """ROC curves (scikit-learn's RocCurveDisplay), one per model, AUC in the legend, chance line."""
-    from sklearn.metrics import RocCurveDisplay, roc_auc_score
+def _curves_figure(
+    y_true: np.ndarray, probs: Mapping[str, np.ndarray], kind: Literal["roc", "pr"]
+) -> Figure:
+    """One scikit-learn curve display per model, its score in the legend, and the chance level."""
+    from sklearn.metrics import (
+        PrecisionRecallDisplay,
+        RocCurveDisplay,
+        average_precision_score,
+        roc_auc_score,
+    )
 
+    display, score, score_name = {
+        "roc": (RocCurveDisplay, roc_auc_score, "AUC"),
+        "pr": (PrecisionRecallDisplay, average_precision_score, "AP"),
+    }[kind]
     figure = _figure()
     ax = figure.add_subplot()
     if _both_classes(y_true):
         for i, (name, prob) in enumerate(probs.items()):
-            RocCurveDisplay.from_predictions(
+            display.from_predictions(
                 y_true,
                 prob,
                 pos_label=1,
                 ax=ax,
-                # Three decimals (the display shows two): the blessing's tolerance is 0.01.
-                curve_kwargs={"label": f"{name} (AUC {roc_auc_score(y_true, prob):.3f})"},
+                # Three decimals (the displays show two): the blessing's tolerance is 0.01.
+                curve_kwargs={"label": f"{name} ({score_name} {score(y_true, prob):.3f})"},
                 plot_chance_level=i == 0,
                 chance_level_kw=_CHANCE_STYLE,
             )
     else:
-        _note(ax, "one class only: no ROC curve")
-    _finish(ax, "ROC", "false positive rate", "true positive rate", "lower right")
+        _note(ax, f"one class only: no {'ROC' if kind == 'roc' else 'precision-recall'} curve")
+    if kind == "roc":
+        _finish(ax, "ROC", "false positive rate", "true positive rate", "lower right")
+    else:
+        _finish(ax, "Precision-recall", "recall", "precision", "upper right")
     return figure
+
+
+def roc_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
+    """ROC curves (scikit-learn's RocCurveDisplay), one per model, AUC in the legend, chance line."""
+    return _curves_figure(y_true, probs, "roc")
 
 
 def pr_figure(y_true: np.ndarray, probs: Mapping[str, np.ndarray]) -> Figure:
     """Precision-recall steps (PrecisionRecallDisplay), one per model, AP in the legend, and the
     base rate (the chance level)."""
-    from sklearn.metrics import PrecisionRecallDisplay, average_precision_score
-
-    figure = _figure()
-    ax = figure.add_subplot()
-    if _both_classes(y_true):
-        for i, (name, prob) in enumerate(probs.items()):
-            PrecisionRecallDisplay.from_predictions(
-                y_true,
-                prob,
-                pos_label=1,
-                ax=ax,
-                curve_kwargs={"label": f"{name} (AP {average_precision_score(y_true, prob):.3f})"},
-                plot_chance_level=i == 0,
-                chance_level_kw=_CHANCE_STYLE,
-            )
-    else:
-        _note(ax, "one class only: no precision-recall curve")
-    _finish(ax, "Precision-recall", "recall", "precision", "upper right")
-    return figure
+    return _curves_figure(y_true, probs, "pr")
 
 
 def calibration_figure(
