@@ -281,7 +281,7 @@ def print_memory_and_addresses(memory: MemoryWatch, settings: DemoSettings) -> N
     print(f"Dagster UI: http://127.0.0.1:{settings.ui_port}")
     print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
     print(f"Endpoint:   {settings.endpoint}/predict (OpenAPI at {settings.endpoint}/docs)")
-    print("Stop everything: make down")
+    print("Stop everything: make down (ml-assets down)")
 
 
 def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
