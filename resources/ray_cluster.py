@@ -42,10 +42,13 @@ def start_head(
     num_cpus: int,
     port: int = DEFAULT_GCS_PORT,
     extra_env: Mapping[str, str] | None = None,
+    client_port: int | None = None,
 ) -> None:
     """`ray start --head` on this machine: no dashboard, temp dir and token in the project home.
 
-    `extra_env` reaches every process of the cluster (Serve reads its proxy hooks from there)."""
+    `extra_env` reaches every process of the cluster (Serve reads its proxy hooks from there).
+    `client_port`: Ray's client server's port (None: Ray's default, 10001, which a second head
+    on the same machine, a test's or a bench's, cannot share)."""
     ensure_token(token_path)
     temp_dir.mkdir(parents=True, exist_ok=True)
     # The `ray` script of this interpreter's environment, whether or not the venv is on PATH.
@@ -55,6 +58,8 @@ def start_head(
         "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
         f"--temp-dir={temp_dir}",
     ]  # fmt: skip
+    if client_port is not None:
+        command.append(f"--ray-client-server-port={client_port}")
     try:
         subprocess.run(
             command,
@@ -148,7 +153,8 @@ class RayCluster(dg.ConfigurableResource):
         # Ray reads its auth mode when it is first imported and caches it: set it before.
         os.environ.update(auth_env(Path(self.token_path)))
         import ray
-        from ray._raylet import Config
+        # ray's _raylet.pyi stub leaves out the compiled Config class.
+        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]
 
         if ray.is_initialized():
             return

@@ -89,6 +89,7 @@ class Served:
     endpoint: str
     first: dg.ExecuteInProcessResult
     ray_dir: Path
+    client_port: int  # Ray's client server: a free port, not its default 10001
 
 
 def materialize(
@@ -110,8 +111,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = ProjectHome(tmp_path_factory.mktemp("serving") / "home")
     # Ray's session paths end in unix sockets (at most 107 bytes): a short temp dir of our own.
     ray_dir = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))
-    gcs_port, http_port = free_port(), free_port()
-    start_head(ray_dir, ray_dir / "auth_token", num_cpus=2, port=gcs_port, extra_env=PROXY_ENV)
+    gcs_port, http_port, client_port = free_port(), free_port(), free_port()
+    start_head(
+        ray_dir,
+        ray_dir / "auth_token",
+        num_cpus=2,
+        port=gcs_port,
+        extra_env=PROXY_ENV,
+        client_port=client_port,
+    )
     try:
         generate_landing(home.landing, DAYS[0], len(DAYS), 300, seed=9, signal=LEARNABLE)
         resources = {
@@ -134,7 +142,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
             first = materialize(home, instance, resources, keys)
             endpoint = f"http://127.0.0.1:{http_port}"
-            yield Served(home, instance, resources, endpoint, first, ray_dir)
+            yield Served(home, instance, resources, endpoint, first, ray_dir, client_port)
     finally:
         import ray
 
@@ -143,10 +151,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         ports = listening_ports(found)
         commands = [command_line(p) for p in found]
         stop_head(ray_dir)
-        # Every process of the head is gone, Ray's detached client server (port 10001, no temp
+        # Every process of the head is gone, Ray's detached client server (its own port, no temp
         # dir in its command line) included, and none of their ports is listening any more.
         assert any("ray.util.client.server" in command for command in commands)
-        assert {gcs_port, http_port} <= ports and not any(p.is_running() for p in found)
+        assert {gcs_port, http_port, client_port} <= ports
+        assert not any(p.is_running() for p in found)
         assert cluster_pids(ray_dir) == [] and not ports & listening_ports(psutil.process_iter())
 
 
@@ -549,7 +558,14 @@ def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
     stop_head(served.ray_dir)
     gcs_port = int(ray_cluster.address.rpartition(":")[2])
     token = served.ray_dir / "auth_token"
-    start_head(served.ray_dir, token, num_cpus=2, port=gcs_port, extra_env=PROXY_ENV)
+    start_head(
+        served.ray_dir,
+        token,
+        num_cpus=2,
+        port=gcs_port,
+        extra_env=PROXY_ENV,
+        client_port=served.client_port,
+    )
     assert served_version(served.endpoint) is None  # a new head: no Serve app on it
 
     sensor = make_serving_sensor(deployment_job, deployed_model.key)
