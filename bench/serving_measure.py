@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from serving_cpu import QuietGate, Window, cpu_seconds, machine_seconds, rounded
-from serving_model import ModelUnderTest
-from serving_report import row_line
 
 from ml_assets.model.features import records_to_arrays
 from ml_assets.serving.deploy import smoke_test
 from ml_assets.serving.predictor import Predictor
+from serving_cpu import QuietGate, Window, cpu_seconds, machine_seconds, rounded
+from serving_model import ModelUnderTest
+from serving_report import row_line
+
+CLIENT = Path(__file__).with_name("serving_client.py")
+CLIENT_TIMEOUT_S = 60  # past the end of its measured window
+HEALTHY_TIMEOUT_S = 180  # a fresh server loads TensorFlow and the model first
+MAX_REQUESTS = 10_000_000
 
 
 def free_port(preferred: int = 0) -> int:
@@ -32,12 +37,6 @@ def free_port(preferred: int = 0) -> int:
         except OSError:
             probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-CLIENT = Path(__file__).with_name("serving_client.py")
-CLIENT_TIMEOUT_S = 60  # past the end of its measured window
-HEALTHY_TIMEOUT_S = 180  # a fresh server loads TensorFlow and the model first
-MAX_REQUESTS = 10_000_000
 
 
 @dataclass
@@ -75,13 +74,14 @@ class Measurements:
         """Closed-loop rows (keyed KEY_cN) at each number of clients N; the first one after the
         longer warm-up."""
         bodies = self.singles if per_request == 1 else self.batches
-        return [
-            self.add(case, f"{key}_c{clients}", run_client(
-                self, server, bodies, per_request, concurrency=clients,
-                warmup_s=self.warmup_first_s if i == 0 else self.warmup_s,
-            ))
-            for i, clients in enumerate(concurrencies)
-        ]  # fmt: skip
+        rows = []
+        for i, clients in enumerate(concurrencies):
+            warmup = self.warmup_first_s if i == 0 else self.warmup_s
+            row = run_client(
+                self, server, bodies, per_request, concurrency=clients, warmup_s=warmup
+            )
+            rows.append(self.add(case, f"{key}_c{clients}", row))
+        return rows
 
     def check(self, name: str, url: str, model: ModelUnderTest) -> None:
         """Answers of `url` against the offline ones (single and batched requests), or raise."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -82,7 +82,9 @@ def load_records(warehouse: Path) -> list[dict[str, Any]]:
             f"{len(frame)} evaluation rows in {warehouse}, {BATCH} needed: train a model on "
             "more days first"
         )
-    return [features_to_record(row) for row in frame.astype(object).to_dict("records")]
+    # pandas types a record's keys as Hashable: here they are the column names selected above.
+    rows = cast(list[dict[str, Any]], frame.astype(object).to_dict("records"))
+    return [features_to_record(row) for row in rows]
 
 
 def write_bodies(records: list[dict[str, Any]], size: int, path: Path) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
 from serving_measure import Measurements, Server, free_port, wait_healthy
 from serving_model import ModelUnderTest
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from serving_cpu import idle_cpu
-from serving_measure import Measurements, Server, free_port, run_client, wait_healthy
-from serving_model import BATCH, ModelUnderTest
 
 from ml_assets.serving.schemas import ServingConfig
 from resources.ray_cluster import RayCluster
+from serving_cpu import idle_cpu
+from serving_measure import Measurements, Server, free_port, run_client, wait_healthy
+from serving_model import BATCH, ModelUnderTest
 
 # Ray Serve's throughput-optimized mode (ray/serve/_private/constants.py in ray 2.60): direct
 # ingress (the ingress replica serves HTTP itself, on a port of its own), gRPC between proxy and

@@ -153,8 +153,7 @@ class RayCluster(dg.ConfigurableResource):
         # Ray reads its auth mode when it is first imported and caches it: set it before.
         os.environ.update(auth_env(Path(self.token_path)))
         import ray
-        # ray's _raylet.pyi stub leaves out the compiled Config class.
-        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]
+        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  # not in its .pyi
 
         if ray.is_initialized():
             return
