@@ -167,6 +167,12 @@ def ray_options(args: argparse.Namespace) -> RayOptions:
     if args.batch_wait_s is not None:
         variant["batch_wait_timeout_s"] = args.batch_wait_s
     if args.max_batch_size is not None:
+        from ml_assets.serving.app import BATCH_COMPLAINTS
+
+        # The app scores a request's complaints in chunks of up to BATCH_COMPLAINTS, and its
+        # batches count complaints: Serve refuses (500) a chunk larger than a batch.
+        if args.max_batch_size < BATCH_COMPLAINTS:
+            raise SystemExit(f"--max-batch-size: at least {BATCH_COMPLAINTS}, the app's chunk")
         variant["max_batch_size"] = args.max_batch_size
     return RayOptions(
         env=env,
@@ -189,6 +195,7 @@ def measure(args: argparse.Namespace, temp_dir: Path, workdir: Path) -> dict[str
     from resources.home import project_home
 
     skip = set(args.skip.split(","))
+    ray = None if "ray" in skip else ray_options(args)  # its mistakes said before anything runs
     home = project_home(args.home)
     predictions = None if args.no_feedback else temp_dir / "predictions"
     model, predictor = prepare(home, args.version, predictions)
@@ -215,7 +222,7 @@ def measure(args: argparse.Namespace, temp_dir: Path, workdir: Path) -> dict[str
         concurrencies = {"naive": ints(args.naive_concurrency), "plain": ints(args.concurrency)}
         ports = {"naive": args.naive_port, "plain": args.plain_port}
         measure_plain(bench, model, kinds, concurrencies, ports)
-    ray_settings = {} if "ray" in skip else measure_ray(bench, model, ray_options(args), temp_dir)
+    ray_settings = {} if ray is None else measure_ray(bench, model, ray, temp_dir)
     return report(args, model, bench, ray_settings)
 
 
