@@ -81,9 +81,12 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     """How long and how hard each case is loaded."""
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument(
-        "--warmup", type=float, default=WARMUP_S, help=f"load before each measurement "
-        f"(before a server's first: {WARMUP_FIRST_S / WARMUP_S:g} times as long)",
-    )  # fmt: skip
+        "--warmup",
+        type=float,
+        default=WARMUP_S,
+        help="load before each measurement (before a server's first: "
+        f"{WARMUP_FIRST_S / WARMUP_S:g} times as long)",
+    )
     parser.add_argument("--concurrency", default="1,8,32,64", help="clients for (2), (5)")
     parser.add_argument("--batched-concurrency", default="1,4,8", help="clients for (3)")
     parser.add_argument("--naive-concurrency", default="1,8", help="clients for (4)")

@@ -87,9 +87,13 @@ def ray_head(options: RayOptions, temp_dir: Path, predictions_dir: str) -> Itera
     began = time.monotonic()
     try:
         start_head(
-            temp_dir, token, options.num_cpus, port=gcs_port,
-            extra_env={**PROXY_ENV, **options.env}, client_port=client_port,
-        )  # fmt: skip
+            temp_dir,
+            token,
+            options.num_cpus,
+            port=gcs_port,
+            extra_env={**PROXY_ENV, **options.env},
+            client_port=client_port,
+        )
         cluster = RayCluster(
             address=f"127.0.0.1:{gcs_port}",
             token_path=str(token),
@@ -182,9 +186,12 @@ def deploy(head: Head, config: ServingConfig, options: RayOptions) -> dict[str, 
 
 
 def measure_single(
-    bench: Measurements, model: ModelUnderTest, head: Head, paths: dict[str, list[str]],
+    bench: Measurements,
+    model: ModelUnderTest,
+    head: Head,
+    paths: dict[str, list[str]],
     options: RayOptions,
-) -> tuple[str, float]:  # fmt: skip
+) -> tuple[str, float]:
     """(2) through each path after checking its answers; the best path and its requests/s."""
     best_path, best_rps = "", 0.0
     for name, concurrencies in (
