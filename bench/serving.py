@@ -198,7 +198,7 @@ def measure(args: argparse.Namespace, temp_dir: Path, workdir: Path) -> dict[str
     from resources.home import project_home
 
     skip = set(args.skip.split(","))
-    ray = None if "ray" in skip else ray_options(args)  # its mistakes said before anything runs
+    on_ray = None if "ray" in skip else ray_options(args)  # its mistakes said before anything runs
     home = project_home(args.home)
     predictions = None if args.no_feedback else temp_dir / "predictions"
     model, predictor = prepare(home, args.version, predictions)
@@ -225,7 +225,7 @@ def measure(args: argparse.Namespace, temp_dir: Path, workdir: Path) -> dict[str
         concurrencies = {"naive": ints(args.naive_concurrency), "plain": ints(args.concurrency)}
         ports = {"naive": args.naive_port, "plain": args.plain_port}
         measure_plain(bench, model, kinds, concurrencies, ports)
-    ray_settings = {} if ray is None else measure_ray(bench, model, ray, temp_dir)
+    ray_settings = {} if on_ray is None else measure_ray(bench, model, on_ray, temp_dir)
     return report(args, model, bench, ray_settings)
 
 
@@ -263,6 +263,7 @@ def report(
 
 
 def main() -> None:
+    """Measure every case, write the report, and end with the ratios line."""
     args = parse_args()
     began = time.monotonic()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -283,7 +283,7 @@ def wait_healthy(url: str, alive: Callable[[], bool] = lambda: True) -> None:
     ):
         with attempt:
             if not alive():
-                raise RuntimeError(f"{url}: the server process exited (see its log)")
+                raise RuntimeError(f"{url}: the server process exited")
             answer = requests.get(url + "/healthz", timeout=2)
             if not (answer.ok and answer.json().get("model_loaded")):
                 raise NotHealthy(f"{url}/healthz: {answer.status_code} {answer.text[:200]}")

@@ -23,11 +23,22 @@ CASE_NUMBER = {"naive": "4", "plain": "5"}
 
 @dataclass
 class Running:
-    """A started server process and its URL."""
+    """A started server process, its URL and its log."""
 
     kind: str
     url: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait_ready(self) -> None:
+        """Until it answers with its model loaded; its log's end in the error otherwise."""
+        try:
+            wait_healthy(self.url, lambda: self.process.poll() is None)
+        except Exception as exc:
+            # The log lives in the run's scratch folder, which is removed before the run ends.
+            raise RuntimeError(
+                f"the {self.kind} server did not come up ({exc}):\n{self.log.read_text()[-3000:]}"
+            ) from exc
 
 
 @contextlib.contextmanager
@@ -46,7 +57,7 @@ def started(kind: str, spec: Path, port: int, log: Path) -> Iterator[Running]:
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=out)
     try:
-        yield Running(kind, f"http://127.0.0.1:{port}", process)
+        yield Running(kind, f"http://127.0.0.1:{port}", process, log)
     finally:
         process.terminate()
         try:
@@ -89,7 +100,7 @@ def measure_plain(
             for kind in kinds
         ]
         for server in running:
-            wait_healthy(server.url, lambda p=server.process: p.poll() is None)
+            server.wait_ready()
             bench.check(server.kind, server.url, model)
         for server in running:
             processes = [psutil.Process(server.process.pid)]
