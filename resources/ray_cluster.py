@@ -153,11 +153,19 @@ class RayCluster(dg.ConfigurableResource):
         # Ray reads its auth mode when it is first imported and caches it: set it before.
         os.environ.update(auth_env(Path(self.token_path)))
         import ray
-        from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  # not in its .pyi
+
+        # Neither is in ray's _raylet.pyi stub.
+        from ray._raylet import (
+            AuthenticationTokenLoader,  # pyright: ignore[reportAttributeAccessIssue]
+            Config,  # pyright: ignore[reportAttributeAccessIssue]
+        )
 
         if ray.is_initialized():
             return
         Config.initialize("")
+        # The token too is read once per process: a cluster joined before (a test's, a bench's)
+        # would leave its own token in place for this one.
+        AuthenticationTokenLoader.instance().reset_cache()
         try:
             self.check_reachable()
         except OSError as exc:
