@@ -7,27 +7,27 @@ scaling on validation) over several seeds. Variants are ranked on the validation
 evaluation split is reported, never used to choose. The one-hot logistic regression of
 `baseline_logreg.py` (fitted on train + validation) is scored on the same evaluation rows.
 
-    .venv/bin/python bench/ablation.py [--home PATH] [--seeds 3] [--only NAME ...]
+    .venv/bin/python bench/ablation.py [--home PATH] [--seeds 3] [--only NAME ...] [--smoke]
 
-Prints a Markdown table and writes bench/results/ablation.md (figures only, no data).
+Prints a Markdown table and writes bench/results/ablation.md (figures only, no data; `--smoke`:
+two variants, one seed, one epoch, written to a temp folder); its last line is `written FILE`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import shlex
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from baseline_logreg import logistic_regression_scores
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL, MISSING_TOKEN
 from ml_assets.model.metrics import binary_metrics
@@ -40,18 +40,20 @@ from ml_assets.model.training import (
 )
 from ml_assets.settings import load_settings
 from resources.home import ProjectHome
+from smoke import bench_parser, output_path, parse
 
-# The baseline script is a sibling file, not a package module.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline_logreg import logistic_regression_scores
-
-RESULTS = Path(__file__).resolve().parent / "results"
 COMPANY = "company"
 # As many bins as zip3 gets: the real extracts name ~500 companies, so collisions stay rare.
 COMPANY_BINS = 1000
 DEFAULT_NAME = "wide & deep (default)"
 BOOTSTRAP_SAMPLES = 2000
 LONG: dict[str, Any] = {"epochs": 60, "patience": 10}
+SMOKE_SIZE = {
+    "seeds": 1,
+    "only": ["wide (logistic regression)", "wide & deep (default)"],
+    "epochs": 1,
+    "bootstrap": 20,
+}
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,14 @@ def load_dataset(home_path: str | None) -> pd.DataFrame:
     return dataset.sort_values(["ingestion_date", "complaint_id"]).reset_index(drop=True)
 
 
-def train_variant(dataset: pd.DataFrame, variant: Variant, seed: int) -> Run:
-    """Train one variant as the pipeline trains its model, and score it."""
+def train_variant(
+    dataset: pd.DataFrame, variant: Variant, seed: int, epochs: int | None = None
+) -> Run:
+    """Train one variant as the pipeline trains its model (`epochs`: instead of its own), and
+    score it."""
     params = ModelParams(seed=seed, **variant.changes)
+    if epochs is not None:
+        params = params.model_copy(update={"epochs": epochs})
     extra = {COMPANY: COMPANY_BINS} if variant.company else None
     columns = [*FEATURE_COLUMNS, *(extra or {})]
     start = time.perf_counter()
@@ -170,7 +177,11 @@ def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def paired_bootstrap(
-    labels: np.ndarray, runs: list[Run], reference: list[Run], seed: int = 0
+    labels: np.ndarray,
+    runs: list[Run],
+    reference: list[Run],
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """95 % interval of (seed-mean validation AUC of `runs`) - (that of `reference`).
 
@@ -180,7 +191,7 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     differences = []
-    for _ in range(BOOTSTRAP_SAMPLES):
+    for _ in range(samples):
         rows = np.concatenate(
             [rng.choice(positives, positives.size), rng.choice(negatives, negatives.size)]
         )
@@ -213,6 +224,7 @@ def table(
     validation_labels: np.ndarray,
     baseline_auc: float,
     evaluation_rate: float,
+    bootstrap: int = BOOTSTRAP_SAMPLES,
 ) -> list[str]:
     """Markdown rows, best validation AUC first, then the logistic-regression baseline."""
     lines = [
@@ -228,7 +240,7 @@ def table(
     for name, runs in ranked:
         delta = "-"
         if reference is not None and name != DEFAULT_NAME:
-            low, high = paired_bootstrap(validation_labels, runs, reference)
+            low, high = paired_bootstrap(validation_labels, runs, reference, bootstrap)
             difference = statistics.mean(r.validation_auc for r in runs) - statistics.mean(
                 r.validation_auc for r in reference
             )
@@ -249,41 +261,20 @@ def table(
     return lines
 
 
-def main() -> None:
-    """Train every variant over the seeds and print and write the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (from 7)")
-    parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
-    args = parser.parse_args()
-    dataset = load_dataset(args.home)
-    seeds = [ModelParams().seed + i for i in range(args.seeds)]
-    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
-
-    results: dict[str, list[Run]] = {}
-    for variant in variants:
-        results[variant.name] = []
-        for seed in seeds:
-            run = train_variant(dataset, variant, seed)
-            results[variant.name].append(run)
-            print(f"{variant.name} seed {seed}: {run}", flush=True)
-
-    evaluation = dataset[dataset[SPLIT_COLUMN] == EVALUATION]
-    labels = evaluation[LABEL].to_numpy()
-    baseline_probs, baseline_threshold = logistic_regression_scores(dataset)
-    baseline = binary_metrics(labels, baseline_probs, baseline_threshold)
-
+def header(
+    dataset: pd.DataFrame, seeds: list[int], reference: list[Run], title: str, bootstrap: int
+) -> list[str]:
+    """The table's title and what its columns mean, with the splits' sizes."""
     counts = {
         split: (int((dataset[SPLIT_COLUMN] == split).sum()), int(rows[LABEL].sum()))
         for split, rows in dataset.groupby(SPLIT_COLUMN)
     }
     validation_rows, validation_positives = counts[VALIDATION]
-    reference = results.get(DEFAULT_NAME) or next(iter(results.values()))
     default_auc = statistics.mean(r.validation_auc for r in reference)
     se = hanley_mcneil_se(default_auc, validation_positives, validation_rows - validation_positives)
     narratives = int((dataset["narrative"].fillna("") != "").sum())
-    header = [
-        f"# Ablation on {ProjectHome.at(args.home or load_settings().home).root.name}",
+    return [
+        f"# Ablation on {title}",
         "",
         f"`bench/ablation.py {shlex.join(sys.argv[1:])}`",
         "",
@@ -293,7 +284,7 @@ def main() -> None:
         f"(the selection criterion); the sampling standard error of a validation AUC near "
         f"{default_auc:.2f} on {validation_positives} positives and "
         f"{validation_rows - validation_positives} negatives is ±{se:.3f} (Hanley & McNeil); "
-        f"the Δ column is a paired bootstrap ({BOOTSTRAP_SAMPLES} stratified resamples of the "
+        f"the Δ column is a paired bootstrap ({bootstrap} stratified resamples of the "
         "validation rows, every seed of both variants scored on each resample): an interval "
         "holding 0 is no evidence of a difference.",
         "Evaluation AUC, ECE and mean probability are of the calibrated model (Platt scaling "
@@ -305,13 +296,44 @@ def main() -> None:
         "build + fit + calibrate.",
         "",
     ]
+
+
+def main() -> None:
+    """Train every variant over the seeds and print and write the table."""
+    parser = bench_parser(__doc__)
+    parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (from 7)")
+    parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--epochs", type=int, help="epochs of every variant (default: its own)")
+    parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP_SAMPLES, help="resamples")
+    parser.add_argument("--out", help="the Markdown table (default bench/results/ablation.md)")
+    args = parse(parser, SMOKE_SIZE)
+    dataset = load_dataset(args.home)
+    seeds = [ModelParams().seed + i for i in range(args.seeds)]
+    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
+
+    results: dict[str, list[Run]] = {}
+    for variant in variants:
+        results[variant.name] = []
+        for seed in seeds:
+            run = train_variant(dataset, variant, seed, args.epochs)
+            results[variant.name].append(run)
+            print(f"{variant.name} seed {seed}: {run}", flush=True)
+
+    labels = dataset.loc[dataset[SPLIT_COLUMN] == EVALUATION, LABEL].to_numpy()
+    baseline = binary_metrics(labels, *logistic_regression_scores(dataset))
+    reference = results.get(DEFAULT_NAME) or next(iter(results.values()))
+    title = ProjectHome.at(args.home or load_settings().home).root.name
     validation_labels = dataset.loc[dataset[SPLIT_COLUMN] == VALIDATION, LABEL].to_numpy()
-    lines = header + table(
-        results, validation_labels, float(baseline.roc_auc or 0.5), float(labels.mean())
+    lines = header(dataset, seeds, reference, title, args.bootstrap) + table(
+        results,
+        validation_labels,
+        float(baseline.roc_auc or 0.5),
+        float(labels.mean()),
+        args.bootstrap,
     )
     print("\n".join(lines))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "ablation.md"
+    out = output_path(args.out, "ablation.md", args.smoke)
     out.write_text("\n".join(lines) + "\n")
     print(f"written {out}")
 

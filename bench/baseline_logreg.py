@@ -5,16 +5,15 @@ the same train and evaluation rows), fits scikit-learn's LogisticRegression on t
 (train + validation rows: the baseline has nothing to stop early on), scores the evaluation split,
 and scores the same rows with a registered Keras model version (default: the champion).
 
-    .venv/bin/python bench/baseline_logreg.py [--home PATH] [--version N]
+    .venv/bin/python bench/baseline_logreg.py [--home PATH] [--version N] [--out FILE] [--smoke]
 
-Prints a Markdown table and writes bench/results/baseline_<home name>.json.
+Prints a Markdown table and writes bench/results/baseline_<home name>.json (`--smoke`: to a temp
+folder; the fit is already small); its last line is `written FILE`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,15 +23,16 @@ from sklearn.preprocessing import OneHotEncoder
 
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
-from ml_assets.model.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL
+from ml_assets.model.features import CATEGORICAL_FEATURES, LABEL
 from ml_assets.model.metrics import best_f1_threshold, binary_metrics
 from ml_assets.model.network import predict_proba
 from ml_assets.model.tracking import CHAMPION_ALIAS, load_keras_model
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN, TRAIN, VALIDATION
 from ml_assets.settings import load_settings
 from resources.home import ProjectHome
+from resources.mlflow_registry import ModelRegistry
+from smoke import bench_parser, output_path, parse
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPORTED = (
     "roc_auc",
     "pr_auc",
@@ -60,10 +60,11 @@ def logistic_regression_scores(dataset: pd.DataFrame) -> tuple[np.ndarray, float
 
 def main() -> None:
     """Compare the baseline and the Keras model on the evaluation split of a project home."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--home", help="project home (default: $ML_ASSETS_HOME or .ml_assets/)")
     parser.add_argument("--version", help="registered model version (default: the champion)")
-    args = parser.parse_args()
+    parser.add_argument("--out", help="the JSON (default bench/results/baseline_<home name>.json)")
+    args = parse(parser, {})
     home = ProjectHome.at(args.home or load_settings().home)
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
         dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
@@ -71,6 +72,7 @@ def main() -> None:
     labels = evaluation[LABEL].to_numpy(dtype="float64")
 
     registry = local_resources(home)["model_registry"]
+    assert isinstance(registry, ModelRegistry)
     version = (
         registry.get_version(args.version)
         if args.version
@@ -79,7 +81,7 @@ def main() -> None:
     if version is None:
         raise SystemExit("no champion registered: run `ml-assets train` first or pass --version")
     keras_model = load_keras_model(version.version, registry.tracking_uri, registry.model_name)
-    keras_probs = predict_proba(keras_model, evaluation[list(FEATURE_COLUMNS)])
+    keras_probs = predict_proba(keras_model, evaluation)
     keras_threshold = float(version.tags.get("decision_threshold", 0.5))
     baseline_probs, baseline_threshold = logistic_regression_scores(dataset)
 
@@ -95,8 +97,7 @@ def main() -> None:
     print("| --- |" + " ---: |" * len(REPORTED))
     for name, metrics in results.items():
         print(f"| {name} | " + " | ".join(f"{metrics[k]:.4f}" for k in REPORTED) + " |")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"baseline_{home.root.name}.json"
+    out = output_path(args.out, f"baseline_{home.root.name}.json", args.smoke)
     out.write_text(json.dumps({"splits": counts, "results": results}, indent=1))
     print(f"written {out}")
 

@@ -17,6 +17,7 @@ Prints a Markdown table and, as its last line,
 (p99 ratios against the client alone).
 
     .venv/bin/python bench/limits.py [--url http://127.0.0.1:8000] [--seconds 10] [--repeats 20]
+        [--smoke]
 
 The token comes from ML_ASSETS_API_TOKEN when the endpoint requires one. Every request has a
 timeout, and the run is bounded by --seconds per phase.
@@ -24,7 +25,6 @@ timeout, and the run is bounded by --seconds per phase.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import statistics
 import time
@@ -36,6 +36,7 @@ import requests
 
 from ml_assets.serving.auth import bearer_headers
 from ml_assets.settings import load_settings
+from smoke import bench_parser, parse
 
 OVERSIZED = b'{"complaints":[' + b",".join([b"{}"] * 2_700_000) + b"]}"
 ONE = {
@@ -49,6 +50,8 @@ ONE = {
     ]
 }
 TIMEOUT_S = 30
+FLOOD_LEAD_S = 1.0  # the flood under way before measuring
+SMOKE_SIZE = {"seconds": 1.0, "repeats": 2, "pace": 5.0}
 
 
 def refuse_times(url: str, headers: dict[str, str], repeats: int) -> list[float]:
@@ -116,7 +119,7 @@ def next_to(
     process = context.Process(target=flood, args=(url, headers, oversized, pace_s, stop, out))
     process.start()
     try:
-        time.sleep(1.0)  # the flood under way before measuring
+        time.sleep(FLOOD_LEAD_S)
         measured = measure()
     finally:
         stop.set()
@@ -127,12 +130,12 @@ def next_to(
 
 def main() -> None:
     """Measure the phases and print the table and the ratios line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--pace", type=float, default=10.0, help="oversized bodies a second in (3)")
-    args = parser.parse_args()
+    args = parse(parser, SMOKE_SIZE)
     headers = bearer_headers(load_settings().token())
     print(f"oversized body: {len(OVERSIZED) / 2**20:.1f} MiB, 2,700,000 empty complaints")
 

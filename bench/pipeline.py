@@ -2,11 +2,12 @@
 landing, validation, statistics and features, against DuckDB reading the same file, plus a new
 day on a full history against a small one, and training inside the asset against plain Keras.
 
-    .venv/bin/python bench/pipeline.py [--rows 5000000] [--work DIR]
+    .venv/bin/python bench/pipeline.py [--rows 5000000] [--work DIR] [--smoke]
 
 Each phase runs as its own process (the commands a user runs), so its wall time and peak RSS
-(summed over the processes it starts) are its own. The full table goes to bench/results/pipeline.md; the last line printed is
-`pipeline ratios: ...`.
+(summed over the processes it starts) are its own. The full table goes to
+bench/results/pipeline.md (`--smoke`: a few thousand complaints over three weeks, the table in a
+temp folder); the last line printed is `pipeline ratios: ...`.
 """
 
 from __future__ import annotations
@@ -18,17 +19,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-RESULTS = REPO / "bench" / "results" / "pipeline.md"
+from smoke import bench_parser, output_path, parse
+
+# The project's command line, from this interpreter's environment.
+CLI = str(Path(sys.executable).parent / "ml-assets")
+DEFAULT_WORK = Path("/tmp/ml_assets_bench_pipeline")
 # A fixed calendar: the export ends on END, the platform's today is two days later, so END + 1
 # is the "new day" that lands on top of the history.
 END = date(2026, 11, 29)
@@ -38,6 +43,8 @@ PHASE_TIMEOUT_S = 3 * 3600
 SMALL_HISTORY_DAYS = 7
 TRAIN_EPOCHS = 3
 RSS_SAMPLE_S = 0.2
+# --smoke: three weeks of a few thousand complaints, the new day and small history at 200 a day.
+SMOKE_SIZE = {"rows": 4000, "start": END - timedelta(days=20), "day_rows": 200, "epochs": 1}
 
 
 @dataclass
@@ -81,7 +88,6 @@ def measured(name: str, command: list[str], env: dict[str, str]) -> Phase:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=REPO,
     )
     root = psutil.Process(process.pid)
     peak = 0
@@ -180,11 +186,12 @@ with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
 
 
 def last_line(phase: Phase, prefix: str) -> list[str]:
+    """The words after `prefix` on the phase's line that starts with it."""
     return next(x for x in phase.output.splitlines() if x.startswith(prefix)).split()[1:]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument(
         "--start",
@@ -192,119 +199,163 @@ def main() -> int:
         default=date(2011, 12, 1),
         help="first day of the export (default: the CFPB's first day, the full history)",
     )
-    parser.add_argument("--work", type=Path, default=Path("/tmp/ml_assets_bench_pipeline"))
-    args = parser.parse_args()
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    export = args.work / "complaints.csv"
-    full, small = args.work / "full", args.work / "small"
-    cli = str(BIN / "ml-assets")
-    python = sys.executable
-    phases: dict[str, Phase] = {}
+    parser.add_argument(
+        "--day-rows", type=int, default=3500, help="complaints of the new day and the small history"
+    )
+    parser.add_argument("--epochs", type=int, default=TRAIN_EPOCHS, help="of the training phase")
+    parser.add_argument("--work", type=Path, help=f"scratch folder (default {DEFAULT_WORK})")
+    parser.add_argument("--out", help="the Markdown table (default bench/results/pipeline.md)")
+    args = parse(parser, SMOKE_SIZE)
+    if args.work is None:
+        # A smoke run's scratch is its own, never a full run's.
+        args.work = Path(tempfile.mkdtemp(prefix="bench_pipeline_")) if args.smoke else DEFAULT_WORK
+    return args
 
+
+def data_layer(args: argparse.Namespace, export: Path, full: Path) -> dict[str, Phase]:
+    """Generate the export, read it with DuckDB, land it and materialize the data layer."""
     period = ["--start", str(args.start), "--end", str(END)]
-    phases["generate"] = measured(
-        "generate",
-        [cli, "generate", "--export", str(export), "--rows", str(args.rows), *period],
-        environment(full),
-    )
-    phases["duckdb"] = measured(
-        "duckdb", [python, "-c", DUCKDB_PASS, str(export)], environment(full)
-    )
-    duckdb_rows, days, duckdb_s = last_line(phases["duckdb"], "DUCKDB")
-    phases["land"] = measured("land", [cli, "land-cfpb", str(export)], environment(full))
-    phases["materialize"] = measured("materialize", [cli, "materialize"], environment(full))
+    phases = {
+        "generate": measured(
+            "generate",
+            [CLI, "generate", "--export", str(export), "--rows", str(args.rows), *period],
+            environment(full),
+        ),
+        "duckdb": measured(
+            "duckdb", [sys.executable, "-c", DUCKDB_PASS, str(export)], environment(full)
+        ),
+    }
+    phases["land"] = measured("land", [CLI, "land-cfpb", str(export)], environment(full))
+    phases["materialize"] = measured("materialize", [CLI, "materialize"], environment(full))
+    return phases
 
-    # One new day on top of the full history, and the same day on top of a small one.
-    day = ["generate", "--start", str(NEW_DAY), "--days", "1", "--rows-per-day", "3500"]
-    measured("new day files", [cli, *day], environment(full))
-    phases["new_day_full"] = measured(
-        "new day, full history",
-        [cli, "materialize", "--start", str(NEW_DAY), "--end", str(NEW_DAY)],
-        environment(full),
-    )
+
+def new_day(args: argparse.Namespace, full: Path, small: Path) -> dict[str, Phase]:
+    """One new day on top of the full history, and the same day on top of a small one."""
+    rows = ["--rows-per-day", str(args.day_rows)]
+    day = ["generate", "--start", str(NEW_DAY), "--days", "1", *rows]
+    only_new_day = ["materialize", "--start", str(NEW_DAY), "--end", str(NEW_DAY)]
+    measured("new day files", [CLI, *day], environment(full))
+    phases = {
+        "new_day_full": measured("new day, full history", [CLI, *only_new_day], environment(full))
+    }
     history = ["generate", "--start", str(NEW_DAY - timedelta(days=SMALL_HISTORY_DAYS))]
     measured(
         "small history",
-        [cli, *history, "--days", str(SMALL_HISTORY_DAYS + 1), "--rows-per-day", "3500"],
+        [CLI, *history, "--days", str(SMALL_HISTORY_DAYS + 1), *rows],
         environment(small),
     )
     measured(
-        "small history data layer", [cli, "materialize", "--end", str(END)], environment(small)
+        "small history data layer", [CLI, "materialize", "--end", str(END)], environment(small)
     )
     phases["new_day_small"] = measured(
-        "new day, 7-day history",
-        [cli, "materialize", "--start", str(NEW_DAY), "--end", str(NEW_DAY)],
-        environment(small),
+        f"new day, {SMALL_HISTORY_DAYS}-day history", [CLI, *only_new_day], environment(small)
     )
+    return phases
 
-    phases["train"] = measured(
-        "train (60-day window)", [cli, "train", "--epochs", str(TRAIN_EPOCHS)], environment(full)
-    )
+
+def training(args: argparse.Namespace, full: Path) -> tuple[dict[str, Phase], dict[str, Any]]:
+    """Train through the asset, then plain `model.fit` on the same rows for as many epochs."""
+    phases = {
+        "train": measured(
+            "train (60-day window)", [CLI, "train", "--epochs", str(args.epochs)], environment(full)
+        )
+    }
     timing = measured(
-        "asset timing", [python, "-c", ASSET_TIMING, str(full / "dagster")], environment(full)
+        "asset timing",
+        [sys.executable, "-c", ASSET_TIMING, str(full / "dagster")],
+        environment(full),
     )
     asset = json.loads(timing.output.split("ASSET ", 1)[1].splitlines()[0])
     phases["plain_keras"] = measured(
         "plain keras",
-        [python, "-c", PLAIN_KERAS, str(full / "warehouse.duckdb"), str(asset["epochs"])],
+        [sys.executable, "-c", PLAIN_KERAS, str(full / "warehouse.duckdb"), str(asset["epochs"])],
         environment(full),
     )
-    plain_rows, plain_epochs, plain_s = last_line(phases["plain_keras"], "PLAIN")
+    return phases, asset
 
-    rows = int(duckdb_rows)
+
+def ratios(phases: dict[str, Phase], asset: dict[str, Any]) -> dict[str, float]:
+    """The figures the table's targets apply to."""
+    _, _, duckdb_s = last_line(phases["duckdb"], "DUCKDB")
+    plain_rows, plain_epochs, plain_s = last_line(phases["plain_keras"], "PLAIN")
     data_layer_s = phases["land"].seconds + phases["materialize"].seconds
     asset_rate = asset["train_rows"] * asset["epochs"] / asset["seconds"]
     plain_rate = int(plain_rows) * int(plain_epochs) / float(plain_s)
-    measured_phases = [p for n, p in phases.items() if n != "generate"]
-    ratios = {
+    return {
         "land_vs_duckdb_read": float(duckdb_s) / data_layer_s,
         "full_history_minutes": data_layer_s / 60,
         "new_day_vs_small_history": phases["new_day_full"].seconds
         / phases["new_day_small"].seconds,
-        "peak_rss_gib": max(p.peak_rss_gib for p in measured_phases),
+        "peak_rss_gib": max(p.peak_rss_gib for n, p in phases.items() if n != "generate"),
         "train_vs_plain_keras": asset_rate / plain_rate,
+        "asset_examples_per_s": asset_rate,
+        "plain_examples_per_s": plain_rate,
     }
-    table = [
-        "| phase | seconds | rows/s | peak RSS GiB |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+
+
+def summary(
+    phases: dict[str, Phase], asset: dict[str, Any], figures: dict[str, float], export: Path
+) -> list[str]:
+    """The Markdown table of bench/results/pipeline.md."""
+    rows, days, _ = last_line(phases["duckdb"], "DUCKDB")
+    table = ["| phase | seconds | rows/s | peak RSS GiB |", "| --- | ---: | ---: | ---: |"]
     for name, phase in phases.items():
         rate = (
-            rows / phase.seconds if name in ("generate", "duckdb", "land", "materialize") else None
+            int(rows) / phase.seconds
+            if name in ("generate", "duckdb", "land", "materialize")
+            else None
         )
         table.append(
             f"| {name} | {phase.seconds:.1f} | {f'{rate:,.0f}' if rate else '-'} | "
             f"{phase.peak_rss_gib:.2f} |"
         )
-    summary = [
-        f"# bench/pipeline.py: {rows:,} complaints, {days} days ({date.today().isoformat()})",
+    return [
+        f"# bench/pipeline.py: {int(rows):,} complaints, {days} days ({date.today().isoformat()})",
         "",
         f"Export {export.stat().st_size / 1e9:.2f} GB, plain CSV; machine: {os.cpu_count()} cores.",
         "",
         *table,
         "",
         f"Training: {asset['train_rows']:,} train rows of the window {asset['window']}, "
-        f"{asset['epochs']} epochs: {asset_rate:,.0f} examples/s in the asset (the whole "
-        f"dispute_model step: fit, early stopping, threshold, MLflow logging and registration) "
-        f"against {plain_rate:,.0f} examples/s of a plain `model.fit` on the same arrays.",
+        f"{asset['epochs']} epochs: {figures['asset_examples_per_s']:,.0f} examples/s in the asset "
+        "(the whole dispute_model step: fit, early stopping, threshold, MLflow logging and "
+        f"registration) against {figures['plain_examples_per_s']:,.0f} examples/s of a plain "
+        "`model.fit` on the same arrays.",
         "",
         "| figure | value | target |",
         "| --- | ---: | --- |",
-        f"| land_vs_duckdb_read | {ratios['land_vs_duckdb_read']:.3f} | >= 0.25 |",
-        f"| full_history_minutes | {ratios['full_history_minutes']:.1f} | <= 15 |",
-        f"| new_day_vs_small_history | {ratios['new_day_vs_small_history']:.2f} | <= 1.2 |",
-        f"| peak_rss_gib | {ratios['peak_rss_gib']:.2f} | <= 4 |",
-        f"| train_vs_plain_keras | {ratios['train_vs_plain_keras']:.2f} | >= 0.8 |",
+        f"| land_vs_duckdb_read | {figures['land_vs_duckdb_read']:.3f} | >= 0.25 |",
+        f"| full_history_minutes | {figures['full_history_minutes']:.1f} | <= 15 |",
+        f"| new_day_vs_small_history | {figures['new_day_vs_small_history']:.2f} | <= 1.2 |",
+        f"| peak_rss_gib | {figures['peak_rss_gib']:.2f} | <= 4 |",
+        f"| train_vs_plain_keras | {figures['train_vs_plain_keras']:.2f} | >= 0.8 |",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(summary) + "\n")
-    print("\n".join(summary))
+
+
+def main() -> int:
+    """Run the phases, print and write the table, then the ratios line."""
+    args = parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    export = args.work / "complaints.csv"
+    full, small = args.work / "full", args.work / "small"
+    phases = data_layer(args, export, full)
+    phases.update(new_day(args, full, small))
+    trained, asset = training(args, full)
+    phases.update(trained)
+    figures = ratios(phases, asset)
+    lines = summary(phases, asset, figures, export)
+    out = output_path(args.out, "pipeline.md", args.smoke)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"written {out}")
+    shown = [k for k in figures if not k.endswith("_per_s")]
     print(
         "pipeline ratios: "
         + " ".join(
-            f"{k}={v:.3f}" if k != "full_history_minutes" else f"{k}={v:.1f}"
-            for k, v in ratios.items()
+            f"{k}={figures[k]:.1f}" if k == "full_history_minutes" else f"{k}={figures[k]:.3f}"
+            for k in shown
         )
     )
     return 0

@@ -5,16 +5,15 @@ writing each record synchronously, side by side in one run.
 - synchronous, file kept open: `json.dumps` + `write` + `flush` per record.
 - synchronous, open per record: what a handler that opens its day's file per request pays.
 
-    .venv/bin/python bench/prediction_log.py [--records N] [--repeats R]
+    .venv/bin/python bench/prediction_log.py [--records N] [--repeats R] [--out FILE] [--smoke]
 
-Prints microseconds per record (median of the repeats) and the ratios; writes
-bench/results/prediction_log.md. (Replaces a timed unit test: wall-clock thresholds in tests fail
+Prints microseconds per record (median of the repeats) and, as its last line, the ratios; writes
+bench/results/prediction_log.md (`--smoke`: a temp folder). (Replaces a timed unit test: wall-clock thresholds in tests fail
 on a loaded machine, ratios measured side by side do not.)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -23,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ml_assets.serving.feedback import PredictionLog
+from smoke import bench_parser, output_path, parse
 
-RESULTS = Path(__file__).resolve().parent / "results"
+SMOKE_SIZE = {"records": 200, "repeats": 1}
 RECORD = {
     "request_time": "2026-11-24T10:00:00.000+00:00",
     "model_version": "1",
@@ -76,10 +76,14 @@ def median_us(case: Callable[[Path, int], float], records: int, repeats: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Time the three cases; print and write the table, then the ratios."""
+    parser = bench_parser(__doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out", help="the Markdown table (default bench/results/prediction_log.md)"
+    )
+    args = parse(parser, SMOKE_SIZE)
     cases = {
         "PredictionLog.append (background writer)": background,
         "synchronous, file kept open, flush per record": synchronous_open_file,
@@ -97,8 +101,9 @@ def main() -> None:
     ]
     report = "\n".join(lines)
     print(report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prediction_log.md").write_text(report + "\n")
+    out = output_path(args.out, "prediction_log.md", args.smoke)
+    out.write_text(report + "\n")
+    print(f"written {out}")
     values = list(results.values())
     print(
         f"prediction log ratios: sync_open_vs_append={values[1] / base:.2f} "

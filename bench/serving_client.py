@@ -134,12 +134,13 @@ async def open_loop(
         await asyncio.gather(*pending)
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile_ms(values: list[float], q: float) -> float | None:
+    """The q-th percentile of latencies in seconds, in ms, by nearest rank (None: no values)."""
     if not values:
         return None
     ordered = sorted(values)
     rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
+    return 1000 * ordered[rank]
 
 
 async def main(spec: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +185,8 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "error_samples": rec.error_samples,
         "requests_per_s": ok / elapsed,
         "complaints_per_s": ok * per_request / elapsed,
-        "p50_ms": None if not ok else 1000 * percentile(rec.latencies, 50),
-        "p99_ms": None if not ok else 1000 * percentile(rec.latencies, 99),
+        "p50_ms": percentile_ms(rec.latencies, 50),
+        "p99_ms": percentile_ms(rec.latencies, 99),
         "mean_ms": None if not ok else 1000 * sum(rec.latencies) / ok,
         "client_cpu_s": client_cpu,
     }

@@ -13,6 +13,7 @@ The last line is `soak: errors=.. requests=.. p50_ms=.. p99_ms=.. rss_growth_pct
 (targets: 0 errors, RSS growth under 10 %).
 
     .venv/bin/python bench/soak.py [--url http://127.0.0.1:8000] [--minutes 10] [--load 0.5]
+        [--smoke]
 
 Every request has a timeout, the run is bounded by --minutes, and the token comes from
 ML_ASSETS_API_TOKEN when the endpoint requires one.
@@ -20,7 +21,6 @@ ML_ASSETS_API_TOKEN when the endpoint requires one.
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +31,7 @@ import requests
 
 from ml_assets.serving.auth import bearer_headers
 from ml_assets.settings import load_settings
+from smoke import bench_parser, parse
 
 ONE = {
     "complaints": [
@@ -44,6 +45,7 @@ ONE = {
 }
 TIMEOUT_S = 10
 SENDERS = 32  # threads the open-loop requests are sent from (enough that none waits for one)
+SMOKE_SIZE = {"minutes": 0.05, "clients": 2, "probe": 1.0, "warmup": 0.5}
 
 
 def replica_rss_bytes() -> dict[int, int]:
@@ -116,16 +118,17 @@ def soak(
 
 def main() -> None:
     """Measure capacity, soak at a share of it, print the per-minute table and the summary."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--load", type=float, default=0.5, help="share of the measured capacity")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--probe", type=float, default=20.0, help="seconds measuring capacity")
-    args = parser.parse_args()
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the probe")
+    args = parse(parser, SMOKE_SIZE)
     headers = bearer_headers(load_settings().token())
 
-    capacity(args.url, headers, 2, 3.0)  # warm up
+    capacity(args.url, headers, 2, args.warmup)
     measured = capacity(args.url, headers, args.clients, args.probe)
     rate = measured * args.load
     rss_start = replica_rss_bytes()

@@ -71,11 +71,18 @@ __all__ = [
 
 
 def reload_ray_config() -> None:
-    """Make Ray re-read its RAY_* settings (the token auth mode) from this process's environment.
+    """Make Ray re-read its RAY_* settings (the token auth mode) and its token in this process.
 
-    Ray's C++ config reads them once; a process that imported Ray before the project's token
-    variables were set would otherwise connect without authentication and be refused.
+    Ray's C++ config and its token loader read them once per process: a process that imported
+    Ray before the project's token variables were set would connect without authentication, and
+    one that joined another cluster before (a test's, a bench's) would keep that cluster's token;
+    either is refused. Ray has no public way to re-read them.
     """
-    from ray._raylet import Config  # pyright: ignore[reportAttributeAccessIssue]  (a compiled module)
+    # Neither is in ray's _raylet.pyi stub (a compiled module).
+    from ray._raylet import (
+        AuthenticationTokenLoader,  # pyright: ignore[reportAttributeAccessIssue]
+        Config,  # pyright: ignore[reportAttributeAccessIssue]
+    )
 
     Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

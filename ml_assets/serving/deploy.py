@@ -49,7 +49,7 @@ def served_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     return answer.json().get("model_version") if answer.ok else None
 
 
-def features_to_record(row: Mapping[Hashable, Any]) -> dict[str, Any]:
+def features_to_record(row: Mapping[Hashable, Any] | Mapping[str, Any]) -> dict[str, Any]:
     """A raw complaint that maps back to the given model inputs (for checking the live path)."""
     record: dict[str, Any] = {}
     for key, value in row.items():

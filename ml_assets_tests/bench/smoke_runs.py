@@ -1,0 +1,26 @@
+"""Running a bench at its `--smoke` size, as a user would: `python bench/SCRIPT --smoke ...`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+# A smoke run takes seconds to a couple of minutes; far longer means it hangs.
+TIMEOUT_S = 420
+
+
+def last_line(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `bench/SCRIPT --smoke ARGS`; its last line, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"{script} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout.strip().splitlines()[-1]
