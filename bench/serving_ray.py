@@ -123,25 +123,12 @@ def deployment_options(options: RayOptions, config: ServingConfig) -> dict[str, 
 
 def direct_ingress_ports(http_port: int) -> list[int]:
     """The HTTP ports of the ingress replicas' own servers, once Serve lists them."""
-    import ray
-
-    # No public API names the replicas' ports (ray 2.60): the controller's target groups do.
-    from ray.serve.context import _get_global_client
-
     from ml_assets.serving.deploy import APP_NAME
+    from resources.compat import serve_http_target_ports
 
-    client = _get_global_client()
-    assert client is not None  # serve.run has just started the controller
     deadline = time.monotonic() + DIRECT_PORTS_WAIT_S
     while time.monotonic() < deadline:
-        groups = ray.get(client._controller.get_target_groups.remote(APP_NAME))
-        ports = sorted(
-            target.port
-            for group in groups
-            if str(getattr(group.protocol, "value", group.protocol)).upper() == "HTTP"
-            for target in group.targets
-            if target.port != http_port
-        )
+        ports = [port for port in serve_http_target_ports(APP_NAME) if port != http_port]
         if ports:
             return ports
         time.sleep(0.5)

@@ -66,6 +66,7 @@ __all__ = [
     "get_input_data_version_tag",
     "get_input_event_pointer_tag",
     "reload_ray_config",
+    "serve_http_target_ports",
     "table_slice_cleanup_statement",
 ]
 
@@ -86,3 +87,27 @@ def reload_ray_config() -> None:
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+
+
+def serve_http_target_ports(app_name: str) -> list[int]:
+    """The HTTP ports Ray Serve's controller lists for an application's targets (for
+    bench/serving.py's direct ingress: the replicas' own servers).
+
+    No public API names them (ray 2.60); the controller's target groups do. Empty until Serve
+    lists them; the caller waits.
+    """
+    import ray
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    if client is None:
+        raise RuntimeError(
+            "no Serve controller in this process: deploy the app with serve.run first"
+        )
+    groups = ray.get(client._controller.get_target_groups.remote(app_name))
+    return sorted(
+        target.port
+        for group in groups
+        if str(getattr(group.protocol, "value", group.protocol)).upper() == "HTTP"
+        for target in group.targets
+    )

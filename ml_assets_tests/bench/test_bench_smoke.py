@@ -7,8 +7,8 @@ own, so that `make test` runs them beside this one)."""
 from pathlib import Path
 
 import pytest
-from ml_assets.constants import API_TOKEN_ENV_VAR
 
+from ml_assets.settings import Settings
 from ml_assets_tests.bench.smoke_runs import last_line
 from ml_assets_tests.e2e.test_serving import TOKEN, Served
 from ml_assets_tests.e2e.test_serving import served as served  # the fixture, shared
@@ -36,10 +36,14 @@ def test_serving(served: Served, tmp_path: Path) -> None:
 
 
 def test_limits(served: Served) -> None:
-    line = last_line("limits.py", "--url", served.endpoint, env={API_TOKEN_ENV_VAR: TOKEN})
+    line = last_line(
+        "limits.py", "--url", served.endpoint, env={Settings.env_name("api_token"): TOKEN}
+    )
     assert line.startswith("limits ratios: refusal_ms=")
 
 
 def test_soak(served: Served) -> None:
-    line = last_line("soak.py", "--url", served.endpoint, env={API_TOKEN_ENV_VAR: TOKEN})
+    line = last_line(
+        "soak.py", "--url", served.endpoint, env={Settings.env_name("api_token"): TOKEN}
+    )
     assert line.startswith("soak: errors=")
