@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: wheel-smoke install demo demo-drift backfill up test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
+.PHONY: wheel-smoke install demo demo-drift backfill up pg-deps test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,20 @@ backfill: install
 	@test -n "$(START)" -a -n "$(END)" || (echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD" && exit 2)
 	$(BIN)/ml-assets backfill --start $(START) --end $(END) --url http://127.0.0.1:$(UI_PORT)
 
+# STORAGE=postgres: the Dagster instance on a PostgreSQL server in the project home (`make pg-deps`
+# installs the server); the home remembers it. Unset: the home's storage (SQLite for a new one).
 up: install
-	$(BIN)/ml-assets up --ui-port $(UI_PORT)
+	$(BIN)/ml-assets up --ui-port $(UI_PORT) $(if $(STORAGE),--storage $(STORAGE))
+
+# PostgreSQL's server binaries from Debian (`ml-assets up --storage postgres` and its tests run
+# their own server in a project home). No default cluster: Debian's package would otherwise create
+# one, and start it on 5432 where a service manager runs.
+pg-deps:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO mkdir -p /etc/postgresql-common/createcluster.d && \
+		echo 'create_main_cluster = false' | $$SUDO tee /etc/postgresql-common/createcluster.d/ml-assets.conf >/dev/null && \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql; }
 
 # One worker per core, a test module per worker at a time (module fixtures start services once):
 # the end-to-end modules mostly wait on daemons and sensor ticks, so two cores run two of them.

@@ -19,6 +19,9 @@ UI_PORT = 3000
 MLFLOW_PORT = 5000
 SERVE_PORT = 8000
 RAY_GCS_PORT = 6379
+# Not 5432 (a system PostgreSQL's), nor in Linux's ephemeral range (32768-60999), where an
+# outgoing connection may hold it for a while.
+POSTGRES_PORT = 15432
 
 
 # Fields a blank variable sets to None (shells and CI templates leave variables set but empty).
@@ -101,6 +104,11 @@ class Settings(BaseSettings):
     failure_webhook_url: SecretStr | None = Field(
         default=None,
         description="Set: a failed run is also POSTed to this URL (next to the log file).",
+    )
+    postgres_port: int = Field(
+        default=POSTGRES_PORT,
+        description="The port (on 127.0.0.1) `ml-assets up --storage postgres` gives the home's "
+        "PostgreSQL server; the home remembers it, later commands use the remembered one.",
     )
     ray_address: str | None = Field(
         default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,11 @@ class ProjectHome:
         return self.root / "ray"
 
     @property
+    def postgres(self) -> Path:
+        """The home's PostgreSQL server, when its instance is on PostgreSQL: data, socket, password."""
+        return self.root / "postgres"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -74,3 +80,13 @@ def make_private(home: ProjectHome) -> None:
     os.umask(PRIVATE_UMASK)
     home.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     home.root.chmod(PRIVATE_DIR_MODE)
+
+
+def ensure_secret(path: Path) -> None:
+    """Create a random secret (a token, a password) readable by the owner only, unless it exists."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))

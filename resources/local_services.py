@@ -80,10 +80,46 @@ def stop_service(logs: Path, name: str, timeout_s: float = 60.0) -> bool:
     return True
 
 
+def stop_server(logs: Path, name: str, signum: int, timeout_s: float = 60.0) -> bool:
+    """Send `signum` to a service that stops its own children, wait for it and them to end.
+
+    For a server whose workers each run in a session of their own (PostgreSQL's do), so that
+    its process group is itself alone: signalling the group would reach none of them, and
+    signalling each would bypass the server's own shutdown. What outlives `timeout_s` is
+    SIGKILLed. False if the service was not running."""
+    pid = running_pid(logs, name)
+    if pid is None:
+        return False
+    server = psutil.Process(pid)
+    processes = [server, *server.children(recursive=True)]
+    server.send_signal(signum)
+    outlived = tenacity.Retrying(
+        retry=tenacity.retry_if_result(bool),
+        wait=tenacity.wait_fixed(0.2),
+        stop=tenacity.stop_after_delay(timeout_s),
+        retry_error_callback=lambda _: True,  # still alive when the time is up
+    )
+    if outlived(lambda: not all(map(_has_ended, processes))):
+        for process in processes:
+            # psutil signals only a process whose PID still has the start time it was found with.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    pid_file(logs, name).unlink(missing_ok=True)
+    return True
+
+
 def _group_alive(pgid: int) -> bool:
     # Not `killpg(pgid, 0)`: it succeeds while an exited member waits to be reaped (a zombie,
     # e.g. a service started by the calling process itself), and the stop would wait it out.
     return any(not _is_zombie(pid) for pid in group_pids(pgid))
+
+
+def _has_ended(process: psutil.Process) -> bool:
+    # is_running() is False for a PID reused since the process was found (its start time).
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _is_zombie(pid: int) -> bool:

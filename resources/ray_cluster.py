@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import dagster as dg
 import psutil
 
 from resources.compat import reload_ray_config
+from resources.home import ensure_secret
 
 DEFAULT_GCS_PORT = 6379
 # `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
@@ -37,16 +37,6 @@ def auth_env(token_path: Path) -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
 
 
-def ensure_token(token_path: Path) -> None:
-    """Create the cluster token (readable by the owner only) if it does not exist."""
-    if token_path.exists():
-        return
-    token_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-
-
 def start_head(
     temp_dir: Path,
     token_path: Path,
@@ -60,7 +50,7 @@ def start_head(
     `extra_env` reaches every process of the cluster (Serve reads its proxy hooks from there).
     `client_port`: Ray's client server's port (None: Ray's default, 10001, which a second head
     on the same machine, a test's or a bench's, cannot share)."""
-    ensure_token(token_path)
+    ensure_secret(token_path)
     temp_dir.mkdir(parents=True, exist_ok=True)
     # The `ray` script of this interpreter's environment, whether or not the venv is on PATH.
     ray_script = str(Path(sys.executable).parent / "ray")

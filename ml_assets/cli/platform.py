@@ -22,6 +22,8 @@ BACKFILL_FINISHED = frozenset(
     {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}
 )
 RUN_NOT_DONE = ("QUEUED", "STARTED", "STARTING", "NOT_STARTED")
+# The instance's storages (`ml_assets.instance.Storage`, which takes a second to import).
+STORAGES = ("sqlite", "postgres")
 
 
 def webserver_url() -> str:
@@ -114,18 +116,39 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
     default=lambda: demo_defaults().ui_port,
     help="The Dagster UI's port.",
 )
+@click.option(
+    "--storage",
+    type=click.Choice(STORAGES),
+    default=None,
+    help="Where the Dagster instance keeps runs and events: sqlite (files in the home, a new "
+    "home's) or postgres (a PostgreSQL server in the home, on ML_ASSETS_POSTGRES_PORT). The home "
+    "remembers it. Unset: the home's.",
+)
 @with_home
-def up(home: ProjectHome, ui_port: int) -> int:
-    """Start Ray, dagster dev (with its daemon) and the MLflow UI.
+def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
+    """Start Ray, dagster dev, the MLflow UI (and PostgreSQL, if chosen).
 
     \b
-    Example:
+    Examples:
       ml-assets up --ui-port 3000
+      ml-assets up --storage postgres
     """
-    from ml_assets.demo import DemoSettings, start_services
-    from ml_assets.instance import init_home
+    from ml_assets.demo import DAGSTER_SERVICE, DemoSettings, start_services
+    from ml_assets.instance import InstanceStorage, home_storage, init_home
+    from ml_assets.settings import load_settings
+    from resources.local_postgres import SUPERUSER
+    from resources.local_services import running_pid
 
-    init_home(home)
+    chosen = None
+    if storage is not None:
+        port = load_settings().postgres_port if storage == "postgres" else None
+        chosen = InstanceStorage.model_validate({"kind": storage, "postgres_port": port})
+    if chosen not in (None, home_storage(home)) and running_pid(home.logs, DAGSTER_SERVICE):
+        raise click.UsageError(
+            "dagster dev runs on this home's current storage: stop the platform (`ml-assets "
+            "down`) before choosing another"
+        )
+    init_home(home, chosen)
     start_ray(home, None)
     settings = DemoSettings(ui_port=ui_port)
     start_services(home, settings)
@@ -133,22 +156,34 @@ def up(home: ProjectHome, ui_port: int) -> int:
         f"Dagster UI http://127.0.0.1:{ui_port}, MLflow UI http://127.0.0.1:{settings.mlflow_port}; "
         f"logs in {home.logs}"
     )
+    server = home_storage(home).server(home)
+    if server is not None:
+        click.echo(
+            f"Dagster's storage: PostgreSQL on 127.0.0.1:{server.port} (user {SUPERUSER}, "
+            f"password in {server.password_file}), data in {server.data}"
+        )
     return 0
 
 
 @click.command("down")
 @with_home
 def down(home: ProjectHome) -> int:
-    """Stop dagster dev, the MLflow UI and Ray (by PID).
+    """Stop dagster dev, the MLflow UI, PostgreSQL and Ray (by PID).
 
     \b
     Example:
       ml-assets down
     """
     from ml_assets.demo import stop_services
+    from resources.local_postgres import SERVICE, stop_postgres
 
+    # PostgreSQL last: Dagster's processes write to it until they end.
     stopped = stop_services(home)
-    click.echo(f"stopped: {', '.join(stopped) or 'no Dagster or MLflow UI was running'}")
+    if stop_postgres(home.logs):
+        stopped.append(SERVICE)
+    click.echo(
+        f"stopped: {', '.join(stopped) or 'no Dagster, MLflow UI or PostgreSQL was running'}"
+    )
     stop_ray(home)
     return 0
 

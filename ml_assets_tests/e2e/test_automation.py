@@ -5,6 +5,9 @@ learns (`LEARNABLE`), so the first training is blessed by design; no Ray cluster
 run stops at `deployed_model`, and the run-failure sensor records it. The retrain policy needs 12
 new labelled days and has no calendar trigger, so nothing else trains unless code changes.
 
+The scenarios run twice: on the embedded SQLite instance, and on a PostgreSQL server of the home's
+own (`ml-assets up --storage postgres`), which must show the same.
+
 Each scenario asserts on the runs the daemon launched after it began, on days of its own, so the
 scenarios hold in any order. Their extra days are older than the training window: a retraining
 in this module always trains on the same 12 days, and gives the first model again.
@@ -32,6 +35,7 @@ from ml_assets_tests.e2e.dagster_daemon import (
     wait_for,
 )
 from ml_assets_tests.factories import edit_keeping_size_and_mtime, touch
+from ml_assets_tests.postgres import home_on
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, days_up_to_yesterday
 
 # `slow`: ~10 minutes of daemon ticks on 2 cores; `make test-slow` runs it, and CI runs that too.
@@ -107,28 +111,31 @@ class Platform:
         return next((e for e in events if e and e.asset_key.to_user_string() == asset), None)
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("automation")
-    home = root / "home"
-    ml_assets(home, "generate", "--start", DAYS[0], "--days", str(len(DAYS)), *GENERATE)
-    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-        daemon = ExitStack()
-        log = daemon.enter_context(running_daemon(home, **DAEMON_ENV))
-        platform = Platform(home, log, instance, root, daemon)
-        try:
-            # The days landed together: a run (or a few) over consecutive days, not one per day.
-            wait_for(
-                lambda: set(DAYS) <= instance.get_materialized_partitions(RAW_KEY),
-                300,
-                "ingestion of every day",
-                log,
-            )
-            platform.settle(900)
-            platform.initial = platform.known()
-            yield platform
-        finally:
-            platform.daemon.close()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp(f"automation-{request.param}")
+    with home_on(request.param, root / "home") as project_home:
+        home = project_home.root
+        ml_assets(home, "generate", "--start", DAYS[0], "--days", str(len(DAYS)), *GENERATE)
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+            daemon = ExitStack()
+            log = daemon.enter_context(running_daemon(home, **DAEMON_ENV))
+            platform = Platform(home, log, instance, root, daemon)
+            try:
+                # The days landed together: a run (or a few) over consecutive days, not one per day.
+                wait_for(
+                    lambda: set(DAYS) <= instance.get_materialized_partitions(RAW_KEY),
+                    300,
+                    "ingestion of every day",
+                    log,
+                )
+                platform.settle(900)
+                platform.initial = platform.known()
+                yield platform
+            finally:
+                platform.daemon.close()
 
 
 def partitions_of(runs: list[RunSummary], asset: str) -> list[str]:

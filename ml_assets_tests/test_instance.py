@@ -1,0 +1,82 @@
+"""The home's Dagster instance: on SQLite by default, on the home's PostgreSQL when chosen."""
+
+import subprocess
+from pathlib import Path
+from typing import get_args
+
+import dagster as dg
+import pytest
+
+from ml_assets.cli.platform import STORAGES
+from ml_assets.instance import (
+    STORAGE_FILE,
+    InstanceStorage,
+    Storage,
+    dagster_yaml,
+    home_storage,
+    init_home,
+)
+from ml_assets_tests.postgres import home_on
+from resources.home import ProjectHome
+from resources.local_postgres import DATABASE, SUPERUSER, server_bindir
+
+
+@dg.asset
+def figure() -> int:
+    """A value to materialize."""
+    return 42
+
+
+def test_the_command_line_offers_the_instances_storages() -> None:
+    assert get_args(Storage) == STORAGES
+
+
+def settings_before(text: str, key: str) -> list[str]:
+    """The lines of a dagster.yaml before `key`'s block, comments left out."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return lines[: lines.index(f"{key}:")]
+
+
+def test_the_two_templates_differ_only_in_their_storage(tmp_path: Path) -> None:
+    home = ProjectHome(tmp_path)
+    sqlite = dagster_yaml(home, InstanceStorage())
+    postgres = dagster_yaml(home, InstanceStorage(kind="postgres", postgres_port=15432))
+    assert settings_before(sqlite, "event_log_storage") == settings_before(postgres, "storage")
+    assert "module: resources.event_log" in sqlite and "postgres" not in sqlite
+    # Its own server: over the socket in the home, on the chosen port; no password.
+    assert f'host: "{home.postgres}"' in postgres
+    assert "port: 15432" in postgres and f"db_name: {DATABASE}" in postgres
+    assert "password:" not in postgres
+
+
+def test_a_home_without_a_choice_is_on_sqlite_and_says_so(tmp_path: Path) -> None:
+    home = ProjectHome(tmp_path)
+    init_home(home)
+    assert home_storage(home) == InstanceStorage(kind="sqlite")
+    assert "event_log_storage" in (home.dagster_home / "dagster.yaml").read_text()
+    (home.dagster_home / STORAGE_FILE).write_text('{"kind": "oracle"}')
+    with pytest.raises(ValueError, match="fix it, or delete it"):
+        home_storage(home)
+
+
+def test_an_instance_on_postgres_keeps_its_runs_in_the_server(tmp_path: Path) -> None:
+    with home_on("postgres", tmp_path / "home") as home:
+        with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+            run_id = dg.materialize([figure], instance=instance).run_id
+        # A command that opens the instance later keeps it where the home chose.
+        init_home(home)
+        assert home_storage(home).kind == "postgres"
+        with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.is_success
+            record = instance.get_latest_materialization_event(dg.AssetKey("figure"))
+            assert record is not None and record.run_id == run_id
+        # Read from the server itself: the run is in PostgreSQL, no SQLite run storage exists.
+        server = home_storage(home).server(home)
+        assert server is not None
+        query = f"select count(*) from runs where run_id = '{run_id}'"
+        psql = [str(server_bindir() / "psql"), "-h", str(server.socket_dir)]
+        psql += ["-p", str(server.port), "-U", SUPERUSER, "-d", DATABASE, "-tAc", query]
+        done = subprocess.run(psql, capture_output=True, text=True, timeout=30, check=True)
+        assert done.stdout == "1\n"
+        assert not list(home.dagster_home.rglob("*.db"))
