@@ -33,10 +33,10 @@ DRIFT_HOME := $(CURDIR)/.ml_assets-drift
 demo-drift: install
 	ML_ASSETS_HOME=$(DRIFT_HOME) DAGSTER_HOME=$(DRIFT_HOME)/dagster $(BIN)/ml-assets demo --scenario drift --ui-port $(UI_PORT)
 
-# A data-layer backfill through the running Dagster (start it with `make up` or `make demo`).
+# The data layer's asset backfill over landed days (all of them, or START..END): the same command
+# as `ml-assets materialize`, through the running Dagster or one it starts for the backfill.
 backfill: install
-	@test -n "$(START)" -a -n "$(END)" || (echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD" && exit 2)
-	$(BIN)/ml-assets backfill --start $(START) --end $(END) --url http://127.0.0.1:$(UI_PORT)
+	$(BIN)/ml-assets materialize $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
 # STORAGE=postgres: the Dagster instance on a PostgreSQL server in the project home (`make pg-deps`
 # installs the server); the home remembers it. Unset: the home's storage (SQLite for a new one).

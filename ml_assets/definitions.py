@@ -132,7 +132,9 @@ def build_definitions(
             automation_sensor,
             make_run_failure_sensor(interval),
             make_serving_sensor(deployment_job, deployed_model.key, interval),
-        ],
+        ]
+        if settings.sensors
+        else [],
         resources=RESOURCES_BY_ENVIRONMENT[settings.env](home, settings),
         # Every run in one process: a step subprocess re-imports the code location (~5 s each).
         executor=dg.in_process_executor,

@@ -36,6 +36,7 @@ from resources.local_services import (
     group_pids,
     rss_bytes,
     running_pid,
+    service_argv,
     start_service,
     stop_service,
     wait_http,
@@ -43,6 +44,9 @@ from resources.local_services import (
 from resources.ray_cluster import cluster_pids
 
 DAGSTER_SERVICE = "dagster-dev"
+# The `dagster dev` that `ml-assets materialize` starts for its backfill alone (no sensors) when
+# the platform's does not run; it stops it at the end (`ml-assets down` too, if it was killed).
+BACKFILL_DAGSTER_SERVICE = "dagster-dev-backfill"
 MLFLOW_SERVICE = "mlflow-ui"
 DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
 SAMPLE_COMPLAINT = {
@@ -75,14 +79,32 @@ class DemoSettings:
     timeout_s: float = 1800.0
 
 
+def service_env(home: ProjectHome) -> dict[str, str]:
+    """The environment of the services of a project home."""
+    return {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "ML_ASSETS_HOME": str(home.root)}
+
+
+def dagster_dev_argv(home: ProjectHome, port: int) -> list[str]:
+    """`dagster dev` (webserver, daemon, code server) of a project home on 127.0.0.1:`port`."""
+    argv = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)]
+    # The installed package's code location (init_home writes the workspace from package data).
+    return [*argv, "-w", str(home.dagster_home / WORKSPACE_FILE)]
+
+
+def dagster_webserver(home: ProjectHome, service: str = DAGSTER_SERVICE) -> str | None:
+    """The running `dagster dev`'s webserver (its command line's port), or None when none runs."""
+    argv = service_argv(home.logs, service)
+    if argv is None:
+        return None
+    return f"http://127.0.0.1:{argv[argv.index('-p') + 1]}"
+
+
 def start_services(home: ProjectHome, settings: DemoSettings) -> None:
     """Start dagster dev (webserver + daemon) and the MLflow UI unless already running."""
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "ML_ASSETS_HOME": str(home.root)}
+    env = service_env(home)
     if running_pid(home.logs, DAGSTER_SERVICE) is None:
-        argv = [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(settings.ui_port)]
-        # The installed package's code location (init_home writes the workspace from package data).
-        argv += ["-w", str(home.dagster_home / WORKSPACE_FILE)]
+        argv = dagster_dev_argv(home, settings.ui_port)
         start_service(home.logs, DAGSTER_SERVICE, argv, env)
     if running_pid(home.logs, MLFLOW_SERVICE) is None:
         argv = [str(bin_dir / "mlflow"), "ui", "-h", "127.0.0.1", "-p", str(settings.mlflow_port)]
@@ -100,7 +122,8 @@ def start_services(home: ProjectHome, settings: DemoSettings) -> None:
 
 def stop_services(home: ProjectHome) -> list[str]:
     """Stop the services this module started (by their process groups); the names stopped."""
-    return [name for name in (DAGSTER_SERVICE, MLFLOW_SERVICE) if stop_service(home.logs, name)]
+    services = (DAGSTER_SERVICE, BACKFILL_DAGSTER_SERVICE, MLFLOW_SERVICE)
+    return [name for name in services if stop_service(home.logs, name)]
 
 
 class MemoryWatch:

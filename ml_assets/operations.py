@@ -1,16 +1,15 @@
-"""The running platform seen from outside: what the Dagster instance says, and a backfill client.
+"""The running platform seen from outside: what the Dagster instance says.
 
-Used by `ml-assets demo`, `ml-assets backfill` and the end-to-end tests; these watch and report,
-they never materialize anything themselves (the sensors and automation do).
+Used by `ml-assets demo`, `ml-assets materialize` and the end-to-end tests; these watch and
+report, they never materialize anything themselves (the sensors, automation and backfills do).
 """
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-import requests
 
 from ml_assets.runs import IN_FLIGHT, planned_assets
 from resources.compat import (
@@ -25,17 +24,6 @@ from resources.compat import (
 )
 
 FINISHED_TICKS = [TickStatus.SKIPPED, TickStatus.SUCCESS, TickStatus.FAILURE]
-
-LAUNCH_BACKFILL = """
-mutation LaunchBackfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -185,27 +173,16 @@ def wait_quiet(
     )
 
 
-def launch_backfill(graphql_url: str, assets: Sequence[dg.AssetKey], partitions: list[str]) -> str:
-    """Launch an asset backfill through the webserver's GraphQL API (as the UI does); its id."""
-    params = {
-        "assetSelection": [{"path": list(k.path)} for k in assets],
-        "partitionNames": partitions,
-        "tags": [{"key": "launched_by", "value": "ml-assets backfill"}],
-    }
-    answer = requests.post(
-        graphql_url, json={"query": LAUNCH_BACKFILL, "variables": {"params": params}}, timeout=60
-    )
-    answer.raise_for_status()
-    body = answer.json()
-    result = (body.get("data") or {}).get("launchPartitionBackfill") or {}
-    if result.get("__typename") != "LaunchBackfillSuccess":
-        raise RuntimeError(f"the webserver refused the backfill: {body}")
-    return result["backfillId"]
-
-
-def backfill_status(instance: dg.DagsterInstance, backfill_id: str) -> str:
-    """The backfill's status (REQUESTED while it still launches runs)."""
-    backfill = instance.get_backfill(backfill_id)
-    if backfill is None:
-        raise KeyError(f"no backfill {backfill_id} in this Dagster instance")
-    return backfill.status.value
+def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What failed in a run: "step: the first line of its error", per failed step."""
+    failures = []
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+    ).records:
+        event = record.event_log_entry.dagster_event
+        data = event.step_failure_data if event else None
+        # A dg.Failure's own description, else the error ("ValueError: ...").
+        raised = data.user_failure_data.description if data and data.user_failure_data else None
+        message = raised or (data.error.message if data and data.error else None) or "?"
+        failures.append(f"{record.event_log_entry.step_key}: {message.strip().splitlines()[0]}")
+    return failures

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     sensor_interval_s: int = Field(
         default=30, ge=1, description="Seconds between ticks of every sensor."
     )
+    sensors: bool = Field(
+        default=True,
+        description="The code location has its sensors (landing files, automation, run "
+        "failures, serving). `ml-assets materialize` sets it false in the Dagster it starts for "
+        "its backfill alone, so that nothing but the backfill runs there.",
+    )
     intraday_ingest_s: int | None = Field(
         default=None,
         ge=0,

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -129,8 +130,9 @@ def _is_zombie(pid: int) -> bool:
         return True  # gone: as good as dead
 
 
-def wait_http(url: str, timeout_s: float, log: Path) -> None:
-    """Wait until `url` answers 200; raise with the log's tail when it does not in time."""
+def wait_http(url: str, timeout_s: float, log: Path, pgid: int | None = None) -> None:
+    """Wait until `url` answers 200; raise with the log's tail when it does not in time, or as
+    soon as the process group `pgid` (the service that should answer) has ended."""
 
     def answers() -> bool:
         try:
@@ -138,18 +140,48 @@ def wait_http(url: str, timeout_s: float, log: Path) -> None:
         except requests.RequestException:
             return False
 
+    def ended() -> bool:
+        return pgid is not None and not _group_alive(pgid)
+
+    late = tenacity.stop_after_delay(timeout_s)
     waiting = tenacity.Retrying(
         retry=tenacity.retry_if_result(lambda ok: not ok),
         wait=tenacity.wait_fixed(1),
-        stop=tenacity.stop_after_delay(timeout_s),
+        stop=lambda attempt: late(attempt) or ended(),
     )
     try:
         waiting(answers)
     except tenacity.RetryError as exc:
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        if ended():
+            raise RuntimeError(
+                f"the service that was to answer at {url} has ended; {log}:\n{log_tail(log)}"
+            ) from exc
         raise TimeoutError(
-            f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{tail}"
+            f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{log_tail(log)}"
         ) from exc
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The end of a service's log, to show with an error."""
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
+def service_argv(logs: Path, name: str) -> list[str] | None:
+    """The command line of the running service (None when it does not run)."""
+    pid = running_pid(logs, name)
+    if pid is None:
+        return None
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now, for a service to bind next."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def group_pids(pgid: int) -> list[int]:

@@ -29,13 +29,6 @@ if TYPE_CHECKING:
     from ml_assets.synthetic.narratives import NarrativeSignal
 
 
-def concurrent_data_runs() -> int:
-    """Data-layer runs at once (`ml_assets/assets/day_ranges.py`: one per core here)."""
-    from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
-
-    return CONCURRENT_DATA_RUNS
-
-
 @click.command("generate")
 @click.option(
     "--start",
@@ -324,28 +317,23 @@ def land_cfpb(
 @click.command("materialize")
 @click.option("--start", type=Day(), help="First landed day [default: the first].")
 @click.option("--end", type=Day(), help="Last landed day [default: the last].")
-@click.option(
-    "--parallel",
-    cls=ProjectDefault,
-    type=int,
-    default=concurrent_data_runs,
-    help="Runs at once, each in its own process (ml_assets/assets/day_ranges.py: one per core "
-    "here).",
-)
 @with_home
-def materialize(home: ProjectHome, start: date | None, end: date | None, parallel: int) -> int:
-    """Materialize the data layer for landed days.
+def materialize(home: ProjectHome, start: date | None, end: date | None) -> int:
+    """Backfill the data layer for landed days, as the Dagster UI does.
 
-    Consecutive days share a run; runs go in parallel worker processes.
+    An asset backfill on the project's Dagster instance: the daemon runs consecutive days
+    together under the instance's run queue and pools. It goes through the running platform
+    (`ml-assets up`), else through a dagster dev started for it and stopped at the end. Exits 1
+    naming the failed days.
 
     \b
     Examples:
       ml-assets materialize
-      ml-assets materialize --start 2013-06-01 --end 2013-12-31 --parallel 1
+      ml-assets materialize --start 2013-06-01 --end 2013-12-31
     """
     from ml_assets.cli.materialize import materialize_landed_days
 
-    return materialize_landed_days(home, start, end, parallel)
+    return materialize_landed_days(home, start, end)
 
 
 @click.command("counts")

@@ -1,10 +1,17 @@
-"""`ml-assets materialize`: runs of the data layer over landed days, in worker processes."""
+"""`ml-assets materialize`: a Dagster asset backfill of the data layer over the landed days.
+
+The backfill is the one the Dagster UI's "Materialize" launches over a range of partitions: the
+daemon splits it into runs of up to DAYS_PER_RUN consecutive days (the assets' BackfillPolicy)
+and launches them under the instance's run queue and concurrency pools. It goes through the
+platform's `dagster dev` when that runs (`ml-assets up`); otherwise this command starts one for
+the backfill and stops it at the end.
+"""
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,55 +23,30 @@ from ml_assets.cli.common import QUIET_RUN_CONFIG
 from resources.home import ProjectHome
 
 if TYPE_CHECKING:
-    import dagster as dg
+    from ml_assets.backfill import BackfillState
 
-# What a run reports: its days, success, seconds and run id.
-RunReport = tuple[list[str], bool, float, str]
+# Seconds between two readings of the backfill's runs.
+POLL_S = 3.0
+# `dagster dev` answers in about 12 s here and loads the code location in as many again.
+DAGSTER_START_TIMEOUT_S = 240.0
 
 
 @dataclass(frozen=True)
-class DataLayer:
-    """The data-layer job and the Dagster instance of a project home (seconds to build)."""
+class Dagster:
+    """The `dagster dev` a backfill goes through: its webserver, service name and log."""
 
-    job: dg.JobDefinition
-    instance: dg.DagsterInstance
+    url: str
+    service: str
+    log: Path
+    started: bool  # by this command, which stops it at the end
 
-    def run(self, days: list[str]) -> RunReport:
-        """One run of the data layer over consecutive days."""
-        from ml_assets.assets.day_ranges import range_tags
+    def check_running(self, home: ProjectHome) -> None:
+        """Raise with its log's tail when it no longer runs."""
+        from ml_assets.backfill import BackfillError
+        from resources.local_services import log_tail, running_pid
 
-        began = time.monotonic()
-        result = self.job.execute_in_process(
-            tags=range_tags(days),
-            instance=self.instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-        )
-        return days, result.success, time.monotonic() - began, result.run_id
-
-
-def build_data_layer(root: str) -> DataLayer:
-    """The data layer of the project home at `root`."""
-    import dagster as dg
-
-    from ml_assets.definitions import build_definitions
-
-    home = ProjectHome(Path(root))
-    return DataLayer(
-        build_definitions(home).resolve_job_def("data_layer_job"),
-        dg.DagsterInstance.from_config(str(home.dagster_home)),
-    )
-
-
-@functools.cache
-def _worker_data_layer(root: str) -> DataLayer:
-    """A pool worker's data layer: built once (by the pool's initializer), then runs every chunk."""
-    return build_data_layer(root)
-
-
-def _run_in_worker(root: str, days: list[str]) -> RunReport:
-    """A chunk of days, run in a pool worker."""
-    return _worker_data_layer(root).run(days)
+        if running_pid(home.logs, self.service) is None:
+            raise BackfillError(f"dagster dev has ended; {self.log}:\n{log_tail(self.log)}")
 
 
 def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list[str]:
@@ -83,96 +65,184 @@ def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list
     return [d for d in days if low <= d <= high]
 
 
-def landed_bytes(home: ProjectHome, days: Sequence[str]) -> dict[str, int]:
-    """Bytes of each day's landing files."""
-    from ml_assets.ingest.landing import COMPLAINTS_FOLDER
-    from resources.landing_zone import LocalLandingZone
-
-    zone = LocalLandingZone(root=str(home.landing), days_folder=COMPLAINTS_FOLDER)
-    return {day: sum(f.size for f in zone.files_for_day(day)) for day in days}
-
-
-def _report(days: list[str], success: bool, seconds: float, run_id: str) -> bool:
-    """Print a run's line; whether it succeeded."""
-    label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
-    status = "ok" if success else "FAILED"
-    click.echo(f"{label}: data layer {status} in {seconds:.1f} s (run {run_id[:8]})")
-    return success
-
-
-def run_in_this_process(home: ProjectHome, chunks: list[list[str]]) -> list[str]:
-    """Run the chunks one after the other in this process; the days of failed runs."""
-    failed: list[str] = []
-    data_layer = build_data_layer(str(home.root))
-    with data_layer.instance:
-        for chunk in chunks:
-            if not _report(*data_layer.run(chunk)):
-                failed.extend(chunk)
-    return failed
-
-
-def run_in_workers(home: ProjectHome, chunks: list[list[str]], workers: int) -> list[str]:
-    """Run the chunks in `workers` processes; the days of failed runs (or of workers that died)."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
-    # A run computes on one core (Dagster's bookkeeping of each day is Python): runs in
-    # parallel processes use the others. Their DuckDB writes take turns on the file's lock.
-    click.echo(f"{len(chunks)} runs, {workers} at a time in worker processes")
-    failed: list[str] = []
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=get_context("spawn"),  # no fork of a process holding Dagster's threads
-        initializer=_worker_data_layer,
-        initargs=(str(home.root),),
-    ) as pool:
-        futures = {pool.submit(_run_in_worker, str(home.root), c): c for c in chunks}
-        for future in as_completed(futures):
-            days = futures[future]
-            try:
-                succeeded = _report(*future.result())
-            except Exception as exc:  # a worker that died or could not build the job
-                click.echo(
-                    f"{days[0]}..{days[-1]}: no run result ({type(exc).__name__}: {exc})", err=True
-                )
-                succeeded = False
-            if not succeeded:
-                failed.extend(days)
-    return failed
-
-
-def materialize_landed_days(
-    home: ProjectHome, start: date | None, end: date | None, parallel: int
-) -> int:
-    """Materialize the data layer for the landed days in [start, end]; the exit code."""
-    from ml_assets.assets.day_ranges import day_chunks
-    from ml_assets.ingest.landing import complaints_root
-    from ml_assets.instance import init_home
+def partition_days(home: ProjectHome, start: date | None, end: date | None) -> list[str]:
+    """The landed days in [start, end] that are daily partitions; says which were skipped."""
     from ml_assets.partitions import daily_partitions
 
-    init_home(home)
     landed = landed_days(home, start, end)
     days = [d for d in landed if daily_partitions.has_partition_key(d)]
     if outside := sorted(set(landed) - set(days)):
         click.echo(f"skipped landing folders outside the daily partitions: {', '.join(outside)}")
+    return days
+
+
+@contextmanager
+def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
+    """The platform's running `dagster dev` (`ml-assets up`), else one started for the backfill
+    and stopped afterwards.
+
+    The one started here has no sensors (`ML_ASSETS_SENSORS=false`): the landing sensor would
+    request runs of the same days beside the backfill, and automation would train. Left running
+    it would be a platform without its sensors, so it stops when the backfill ends and the
+    machine is as it was; start the platform first (`ml-assets up`) to save its start-up.
+    """
+    from ml_assets.backfill import BackfillError
+    from ml_assets.demo import (
+        BACKFILL_DAGSTER_SERVICE,
+        DAGSTER_SERVICE,
+        dagster_dev_argv,
+        dagster_webserver,
+        service_env,
+    )
+    from ml_assets.settings import Settings
+    from resources.local_services import (
+        free_port,
+        running_pid,
+        start_service,
+        stop_service,
+        wait_http,
+    )
+
+    if (pid := running_pid(home.logs, BACKFILL_DAGSTER_SERVICE)) is not None:
+        raise BackfillError(
+            f"another `ml-assets materialize` has its dagster dev running on this home (process "
+            f"group {pid}); wait for it, or stop it with `ml-assets down` if it was killed"
+        )
+    if url := dagster_webserver(home, DAGSTER_SERVICE):
+        click.echo(f"backfill through the running dagster dev at {url}")
+        yield Dagster(url, DAGSTER_SERVICE, home.logs / f"{DAGSTER_SERVICE}.log", started=False)
+        return
+    url = f"http://127.0.0.1:{free_port()}"
+    log = home.logs / f"{BACKFILL_DAGSTER_SERVICE}.log"
+    env = {**service_env(home), Settings.env_name("sensors"): "false"}
+    argv = dagster_dev_argv(home, int(url.rsplit(":", 1)[1]))
+    pgid = start_service(home.logs, BACKFILL_DAGSTER_SERVICE, argv, env)
+    click.echo(
+        f"started dagster dev for this backfill, without sensors (UI {url}, log {log}); "
+        "it stops when the backfill ends (`ml-assets up` first keeps one running)"
+    )
+    try:
+        try:
+            wait_http(f"{url}/server_info", DAGSTER_START_TIMEOUT_S, log, pgid=pgid)
+        except (RuntimeError, TimeoutError) as exc:  # it ended, or never answered: its log says why
+            raise BackfillError(f"dagster dev did not start: {exc}") from exc
+        yield Dagster(url, BACKFILL_DAGSTER_SERVICE, log, started=True)
+    finally:
+        stop_service(home.logs, BACKFILL_DAGSTER_SERVICE)
+        click.echo("stopped the dagster dev this command started")
+
+
+def wait_for_code_location(home: ProjectHome, dagster: Dagster) -> None:
+    """Wait until the webserver has loaded the code location; raise with its error if it failed."""
+    from ml_assets.backfill import CODE_LOCATIONS, BackfillError, code_locations_loaded, graphql
+
+    deadline = time.monotonic() + DAGSTER_START_TIMEOUT_S
+    while not code_locations_loaded(graphql(dagster.url, CODE_LOCATIONS)):
+        dagster.check_running(home)
+        if time.monotonic() > deadline:
+            raise BackfillError(
+                f"dagster dev did not load the code location within "
+                f"{DAGSTER_START_TIMEOUT_S:.0f} s; see {dagster.log}"
+            )
+        time.sleep(1)
+
+
+def follow(home: ProjectHome, dagster: Dagster, backfill_id: str, days: list[str]) -> BackfillState:
+    """Follow the backfill until every day is decided: a line per finished run, a progress bar
+    on a terminal (days done of total, rate, time left). A Dagster started for the backfill is
+    followed until its daemon has also closed the backfill, so that none stays open after it."""
+    from tqdm import tqdm
+
+    from ml_assets.backfill import read_backfill
+
+    shown: set[str] = set()
+    # disable=None: no bar when stderr is not a terminal (CI logs, tests); the lines remain.
+    with tqdm(total=len(days), unit="day", desc=f"backfill {backfill_id}", disable=None) as bar:
+        while True:
+            dagster.check_running(home)
+            state = read_backfill(dagster.url, backfill_id)
+            for run in state.runs:
+                if run.final and run.run_id not in shown:
+                    shown.add(run.run_id)
+                    tqdm.write(run.line())
+            bar.update(state.done(days) - bar.n)
+            if state.over(days) and (state.closed or not dagster.started):
+                bar.set_postfix_str(state.status.lower())
+                return state
+            # The daemon plans a backfill, and closes it, on its loop: every 30 s.
+            waiting = "closing" if state.over(days) else state.status.lower()
+            bar.set_postfix_str(state.runs_by_status() or waiting)
+            time.sleep(POLL_S)
+
+
+def report(home: ProjectHome, days: Sequence[str], state: BackfillState) -> int:
+    """The failed days and what failed in their runs, on stderr; the exit code."""
+    import dagster as dg
+
+    from ml_assets.backfill import day_spans
+    from ml_assets.operations import step_failures
+
+    failed = state.failed(days)
+    if not failed:
+        return 0
+    click.echo(f"failed partitions: {day_spans(failed)} (see the runs in the Dagster UI)", err=True)
+    if state.error:
+        click.echo(f"  the backfill: {state.error}", err=True)
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        for run in state.runs:
+            if run.final and run.status != "SUCCESS":
+                for failure in step_failures(instance, run.run_id) or [run.status.lower()]:
+                    click.echo(
+                        f"  run {run.run_id[:8]} [{day_spans(run.days)}] {failure}", err=True
+                    )
+    return 1
+
+
+def run_backfill(
+    home: ProjectHome, dagster: Dagster, days: list[str]
+) -> tuple[str, BackfillState, float]:
+    """Launch the data layer's backfill of `days` and follow it; its id, end state and seconds."""
+    from ml_assets.backfill import launch_backfill, launch_params
+    from ml_assets.jobs import DATA_LAYER_KEYS
+
+    wait_for_code_location(home, dagster)
+    title = f"ml-assets materialize {days[0]}..{days[-1]}"
+    # Step events go to the instance (and the UI); the run workers' console logs warnings only.
+    params = launch_params(DATA_LAYER_KEYS, days, title, QUIET_RUN_CONFIG)
+    backfill_id = launch_backfill(dagster.url, params)
+    began = time.monotonic()
+    click.echo(f"backfill {backfill_id}: {len(days)} landed days {days[0]}..{days[-1]}")
+    try:
+        state = follow(home, dagster, backfill_id, days)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: backfill {backfill_id} stays requested; the daemon goes on with it "
+            "whenever Dagster runs (`ml-assets up`), or cancel it in the UI",
+            err=True,
+        )
+        raise
+    return backfill_id, state, time.monotonic() - began
+
+
+def materialize_landed_days(home: ProjectHome, start: date | None, end: date | None) -> int:
+    """Backfill the data layer for the landed days in [start, end]; the exit code."""
+    from ml_assets.backfill import BackfillError, summary
+    from ml_assets.ingest.landing import complaints_root
+    from ml_assets.instance import init_home
+
+    init_home(home)
+    days = partition_days(home, start, end)
     if not days:
         click.echo(
             f"no landing files under {complaints_root(home.landing)}: run `ml-assets generate` first",
             err=True,
         )
         return 1
-    # Consecutive days run together (up to DAYS_PER_RUN a run, and MAX_LANDING_BYTES_PER_RUN of
-    # landing files): a run costs seconds to start.
-    chunks = day_chunks(days, day_bytes=landed_bytes(home, days))
-    workers = min(parallel, len(chunks))
-    if workers <= 1:
-        failed = run_in_this_process(home, chunks)
-    else:
-        failed = run_in_workers(home, chunks, workers)
-    if failed:
-        click.echo(
-            f"failed partitions: {', '.join(sorted(failed))} (see the runs in the Dagster UI)",
-            err=True,
-        )
+    try:
+        with dagster_for_backfill(home) as dagster:
+            backfill_id, state, seconds = run_backfill(home, dagster, days)
+    except BackfillError as exc:
+        click.echo(f"error: {exc}", err=True)
         return 1
-    return 0
+    click.echo(summary(backfill_id, days, state, seconds))
+    return report(home, days, state)

@@ -1,36 +1,18 @@
-"""The platform commands: the project home, the demos, the local services, backfills."""
+"""The platform commands: the project home, the demos, the local services."""
 
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
 import click
 
-from ml_assets.cli.common import Day, ProjectDefault, demo_defaults, with_home
+from ml_assets.cli.common import ProjectDefault, demo_defaults, with_home
 from ml_assets.cli.serving import start_ray, stop_ray
 from resources.home import ProjectHome
 
-if TYPE_CHECKING:
-    import dagster as dg
-
-    from ml_assets.operations import RunSummary
-
-# Backfill statuses after which it launches no more runs.
-BACKFILL_FINISHED = frozenset(
-    {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"}
-)
-RUN_NOT_DONE = ("QUEUED", "STARTED", "STARTING", "NOT_STARTED")
 # The instance's storages (`ml_assets.instance.Storage`, which takes a second to import).
 STORAGES = ("sqlite", "postgres")
-
-
-def webserver_url() -> str:
-    """The local Dagster webserver (`ml_assets.settings.UI_PORT`)."""
-    from ml_assets.settings import UI_PORT
-
-    return f"http://127.0.0.1:{UI_PORT}"
 
 
 @click.command("init")
@@ -188,65 +170,4 @@ def down(home: ProjectHome) -> int:
     return 0
 
 
-@click.command("backfill")
-@click.option("--start", type=Day(), required=True, help="First day.")
-@click.option("--end", type=Day(), required=True, help="Last day.")
-@click.option("--url", cls=ProjectDefault, default=webserver_url, help="The Dagster webserver.")
-@click.option("--timeout", type=float, default=3600.0, help="Seconds to wait for the backfill.")
-@with_home
-def backfill(home: ProjectHome, start: date, end: date, url: str, timeout: float) -> int:
-    """Backfill the data layer through the running Dagster.
-
-    The Dagster webserver (`ml-assets up`) launches the runs of a range of days; this waits
-    for them and reports.
-
-    \b
-    Example:
-      ml-assets up && ml-assets backfill --start 2016-01-01 --end 2016-03-30
-    """
-    import dagster as dg
-
-    days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        return run_backfill(instance, url, days, timeout)
-
-
-def run_backfill(instance: dg.DagsterInstance, url: str, days: list[str], timeout: float) -> int:
-    """Launch a data-layer backfill of `days`, wait until its runs are done; the exit code."""
-    from ml_assets.jobs import DATA_LAYER_KEYS
-    from ml_assets.operations import backfill_status, launch_backfill, runs_after, wait_until
-
-    known = {r.run_id for r in instance.get_runs()}
-    began = time.monotonic()
-    backfill_id = launch_backfill(f"{url}/graphql", DATA_LAYER_KEYS, days)
-    click.echo(f"backfill {backfill_id}: {len(days)} days {days[0]}..{days[-1]}, data layer")
-
-    def backfill_runs() -> list[RunSummary]:
-        return [r for r in runs_after(instance, known) if r.launched_by.endswith(backfill_id)]
-
-    def progress() -> str:
-        runs = backfill_runs()
-        done = sum(r.status == "SUCCESS" for r in runs)
-        return f"{backfill_status(instance, backfill_id)}: {done}/{len(runs)} runs succeeded"
-
-    wait_until(
-        lambda: (
-            backfill_status(instance, backfill_id) in BACKFILL_FINISHED
-            and not any(r.status in RUN_NOT_DONE for r in runs_after(instance, known))
-        ),
-        progress,
-        timeout,
-        f"backfill {backfill_id}",
-    )
-    runs = backfill_runs()
-    failed = [r for r in runs if r.status != "SUCCESS"]
-    click.echo(
-        f"backfill {backfill_id} {backfill_status(instance, backfill_id)} in "
-        f"{time.monotonic() - began:.0f} s: {len(runs)} runs, {len(failed)} not successful"
-    )
-    for run in failed:
-        click.echo(f"  {run.describe()}", err=True)
-    return 1 if failed else 0
-
-
-COMMANDS = (init, demo, up, down, backfill)
+COMMANDS = (init, demo, up, down)

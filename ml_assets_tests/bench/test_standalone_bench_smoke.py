@@ -15,6 +15,7 @@ def test_prediction_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e  # the project's command lines: generate, land, materialize, train
+@pytest.mark.services  # `ml-assets materialize` starts dagster dev for its backfills
 @pytest.mark.timeout(900)
 def test_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "pipeline.md"

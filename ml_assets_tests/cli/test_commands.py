@@ -65,7 +65,6 @@ def parameter(command: str, name: str) -> click.Parameter:
         ("demo", "more_days", DemoSettings().more_days),
         ("demo", "ui_port", UI_PORT),
         ("up", "ui_port", UI_PORT),
-        ("backfill", "url", f"http://127.0.0.1:{UI_PORT}"),
         ("predict", "url", f"http://127.0.0.1:{SERVE_PORT}"),
     ],
 )
@@ -93,7 +92,6 @@ def test_the_split_choices_are_the_training_split_kinds() -> None:
         (["generate", "--label-delay-days", "soon"], "'soon' is not MIN-MAX days, e.g. 2-5"),
         (["generate", "--narrative-share", "1.5"], "1.5 is not in the range 0<=x<=1"),
         (["train", "--split", "random"], "'random' is not one of 'time', 'hash'"),
-        (["backfill", "--start", "2016-01-01"], "Missing option '--end'"),
         (["predict"], "give one of --file or --json"),
         (["predict", "--json", "{}", "--file", "x.jsonl"], "give one of --file or --json"),
         (["land-cfpb"], "Missing argument 'PATH'"),

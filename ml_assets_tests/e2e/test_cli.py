@@ -10,12 +10,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.events import DagsterEventType
 
+from ml_assets.definitions import build_definitions
+from ml_assets.instance import init_home
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.model.blessing import BlessingPolicy
+from ml_assets.settings import Settings
 from ml_assets_tests.e2e.dagster_daemon import warehouse_tables
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY
+from resources.home import ProjectHome
 
 AUC_FLOOR = BlessingPolicy().auc_floor
 
@@ -54,6 +57,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+@pytest.mark.services  # `ml-assets materialize` starts dagster dev for its backfill
 def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     home = tmp_path / "home"
     out = ok(
@@ -73,8 +77,13 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     )
     assert "generated 3 daily landing files 2016-01-01..2016-01-03" in out
     out = ok(run(home, str(BIN / "ml-assets"), "materialize"))
-    # Consecutive days are one run; each day still has its own materializations.
+    # A backfill through a dagster dev of its own, stopped at the end; consecutive days are one
+    # run, each day still has its own materializations.
+    assert "started dagster dev for this backfill" in out
+    assert "stopped the dagster dev this command started" in out
     assert "2016-01-01..2016-01-03 (3 days): data layer ok" in out
+    assert re.search(r"backfill \w+: 3 days in 1 run, 3 ok, 0 failed", out)
+    assert not list((home / "logs").glob("*.pid"))
     counts = ok(run(home, str(BIN / "ml-assets"), "counts"))
     read, valid, rejected = map(
         int, re.search(r"read (\d+), valid (\d+), rejected (\d+)", counts).groups()
@@ -83,8 +92,8 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     # Landing files, warehouse, Dagster's storage: owner-only, whatever the caller's umask.
     assert readable_by_others(home) == []
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-        (run_record,) = instance.get_runs()
-        assert run_record.is_success
+        (run_record,) = instance.get_runs()  # the backfill's: no sensor ran beside it
+        assert run_record.is_success and "dagster/backfill" in run_record.tags
         assert run_record.tags["dagster/asset_partition_range_start"] == "2016-01-01"
         assert run_record.tags["dagster/asset_partition_range_end"] == "2016-01-03"
         materialized = instance.get_materialized_partitions(dg.AssetKey("complaint_features"))
@@ -104,31 +113,57 @@ def _data_versions(home: Path) -> dict[tuple[str, str], str]:
     return versions
 
 
-def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) -> None:
-    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
-    # Three stretches of consecutive days: three runs.
+def _one_day_at_a_time(home: Path, days: list[str]) -> None:
+    """The data layer of each day in a run of its own, in process: Dagster's single-partition runs."""
+    project = ProjectHome.at(home)
+    init_home(project)
+    job = build_definitions(project, Settings(home=home)).resolve_job_def("data_layer_job")
+    with dg.DagsterInstance.from_config(str(project.dagster_home)) as instance:
+        for day in days:
+            assert job.execute_in_process(partition_key=day, instance=instance).success
+
+
+@pytest.mark.services
+def test_the_backfill_gives_what_one_day_at_a_time_gives(tmp_path: Path) -> None:
+    backfilled, daily = tmp_path / "backfilled", tmp_path / "daily"
+    # Three stretches of consecutive days: the daemon makes a run of each.
     for start in ("2016-01-01", "2016-01-10", "2016-01-20"):
-        ok(run(parallel, str(BIN / "ml-assets"), "generate", "--start", start, "--days", "2"))
-    shutil.copytree(parallel / "landing", serial / "landing")
-    out = ok(run(parallel, str(BIN / "ml-assets"), "materialize", "--parallel", "2"))
-    ok(run(serial, str(BIN / "ml-assets"), "materialize", "--parallel", "1"))
-    assert out.count("data layer ok") == 3 and "3 runs, 2 at a time in worker processes" in out
-    with dg.DagsterInstance.from_config(str(parallel / "dagster")) as instance:
-        step_starts = [
-            record.event_log_entry.dagster_event
-            for run_record in instance.get_runs()
-            for record in instance.get_records_for_run(
-                run_record.run_id, of_type=DagsterEventType.STEP_START
-            ).records
-        ]
-        # Worker processes, not the command's own: at most two (a busy machine may leave one idle).
-        assert 1 <= len({event.pid for event in step_starts}) <= 2
-    assert warehouse_tables(parallel) == warehouse_tables(serial)
-    versions = _data_versions(parallel)
-    assert len(versions) == 5 * 6 and versions == _data_versions(serial)
+        ok(run(backfilled, str(BIN / "ml-assets"), "generate", "--start", start, "--days", "2"))
+    shutil.copytree(backfilled / "landing", daily / "landing")
+    out = ok(run(backfilled, str(BIN / "ml-assets"), "materialize"))
+    assert out.count("data layer ok") == 3 and "6 days in 3 runs, 6 ok, 0 failed" in out
+    days = ["2016-01-01", "2016-01-02", "2016-01-10", "2016-01-11", "2016-01-20", "2016-01-21"]
+    _one_day_at_a_time(daily, days)
+    with dg.DagsterInstance.from_config(str(backfilled / "dagster")) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 3 and all(r.is_success for r in runs)
+        assert len({r.tags["dagster/backfill"] for r in runs}) == 1
+    assert warehouse_tables(backfilled) == warehouse_tables(daily)
+    versions = _data_versions(backfilled)
+    assert len(versions) == 5 * 6 and versions == _data_versions(daily)
+
+
+@pytest.mark.services
+def test_a_failed_day_fails_the_command_which_names_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok(run(home, str(BIN / "ml-assets"), "generate", "--start", "2016-01-01", "--days", "2"))
+    unreadable = home / "landing" / "complaints" / "2016-01-05" / "other.csv"
+    unreadable.parent.mkdir()
+    unreadable.write_text("a,b\n1,2\n")
+    result = run(home, str(BIN / "ml-assets"), "materialize")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2016-01-01..2016-01-02 (2 days): data layer ok" in result.stdout
+    assert "2016-01-05: data layer FAILED" in result.stdout
+    assert "3 days in 2 runs, 2 ok, 1 failed" in result.stdout
+    assert "failed partitions: 2016-01-05 (see the runs in the Dagster UI)" in result.stderr
+    # What failed, and why, in the step's own words.
+    assert "raw_complaints: complaints/2016-01-05/other.csv: not a CFPB complaints export" in (
+        result.stderr
+    )
 
 
 @pytest.mark.real_data
+@pytest.mark.services
 def test_real_labelled_export_lands_and_reconciles_to_every_row(
     tmp_path: Path, real_data_dir: Path
 ) -> None:
@@ -193,6 +228,7 @@ def test_dagster_cli_loads_the_code_location_and_materializes_a_partition(tmp_pa
         assert record is not None and record.asset_materialization.partition == "2016-02-01"
 
 
+@pytest.mark.services
 def test_train_twice_then_roll_back_from_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     cli = str(BIN / "ml-assets")

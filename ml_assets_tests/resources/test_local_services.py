@@ -12,10 +12,12 @@ import pytest
 from resources.local_services import (
     _group_alive,
     _is_zombie,
+    free_port,
     group_pids,
     pid_file,
     rss_bytes,
     running_pid,
+    service_argv,
     start_service,
     stop_service,
     wait_http,
@@ -98,3 +100,21 @@ def test_wait_http_returns_once_answered_and_times_out_with_the_log(tmp_path: Pa
     log.write_text("early lines\nthe reason it failed\n")
     with pytest.raises(TimeoutError, match=r"did not answer within 0 s(.|\n)*the reason it failed"):
         wait_http(f"http://127.0.0.1:{closed}/", 0, log)
+
+
+def test_wait_http_gives_up_with_the_log_once_its_service_has_ended(tmp_path: Path) -> None:
+    # A service that dies at start: the wait ends with its log's tail, not after its timeout
+    # (the test's own timeout is far shorter than the one given here).
+    argv = ["sh", "-c", "echo 'cannot bind: address in use'; exit 3"]
+    pgid = start_service(tmp_path, "dying", argv, dict(os.environ))
+    with pytest.raises(RuntimeError, match=r"has ended(.|\n)*cannot bind: address in use"):
+        wait_http(f"http://127.0.0.1:{free_port()}/", 3600, tmp_path / "dying.log", pgid=pgid)
+
+
+def test_service_argv_is_the_running_services_command_line(tmp_path: Path) -> None:
+    assert service_argv(tmp_path, "sleeper") is None
+    start_service(tmp_path, "sleeper", ["sleep", "3600"], dict(os.environ))
+    try:
+        assert service_argv(tmp_path, "sleeper") == ["sleep", "3600"]
+    finally:
+        stop_service(tmp_path, "sleeper")
