@@ -13,7 +13,7 @@ import dagster as dg
 import requests
 
 from ml_assets.runs import IN_FLIGHT, planned_assets
-from resources.compat import (
+from resources.compat.dagster import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,

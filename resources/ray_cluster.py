@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from resources.compat import reload_ray_config
+from resources.compat.ray import reload_ray_config
 
 DEFAULT_GCS_PORT = 6379
 # `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.events import DagsterEventType
 
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.model.blessing import BlessingPolicy
@@ -118,7 +117,7 @@ def test_runs_in_parallel_processes_give_what_one_process_gives(tmp_path: Path) 
             record.event_log_entry.dagster_event
             for run_record in instance.get_runs()
             for record in instance.get_records_for_run(
-                run_record.run_id, of_type=DagsterEventType.STEP_START
+                run_record.run_id, of_type=dg.DagsterEventType.STEP_START
             ).records
         ]
         # Worker processes, not the command's own: at most two (a busy machine may leave one idle).
