@@ -82,14 +82,15 @@ ui-deps:
 ui-check: install ui-deps
 	REQUIRE_UI=1 ML_ASSETS_UI_SHOTS=$(ML_ASSETS_HOME)/screenshots $(BIN)/python -m pytest ml_assets_tests/e2e/test_ui.py
 
-# ruff for style; import-linter for the architecture (the contracts in pyproject.toml); the type
+# ruff for style; import-linter for the architecture (the contracts in pyproject.toml; .ci/ on the
+# path for the project's own contract type, private imports fenced in resources/compat/); the type
 # checker; deptry twice: the installed packages import only runtime dependencies, and everything
 # (tests, docs, and bench/ as a root of its own: its scripts import their siblings) imports only
 # declared ones; the docs site (--strict: warnings are errors) into site/ (git-ignored).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports --no-cache
+	PYTHONPATH=$(CURDIR)/.ci$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/lint-imports --no-cache
 	$(BIN)/basedpyright
 	$(BIN)/deptry ml_assets resources sensors --optional-dependencies-dev-groups dev
 	$(BIN)/deptry . bench

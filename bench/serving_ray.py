@@ -124,7 +124,7 @@ def deployment_options(options: RayOptions, config: ServingConfig) -> dict[str, 
 def direct_ingress_ports(http_port: int) -> list[int]:
     """The HTTP ports of the ingress replicas' own servers, once Serve lists them."""
     from ml_assets.serving.deploy import APP_NAME
-    from resources.compat import serve_http_target_ports
+    from resources.compat.ray import serve_http_target_ports
 
     deadline = time.monotonic() + DIRECT_PORTS_WAIT_S
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ml_assets.runs import IN_FLIGHT, planned_assets
-from resources.compat import (
+from resources.compat.dagster import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,

@@ -21,14 +21,20 @@ import ml_assets
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("ml_assets", "resources", "sensors")
+# Where the project's own import-linter contract types live (pyproject.toml's `contract_types`).
+CONTRACT_TYPES = ".ci"
 LINT_TIMEOUT_S = 120
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
+def importlinter_config() -> dict:
+    """The `[tool.importlinter]` table of pyproject.toml."""
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+
 def contracts() -> dict[str, dict]:
     """The contracts of pyproject.toml, by id."""
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
-    return {c["id"]: c for c in config["contracts"]}
+    return {c["id"]: c for c in importlinter_config()["contracts"]}
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -36,8 +42,14 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
         cwd=root,
-        # The copy first on the path, ahead of the editable install's finder.
-        env={**os.environ, "PYTHONPATH": str(root)},
+        # The copy first on the path, ahead of the editable install's finder; .ci/ for the
+        # project's own contract type, as `make lint` runs it. Wide lines: without a terminal,
+        # the report wraps at 80 columns.
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{root}{os.pathsep}{root / CONTRACT_TYPES}",
+            "COLUMNS": "200",
+        },
         capture_output=True,
         text=True,
         timeout=LINT_TIMEOUT_S,
@@ -46,11 +58,25 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    """The project's packages and pyproject.toml, copied to change freely."""
-    for package in PACKAGES:
-        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+    """The packages lint-imports reads, the contract types and pyproject.toml, copied to change
+    freely."""
+    ignore = shutil.ignore_patterns("*.pyc", "__pycache__", "node_modules")
+    for folder in [*importlinter_config()["root_packages"], CONTRACT_TYPES]:
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     return tmp_path
+
+
+def append_line(root: Path, module: str, line: str) -> int:
+    """Append `line` (an import, or a function holding one) to a module; the import's line."""
+    with (root / module).open("a") as source:
+        source.write(f"\n{line}  # noqa: E402, F401\n")
+    return len((root / module).read_text().splitlines())
+
+
+def verdicts(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """KEPT or BROKEN, by contract name, as lint-imports reports them."""
+    return dict(re.findall(r"^(.+?) (KEPT|BROKEN)$", result.stdout, re.MULTILINE))
 
 
 def test_every_module_of_ml_assets_has_a_layer() -> None:
@@ -94,20 +120,85 @@ VIOLATIONS = [
 def test_a_forbidden_import_breaks_its_contract(
     project_copy: Path, module: str, line: str, broken: set[str]
 ) -> None:
-    with (project_copy / module).open("a") as source:
-        source.write(f"\n{line}  # noqa: E402, F401\n")
+    number = append_line(project_copy, module, line)
 
     result = lint_imports(project_copy)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    verdicts = dict(re.findall(r"^(.+?) (KEPT|BROKEN)$", result.stdout, re.MULTILINE))
-    assert verdicts == {
+    assert verdicts(result) == {
         c["name"]: "BROKEN" if key in broken else "KEPT" for key, c in contracts().items()
     }, result.stdout
     # The report names the offending module and line, so the fix is one look away.
-    number = len((project_copy / module).read_text().splitlines())
     importer = module.removesuffix(".py").replace("/", ".")
     assert f"{importer} -> {line.split()[1]} (l.{number})" in result.stdout, result.stdout
+
+
+# Each private import (a module path segment or a name with one leading underscore) of Dagster,
+# Ray or another fenced package, added outside resources/compat/, and the name the report gives.
+PRIVATE_IMPORTS = [
+    (
+        "ml_assets/runs.py",
+        "from dagster._core.storage.tags import PARTITION_NAME_TAG",
+        "dagster._core.storage.tags.PARTITION_NAME_TAG",
+    ),
+    # A private name of a public module, in a bench script.
+    (
+        "bench/serving_ray.py",
+        "from ray.serve.context import _get_global_client",
+        "ray.serve.context._get_global_client",
+    ),
+    # A resource beside the compat modules, importing a whole private module.
+    ("resources/event_log.py", "import dagster._serdes", "dagster._serdes"),
+    # Lazy, inside a test's function, and of another Dagster distribution.
+    (
+        "ml_assets_tests/test_event_log.py",
+        "def _late() -> None:\n    from dagster_duckdb.io_manager import _get_cleanup_statement",
+        "dagster_duckdb.io_manager._get_cleanup_statement",
+    ),
+    ("sensors/serving.py", "import mlflow.store._unity_catalog", "mlflow.store._unity_catalog"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "name"), PRIVATE_IMPORTS)
+def test_a_private_import_outside_compat_breaks_its_contract(
+    project_copy: Path, module: str, line: str, name: str
+) -> None:
+    number = append_line(project_copy, module, line)
+
+    result = lint_imports(project_copy)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    fenced = contracts()["private-imports-fenced"]["name"]
+    assert verdicts(result) == {
+        c["name"]: "BROKEN" if c["name"] == fenced else "KEPT" for c in contracts().values()
+    }, result.stdout
+    importer = module.removesuffix(".py").replace("/", ".")
+    assert f"{importer} is not allowed to import private names of {name.split('.')[0]}:" in (
+        result.stdout
+    )
+    assert f"{importer} -> {name} (l.{number})" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        # The fence itself.
+        ("resources/compat/dagster.py", "from dagster._core.test_utils import freeze_time"),
+        # Public: a dunder, and a private module of a package that is not fenced.
+        ("ml_assets/runs.py", "from dagster import __version__"),
+        ("ml_assets/runs.py", "from pandas._libs import lib"),
+    ],
+)
+def test_imports_the_fence_allows_keep_every_contract(
+    project_copy: Path, module: str, line: str
+) -> None:
+    append_line(project_copy, module, line)
+
+    result = lint_imports(project_copy)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(verdicts(result).values()) == {"KEPT"}
+    assert len(verdicts(result)) == len(contracts())
 
 
 def test_importing_all_pure_code_loads_no_dagster() -> None:

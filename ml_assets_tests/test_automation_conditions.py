@@ -9,7 +9,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.keys import (
@@ -29,6 +28,7 @@ from ml_assets.model.tracking import CHAMPION_ALIAS, REFERENCE_PROFILE_ARTIFACT
 from ml_assets.monitoring.drift import InputProfile, reference_profile
 from ml_assets.settings import Settings
 from ml_assets.synthetic.export import generate_landing
+from resources.compat.dagster_testing import create_run_for_test
 from resources.home import ProjectHome
 
 START = date(2016, 3, 1)

@@ -8,8 +8,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -113,10 +111,10 @@ def counted_commits() -> Iterator[list[str]]:
 
 def _materializations_of(
     instance: dg.DagsterInstance, run_id: str, copy_to: str
-) -> list[EventLogEntry]:
+) -> list[dg.EventLogEntry]:
     """The run's materialization events, as if another run (`copy_to`) had written them."""
     records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
     ).records
     return [r.event_log_entry._replace(run_id=copy_to) for r in records]
 

@@ -5,19 +5,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.remote_origin import (
-    InProcessCodeLocationOrigin,
-    RemoteInstigatorOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    InstigatorType,
-    TickData,
-    TickStatus,
-)
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from ml_assets.operations import (
     in_flight,
@@ -25,6 +12,16 @@ from ml_assets.operations import (
     sensors_ticked_since,
     wait_quiet,
     wait_until,
+)
+from resources.compat.dagster import InstigatorStatus, InstigatorType, TickStatus
+from resources.compat.dagster_testing import (
+    InProcessCodeLocationOrigin,
+    InstigatorState,
+    LoadableTargetOrigin,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+    TickData,
+    create_run_for_test,
 )
 
 
@@ -119,8 +116,6 @@ def test_wait_quiet_returns_after_the_sensors_tick_and_not_before() -> None:
 
 
 def test_a_tick_that_began_while_a_run_was_going_does_not_count() -> None:
-    from dagster._core.test_utils import create_run_for_test
-
     with dg.instance_for_test() as instance:
         state = sensor_state(instance, "automation", InstigatorStatus.DECLARED_IN_CODE)
         run = create_run_for_test(instance, status=dg.DagsterRunStatus.STARTED)

@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from dagster._core.test_utils import freeze_time
+import time_machine
 
 from ml_assets.partitions import (
     daily_partitions,
@@ -43,7 +43,7 @@ def test_a_malformed_pin_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_pinned_partitions_end_the_day_before_whatever_the_clock() -> None:
     partitions = daily_partitions_before(date(2016, 3, 1))
-    with freeze_time(datetime(2031, 7, 4, 12, tzinfo=UTC)):
+    with time_machine.travel(datetime(2031, 7, 4, 12, tzinfo=UTC), tick=False):
         assert partitions.get_last_partition_key() == "2016-02-29"
         assert not partitions.has_partition_key("2016-03-01")
     assert partitions.get_first_partition_key() == "2011-12-01"
@@ -51,9 +51,9 @@ def test_pinned_partitions_end_the_day_before_whatever_the_clock() -> None:
 
 def test_unpinned_partitions_grow_with_the_clock() -> None:
     partitions = daily_partitions_before(None)
-    with freeze_time(datetime(2026, 11, 30, 0, 0, 1, tzinfo=UTC)):
+    with time_machine.travel(datetime(2026, 11, 30, 0, 0, 1, tzinfo=UTC), tick=False):
         assert partitions.get_last_partition_key() == "2026-11-29"
-    with freeze_time(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)):
+    with time_machine.travel(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC), tick=False):
         assert partitions.get_last_partition_key() == "2026-11-30"
 
 
@@ -66,7 +66,7 @@ def test_request_days_run_up_to_today_pinned_or_with_the_clock() -> None:
     assert request_day_partitions.get_last_partition_key() == TODAY.isoformat()
     assert daily_partitions.get_last_partition_key() == YESTERDAY.isoformat()
     unpinned = request_day_partitions_through(None)
-    with freeze_time(datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)):
+    with time_machine.travel(datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC), tick=False):
         assert unpinned.get_last_partition_key() == "2026-11-30"
-    with freeze_time(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)):
+    with time_machine.travel(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC), tick=False):
         assert unpinned.get_last_partition_key() == "2026-12-01"

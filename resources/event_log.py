@@ -32,22 +32,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-# Private modules: dagster.yaml names storages by module and class, and these are not exported
-# elsewhere. The pinned Dagster version keeps them stable; ml_assets_tests/test_event_log.py fails
-# if the connection handling or the run-log watch stop working as this subclass expects.
-from dagster._core.event_api import EventHandlerFn
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
-    SqliteEventLogStorage,
-    SqliteEventLogStorageWatchdog,
-)
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+import dagster as dg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 from watchdog.events import FileSystemEvent
 from watchdog.observers import Observer
+
+# Dagster's private storage classes and types (resources/compat/dagster.py says why). The pinned
+# Dagster version keeps them stable; ml_assets_tests/test_event_log.py fails if the connection
+# handling or the run-log watch stop working as this subclass expects.
+from resources.compat.dagster import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ConfigurableClassData,
+    EventHandlerFn,
+    SqliteEventLogStorage,
+    SqliteEventLogStorageWatchdog,
+)
 
 # Engines kept: the index shard plus the shards of the runs a process is writing or reading; a
 # long-lived daemon or webserver sees thousands of runs, so the least recently used go.
@@ -115,7 +116,7 @@ class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
                 oldest.dispose()
             return engine
 
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+    def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
         """Dagster's `store_event` for each event, all in one transaction per database.
 
         A failure before the commits leaves nothing, and Dagster stores the events one by one.

@@ -185,7 +185,15 @@ class LocalPostgres:
 
     def _client(self, bindir: Path, tool: str) -> list[str]:
         """A client tool's command over the server's socket, as the superuser."""
-        return [str(bindir / tool), "-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]
+        return [
+            str(bindir / tool),
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
+        ]
 
     def _wait_ready(self, bindir: Path, started: bool) -> None:
         """Wait until the server accepts connections; fail at once if it ended meanwhile."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 
-from resources.compat import reload_ray_config
+from resources.compat.ray import reload_ray_config
 from resources.home import ensure_secret
 
 DEFAULT_GCS_PORT = 6379

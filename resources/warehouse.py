@@ -14,13 +14,8 @@ import tenacity
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from pydantic import Field
 
-from resources.compat import (
-    DbIOManager,
-    DbTypeHandler,
-    DuckDbClient,
-    TableSlice,
-    table_slice_cleanup_statement,
-)
+from resources.compat.dagster import DbIOManager, DbTypeHandler, TableSlice
+from resources.compat.dagster_duckdb import DuckDbClient, table_slice_cleanup_statement
 
 
 def is_lock_error(exc: BaseException) -> bool:

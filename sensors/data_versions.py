@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from resources.compat import DATA_VERSION_TAG
+from resources.compat.dagster import DATA_VERSION_TAG
 
 
 def latest_data_version(

@@ -14,7 +14,7 @@ import dagster as dg
 from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.ingest.landing import landing_digest
-from resources.compat import UnresolvedAssetJobDefinition
+from resources.compat.dagster import UnresolvedAssetJobDefinition
 from resources.landing_zone import LandingZone, is_day_folder
 from sensors.data_versions import latest_data_version
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from ml_assets.assets.keys import SERVED_PREDICTIONS
 from ml_assets.monitoring.served import log_digest
-from resources.compat import UnresolvedAssetJobDefinition
+from resources.compat.dagster import UnresolvedAssetJobDefinition
 from resources.prediction_logs import PredictionLogs
 from sensors.data_versions import latest_data_version
 

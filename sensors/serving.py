@@ -10,7 +10,7 @@ import dagster as dg
 from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.runs import IN_FLIGHT
 from ml_assets.serving.deploy import served_version
-from resources.compat import UnresolvedAssetJobDefinition
+from resources.compat.dagster import UnresolvedAssetJobDefinition
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 

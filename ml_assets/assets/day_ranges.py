@@ -19,8 +19,8 @@ from typing import Any, Final
 import dagster as dg
 import pandas as pd
 
-# Dagster's own provenance tags and version formula (private: resources/compat.py says why).
-from resources.compat import (
+# Dagster's provenance tags and version formula (private: resources/compat/dagster.py says why).
+from resources.compat.dagster import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     CODE_VERSION_TAG,

@@ -40,7 +40,7 @@ from ml_assets.model.training import (
     training_window,
 )
 from ml_assets.monitoring.drift import reference_profile
-from resources.compat import DATA_VERSION_TAG
+from resources.compat.dagster import DATA_VERSION_TAG
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse
 

@@ -7,9 +7,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
-from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from ml_assets.assets.keys import VALIDATED_COMPLAINTS, WAREHOUSE_SCHEMA
 from ml_assets.definitions import local_resources
@@ -17,6 +14,8 @@ from ml_assets.ingest.landing import complaints_root, land_cfpb_export
 from ml_assets.jobs import DATA_LAYER_ASSETS
 from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import OFFICIAL_HEADER_LINE, csv_file, csv_line, land
+from resources.compat.dagster import DbTypeHandler, TableSlice
+from resources.compat.dagster_testing import StaleStatus, get_stale_status_resolver
 from resources.home import ProjectHome
 from resources.warehouse import CompletePandasTypeHandler, WarehouseIOManager
 

@@ -19,8 +19,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._utils.test.data_versions import get_stale_status_resolver
 from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
@@ -47,6 +45,7 @@ from ml_assets.monitoring.drift import InputProfile
 from ml_assets.synthetic.export import generate_landing
 from ml_assets.synthetic.narratives import DISPUTE_PHRASES, RESOLVED_PHRASES
 from ml_assets_tests.world import FIRST_MODEL_MARGIN, LEARNABLE, YESTERDAY, days_up_to_yesterday
+from resources.compat.dagster_testing import StaleStatus, get_stale_status_resolver
 from resources.home import ProjectHome
 from resources.mlflow_registry import ModelRegistry
 from resources.warehouse import Warehouse

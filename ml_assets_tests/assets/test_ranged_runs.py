@@ -8,8 +8,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from ml_assets.assets.day_ranges import day_chunks, range_tags
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
@@ -18,6 +16,7 @@ from ml_assets.ingest.landing import complaints_root
 from ml_assets.jobs import DATA_LAYER_ASSETS, DATA_LAYER_KEYS
 from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.factories import csv_file, csv_line, edit_keeping_size_and_mtime, land
+from resources.compat.dagster_testing import StaleStatus, get_stale_status_resolver
 from resources.home import ProjectHome
 from resources.warehouse import COLUMN_SCHEMA
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import psutil
 import pytest
-from dagster._core.events import DagsterEventType
 
 from ml_assets.operations import run_days
 from ml_assets_tests.e2e.dagster_daemon import (
@@ -86,12 +85,12 @@ def test_the_daemon_ingests_a_day_once_and_again_only_when_its_bytes_change(
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> psutil.Process | None:
     """The process executing the run (the one that reported its start), once it has started."""
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_START).records
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START).records
     return psutil.Process(records[0].event_log_entry.dagster_event.pid) if records else None
 
 
 def step_started(instance: dg.DagsterInstance, run_id: str, step: str) -> bool:
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records
     return any(r.event_log_entry.step_key == step for r in records)
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.monitoring import served_predictions
@@ -16,6 +15,7 @@ from ml_assets.jobs import served_predictions_job
 from ml_assets.monitoring.served import expired_days, log_digest, parse_prediction_logs
 from ml_assets.partitions import request_day_partitions_through
 from ml_assets.settings import Settings
+from resources.compat.dagster_testing import create_run_for_test
 from resources.home import ProjectHome
 from resources.prediction_logs import PredictionLogs
 from sensors.prediction_logs import MAX_ATTEMPTS, make_prediction_log_sensor

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import freeze_time
+import time_machine
 
 from ml_assets.assets.day_ranges import DAYS_PER_RUN
 from ml_assets.definitions import local_resources
@@ -180,7 +180,7 @@ def test_a_day_already_ingested_with_the_same_bytes_is_not_requested_again(ticke
 
 def test_a_day_seen_before_it_was_a_partition_is_requested_once_it_is(ticker: Ticker) -> None:
     # On 2016-01-05 (UTC) the last partition is 2016-01-04: that day's folder is early.
-    with freeze_time(datetime(2016, 1, 5, 6, tzinfo=UTC)):
+    with time_machine.travel(datetime(2016, 1, 5, 6, tzinfo=UTC), tick=False):
         land(ticker.landing, DAY, csv_file(csv_line()))
         early = ticker.tick()
         assert early.run_requests == []
@@ -192,7 +192,7 @@ def test_a_day_seen_before_it_was_a_partition_is_requested_once_it_is(ticker: Ti
 
 
 def test_an_early_day_that_changes_is_reported_again(ticker: Ticker) -> None:
-    with freeze_time(datetime(2016, 1, 5, 6, tzinfo=UTC)):
+    with time_machine.travel(datetime(2016, 1, 5, 6, tzinfo=UTC), tick=False):
         path = land(ticker.landing, DAY, csv_file(csv_line()))
         assert DAY in ticker.tick().skip_reason.skip_message
         path.write_text(csv_file(csv_line(State="NY")))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from ml_assets.assets.serving import deployed_model
 from ml_assets.jobs import deployment_job
 from ml_assets.model.tracking import CHAMPION_ALIAS
+from resources.compat.dagster_testing import create_run_for_test
 from resources.mlflow_registry import ModelRegistry, sqlite_tracking_uri
 from resources.ray_cluster import RayCluster
 from sensors.serving import REDEPLOY_BACKOFF_S, REDEPLOY_TAG, ServingCursor, make_serving_sensor

@@ -1,0 +1,52 @@
+"""Ray's private names the project uses (ray 2.60), each with why no public API serves.
+
+Ray is imported inside the functions (a heavy import). See `resources/compat/__init__.py`.
+"""
+
+from __future__ import annotations
+
+
+def reload_ray_config() -> None:
+    """Make Ray re-read its RAY_* settings (the token auth mode) and its token in this process.
+
+    Ray's C++ config and its token loader read them once per process: a process that imported
+    Ray before the project's token variables were set would connect without authentication, and
+    one that joined another cluster before (a test's, a bench's) would keep that cluster's token;
+    either is refused. Ray has no public way to re-read them; these are the two calls its own
+    token setup makes (ray/_private/authentication/authentication_token_setup.py). No upstream
+    issue asks for a public one.
+    """
+    # Neither is in ray's _raylet.pyi stub (a compiled module).
+    from ray._raylet import (
+        AuthenticationTokenLoader,  # pyright: ignore[reportAttributeAccessIssue]
+        Config,  # pyright: ignore[reportAttributeAccessIssue]
+    )
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def serve_http_target_ports(app_name: str) -> list[int]:
+    """The HTTP ports Ray Serve's controller lists for an application's targets (for
+    bench/serving.py's direct ingress: the replicas' own servers).
+
+    No public API names them (ray 2.60): `serve.status()` and the REST API's replica details
+    carry no port; the controller's target groups, added with direct ingress (ray#60118), do. A
+    pull request to put the port in the replica details (ray#51664) was closed unmerged. Empty
+    until Serve lists them; the caller waits.
+    """
+    import ray
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    if client is None:
+        raise RuntimeError(
+            "no Serve controller in this process: deploy the app with serve.run first"
+        )
+    groups = ray.get(client._controller.get_target_groups.remote(app_name))
+    return sorted(
+        target.port
+        for group in groups
+        if str(getattr(group.protocol, "value", group.protocol)).upper() == "HTTP"
+        for target in group.targets
+    )
