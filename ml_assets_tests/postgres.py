@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,13 +11,7 @@ import pytest
 from ml_assets.instance import InstanceStorage, init_home
 from resources.home import ProjectHome
 from resources.local_postgres import server_bindir, stop_postgres
-
-
-def free_port() -> int:
-    """A port nothing on 127.0.0.1 listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from resources.local_services import free_port
 
 
 def require_server_binaries() -> Path:

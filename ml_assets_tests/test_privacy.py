@@ -22,7 +22,10 @@ from ml_assets.privacy import (
     SSN,
     URL,
     aba_valid,
+    candidates,
     find_pii,
+    find_pii_many,
+    many_candidates,
     luhn_valid,
     scrub,
     scrub_series,
@@ -159,3 +162,39 @@ def test_few_words_of_real_masked_narratives_change(real_data_dir: Path) -> None
         examples += changes[: 5 - len(examples)]
     assert tokens > 100_000
     assert changed / tokens <= MAX_CHANGED_TOKEN_SHARE, (changed, tokens, examples)
+
+
+# Texts where Python's Unicode \d, \s and \b and RE2's ASCII ones part ways.
+UNICODE_EDGES = [
+    "card \uff14\uff11\uff11\uff11 1111 1111 1111 1111 ends",  # fullwidth digits
+    "call \u0665\u0665\u0665-\u0661\u0662\u0663-\u0664\u0665\u0666\u0667",  # Arabic-Indic
+    "SSN 123\u00a045\u00a06789 and 12\u2003Main\u3000Street",  # no-break and ideographic spaces
+    "I live at 12 Elm\u0085Street, P.O.\u2028Box 44",
+    "\u00e9St 4 Rue\u00e9 Way",  # a Unicode letter right before and after a suffix
+    "WWW.EXAMPLE.COM and jane@example.com",
+]
+
+
+def _real_narratives(real_data_dir: Path) -> list[str]:
+    texts: list[str] = []
+    for path in sorted(real_data_dir.glob("*.csv")):
+        header = pd.read_csv(path, nrows=0).columns
+        for column in ("Consumer complaint narrative", "consumer_complaint_narrative"):
+            if column in header:
+                texts += pd.read_csv(path, usecols=[column], dtype=str)[column].dropna().tolist()
+    return texts
+
+
+@pytest.mark.real_data
+def test_the_column_scan_finds_what_the_one_by_one_scan_finds(real_data_dir: Path) -> None:
+    rng = np.random.default_rng(5)
+    generated = [unmasked_pii(rng)[0] for _ in range(2000)]
+    texts = [*_real_narratives(real_data_dir), *generated, *UNICODE_EDGES]
+    assert len(texts) > 5000
+    # Each RE2 condition holds wherever its Python one does ...
+    for text, bulk in zip(texts, many_candidates(texts), strict=True):
+        one = candidates(text)
+        assert all(b or not o for b, o in zip(bulk, one, strict=True)), (text, bulk, one)
+    # ... so the matches are the same, on real narratives, generated PII and Unicode's edges.
+    assert find_pii_many(texts) == [find_pii(text) for text in texts]
+    assert all(find_pii_many(UNICODE_EDGES)), "every edge case holds personal data"

@@ -15,7 +15,7 @@ from ml_assets.columns import (
     SOURCE_FILE_COLUMN,
     SOURCE_LINE_COLUMN,
 )
-from ml_assets.privacy import find_pii
+from ml_assets.privacy import find_pii_many
 
 MAX_REJECTED_RATE: Final = 0.05  # warn when more than 5 % of a day's rows are rejected
 # Dispute rate of labelled real CFPB complaints (2012-2017) is about 0.19-0.21; warn outside.
@@ -131,8 +131,12 @@ def label_balance_verdict(valid: pd.DataFrame) -> QualityVerdict:
 def unmasked_pii_verdict(valid: pd.DataFrame) -> QualityVerdict:
     """No narrative holds unmasked personal data (the values themselves are never shown)."""
     narratives = valid[NARRATIVE_COLUMN] if NARRATIVE_COLUMN in valid.columns else pd.Series()
-    hits = [(i, find_pii(text)) for i, text in narratives.items() if isinstance(text, str)]
-    hits = [(i, found) for i, found in hits if found]
+    texts = narratives[narratives.map(lambda t: isinstance(t, str))]
+    hits = [
+        (i, found)
+        for i, found in zip(texts.index, find_pii_many(texts.tolist()), strict=True)
+        if found
+    ]
     counts = Counter(match.kind for _, found in hits for match in found)
     total = sum(counts.values())
     figures: dict[str, float | int | str] = {

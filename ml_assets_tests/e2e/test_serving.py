@@ -4,7 +4,6 @@ import contextlib
 import itertools
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from ml_assets.serving.schemas import MAX_COMPLAINTS, MAX_ERROR_DETAILS, Serving
 from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
+from resources.local_services import free_port
 from resources.ray_cluster import (
     RayCluster,
     cluster_pids,
@@ -77,12 +77,6 @@ COMPLAINT = {
     "timely_response": "Yes",
     "consumer_complaint_narrative": "I called five times and it still has not been resolved",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

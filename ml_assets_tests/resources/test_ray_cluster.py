@@ -1,21 +1,15 @@
 """RayCluster.connect against real Ray heads on 127.0.0.1 (free ports, a temp dir and token each)."""
 
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from resources.local_services import free_port
 from resources.ray_cluster import RayCluster, start_head, stop_head
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
