@@ -243,7 +243,9 @@ def scrub_series(values: pd.Series) -> pd.Series:
 
 def scrub_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """A copy of `frame` with the given text columns scrubbed (columns it lacks are skipped)."""
-    scrubbed = frame.copy()
+    # Shallow: the scrubbed columns are new, the others are shared (a deep copy of a run's rows
+    # was its step's peak memory).
+    scrubbed = frame.copy(deep=False)
     for column in columns:
         if column in scrubbed.columns:
             scrubbed[column] = scrub_series(scrubbed[column])

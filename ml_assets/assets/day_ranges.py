@@ -37,11 +37,13 @@ from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadat
 # computes on one core; DuckDB writes of several processes take turns on the file's lock.
 CONCURRENT_DATA_RUNS: Final = 2
 # Days one run of the data layer computes at most (backfills, the sensor, `ml-assets materialize`):
-# a run costs seconds to start, so thousands of days take a few dozen runs.
-DAYS_PER_RUN: Final = 90
-# A run also holds at most this many bytes of landing files (sensor and `ml-assets materialize`):
-# its frames take about 20 times their CSV size in memory, and CONCURRENT_DATA_RUNS run at once.
-# Measured: 90 of the busiest days (2.4 MB each) peaked at 4.4 GiB; 100 MiB of them at 2.6 GiB.
+# a run costs seconds to start, so thousands of days take a few hundred runs. Dagster's
+# BackfillPolicy splits a backfill by day count only, so the count bounds a run's memory: 30 of
+# the busiest days (2.4 MB of landing files each) peak at 1.3 GiB a run, 90 of them at 3.6 GiB,
+# and CONCURRENT_DATA_RUNS run side by side with dagster dev's processes.
+DAYS_PER_RUN: Final = 30
+# A run also holds at most this many bytes of landing files (the sensor): its frames take about
+# 20 times their CSV size in memory.
 MAX_LANDING_BYTES_PER_RUN: Final = 50 * 2**20
 
 # Backfills and automation split N days into runs of at most DAYS_PER_RUN consecutive days.

@@ -14,20 +14,48 @@ from resources.home import ProjectHome
 # The instance's storages (`ml_assets.instance.Storage`, which takes a second to import).
 STORAGES = ("sqlite", "postgres")
 
+storage_option = click.option(
+    "--storage",
+    type=click.Choice(STORAGES),
+    default=None,
+    help="Where the Dagster instance keeps runs and events: sqlite (files in the home, a new "
+    "home's) or postgres (a PostgreSQL server in the home, on ML_ASSETS_POSTGRES_PORT). The home "
+    "remembers it. Unset: the home's.",
+)
+
+
+def init_on_storage(home: ProjectHome, storage: str | None) -> None:
+    """Set up the home on the chosen storage (None: the home's), refusing to switch under a
+    running dagster dev."""
+    from ml_assets.demo import DAGSTER_SERVICE
+    from ml_assets.instance import InstanceStorage, home_storage, init_home
+    from ml_assets.settings import load_settings
+    from resources.local_services import running_pid
+
+    chosen = None
+    if storage is not None:
+        port = load_settings().postgres_port if storage == "postgres" else None
+        chosen = InstanceStorage.model_validate({"kind": storage, "postgres_port": port})
+    if chosen not in (None, home_storage(home)) and running_pid(home.logs, DAGSTER_SERVICE):
+        raise click.UsageError(
+            "dagster dev runs on this home's current storage: stop the platform (`ml-assets "
+            "down`) before choosing another"
+        )
+    init_home(home, chosen)
+
 
 @click.command("init")
+@storage_option
 @with_home
-def init(home: ProjectHome) -> int:
-    """Create the project home and its Dagster instance config.
+def init(home: ProjectHome, storage: str | None) -> int:
+    """Create the project home and its Dagster instance config (and start its PostgreSQL).
 
     \b
     Examples:
       ml-assets init
-      ml-assets --home /tmp/ml_assets_home init
+      ml-assets --home /tmp/ml_assets_home init --storage postgres
     """
-    from ml_assets.instance import init_home
-
-    init_home(home)
+    init_on_storage(home, storage)
     click.echo(f"project home: {home.root}\nDAGSTER_HOME={home.dagster_home}")
     return 0
 
@@ -98,14 +126,7 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
     default=lambda: demo_defaults().ui_port,
     help="The Dagster UI's port.",
 )
-@click.option(
-    "--storage",
-    type=click.Choice(STORAGES),
-    default=None,
-    help="Where the Dagster instance keeps runs and events: sqlite (files in the home, a new "
-    "home's) or postgres (a PostgreSQL server in the home, on ML_ASSETS_POSTGRES_PORT). The home "
-    "remembers it. Unset: the home's.",
-)
+@storage_option
 @with_home
 def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
     """Start Ray, dagster dev, the MLflow UI (and PostgreSQL, if chosen).
@@ -115,22 +136,11 @@ def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
       ml-assets up --ui-port 3000
       ml-assets up --storage postgres
     """
-    from ml_assets.demo import DAGSTER_SERVICE, DemoSettings, start_services
-    from ml_assets.instance import InstanceStorage, home_storage, init_home
-    from ml_assets.settings import load_settings
+    from ml_assets.demo import DemoSettings, start_services
+    from ml_assets.instance import home_storage
     from resources.local_postgres import SUPERUSER
-    from resources.local_services import running_pid
 
-    chosen = None
-    if storage is not None:
-        port = load_settings().postgres_port if storage == "postgres" else None
-        chosen = InstanceStorage.model_validate({"kind": storage, "postgres_port": port})
-    if chosen not in (None, home_storage(home)) and running_pid(home.logs, DAGSTER_SERVICE):
-        raise click.UsageError(
-            "dagster dev runs on this home's current storage: stop the platform (`ml-assets "
-            "down`) before choosing another"
-        )
-    init_home(home, chosen)
+    init_on_storage(home, storage)
     start_ray(home, None)
     settings = DemoSettings(ui_port=ui_port)
     start_services(home, settings)
