@@ -81,7 +81,16 @@ class DemoSettings:
 
 def service_env(home: ProjectHome) -> dict[str, str]:
     """The environment of the services of a project home."""
-    return {**os.environ, "DAGSTER_HOME": str(home.dagster_home), "ML_ASSETS_HOME": str(home.root)}
+    from resources.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_ENV
+
+    return {
+        # Dagster stores a batch of events in one write on any storage when this is set: the
+        # project's SQLite event log sets it itself, dagster-postgres's runs need it from here.
+        EVENT_BATCH_SIZE_ENV: str(EVENT_BATCH_SIZE),
+        **os.environ,
+        "DAGSTER_HOME": str(home.dagster_home),
+        "ML_ASSETS_HOME": str(home.root),
+    }
 
 
 def dagster_dev_argv(home: ProjectHome, port: int) -> list[str]:

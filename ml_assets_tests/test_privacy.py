@@ -25,8 +25,8 @@ from ml_assets.privacy import (
     candidates,
     find_pii,
     find_pii_many,
-    many_candidates,
     luhn_valid,
+    many_candidates,
     scrub,
     scrub_series,
 )

@@ -10,14 +10,16 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 TIMEOUT_S = 420
 
 
-def last_line(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+def last_line(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = TIMEOUT_S
+) -> str:
     """Run `bench/SCRIPT --smoke ARGS`; its last line, once it exited 0."""
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--smoke", *args],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=TIMEOUT_S,
+        timeout=timeout_s,
         check=False,
     )
     assert result.returncode == 0, (

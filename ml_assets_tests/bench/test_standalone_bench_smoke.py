@@ -16,9 +16,34 @@ def test_prediction_log(tmp_path: Path) -> None:
 
 @pytest.mark.e2e  # the project's command lines: generate, land, materialize, train
 @pytest.mark.services  # `ml-assets materialize` starts dagster dev for its backfills
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_pipeline(tmp_path: Path) -> None:
     out = tmp_path / "pipeline.md"
-    line = last_line("pipeline.py", "--work", str(tmp_path / "work"), "--out", str(out))
-    assert line.startswith("pipeline ratios: land_vs_duckdb_read=")
+    # Five backfills, each waiting on the daemon's 30-second loop to plan it and to close it.
+    work = ["--work", str(tmp_path / "work"), "--out", str(out)]
+    line = last_line("pipeline.py", *work, timeout_s=1080)
+    assert line.startswith("pipeline ratios: full_history_minutes_sqlite=")
+    assert "full_history_minutes_postgres=" in line and "bookkeeping_share=" in line
     assert out.exists()
+
+
+def test_storages(tmp_path: Path) -> None:
+    out = tmp_path / "storages.md"
+    line = last_line("storages.py", "--work", str(tmp_path / "work"), "--out", str(out))
+    assert line.startswith("storage ratios: stock_sqlite_vs_project=")
+    assert "stock_postgres_vs_project=" in line
+    # Each case ran on the storage it names.
+    table = out.read_text()
+    for storage in (
+        "ProjectSqliteEventLogStorage",
+        "SqliteEventLogStorage",
+        "PostgresEventLogStorage",
+    ):
+        assert f"| {storage} |" in table
+
+
+def test_profile_run(tmp_path: Path) -> None:
+    out = tmp_path / "profile.md"
+    line = last_line("profile_run.py", "--work", str(tmp_path / "home"), "--out", str(out))
+    assert line.startswith("profile ratios: run_seconds=")
+    assert "execute_in_process" in out.read_text()
