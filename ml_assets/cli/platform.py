@@ -48,7 +48,9 @@ def init_on_storage(home: ProjectHome, storage: str | None) -> None:
 @storage_option
 @with_home
 def init(home: ProjectHome, storage: str | None) -> int:
-    """Create the project home and its Dagster instance config (and start its PostgreSQL).
+    """Create the project home and its Dagster instance (on SQLite or PostgreSQL).
+
+    With --storage postgres it also starts the home's PostgreSQL server.
 
     \b
     Examples:
