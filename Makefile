@@ -43,29 +43,31 @@ backfill: install
 up: install
 	$(BIN)/ml-assets up --ui-port $(UI_PORT) $(if $(STORAGE),--storage $(STORAGE))
 
-# PostgreSQL's server binaries from Debian (`ml-assets up --storage postgres` and its tests run
-# their own server in a project home). No default cluster: Debian's package would otherwise create
-# one, and start it on 5432 where a service manager runs.
+# PostgreSQL's server binaries and its connection pooler, PgBouncer, from Debian (`ml-assets up
+# --storage postgres` and its tests run their own server in a project home). No default cluster:
+# Debian's package would otherwise create one, and start it on 5432 where a service manager runs.
 pg-deps:
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; } && \
+	{ command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer; } || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO mkdir -p /etc/postgresql-common/createcluster.d && \
 		echo 'create_main_cluster = false' | $$SUDO tee /etc/postgresql-common/createcluster.d/ml-assets.conf >/dev/null && \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql pgbouncer; }
 
 # One worker per core, a test module per worker at a time (module fixtures start services once):
 # the end-to-end modules mostly wait on daemons and sensor ticks, so two cores run two of them.
-test: install
+# pg-deps: the tests run both storages of the instance, PostgreSQL's on the system's binaries.
+test: install pg-deps
 	$(BIN)/python -m pytest -n auto --dist loadfile -m 'not slow'
 
 # The long end-to-end scenarios (the daemon driving ingestion, training and a code bump end to
 # end, ~10 minutes); CI runs them after `make test`.
-test-slow: install
+test-slow: install pg-deps
 	$(BIN)/python -m pytest -m slow
 
 # The suite with the clock 400 days on (Debian's faketime): no test may depend on the calendar.
 # Tests marked `services` are left out: their gRPC waits hang under faketime's shifted clock.
-test-other-date: install
+test-other-date: install pg-deps
 	command -v faketime >/dev/null || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends faketime; }

@@ -1,6 +1,7 @@
 """One ranged run of the data layer on three Dagster storages side by side: the project's SQLite
 event log (resources/event_log.py), Dagster's stock SQLite storage with its event batching, and
-stock dagster-postgres (also batching) on a PostgreSQL server of the home's own.
+stock dagster-postgres (also batching) on a PostgreSQL server of the home's own, through its
+PgBouncer as the platform runs it and straight to the server (`stock_postgres_unpooled`).
 
     .venv/bin/python bench/storages.py [--days 30] [--rows-per-day 1000] [--repeats 2] [--smoke]
 
@@ -27,7 +28,7 @@ from resources.event_log import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_ENV
 from smoke import bench_parser, output_path, parse
 
 CLI = str(Path(sys.executable).parent / "ml-assets")
-CASES = ("project_sqlite", "stock_sqlite", "stock_postgres")
+CASES = ("project_sqlite", "stock_sqlite", "stock_postgres", "stock_postgres_unpooled")
 FIRST_DAY = date(2016, 1, 1)
 CASE_TIMEOUT_S = 1800
 GENERATE_TIMEOUT_S = 900
@@ -49,8 +50,15 @@ from resources.local_services import free_port
 
 case, root, first, n = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 home = ProjectHome.at(root)
-if case == "stock_postgres":
-    init_home(home, InstanceStorage(kind="postgres", postgres_port=free_port()))
+if case.startswith("stock_postgres"):
+    storage = InstanceStorage(kind="postgres", postgres_port=free_port())
+    init_home(home, storage)
+    if case == "stock_postgres_unpooled":
+        # Straight to the server's socket (the server's port), bypassing the home's PgBouncer.
+        path = home.dagster_home / "dagster.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["storage"]["postgres"]["postgres_db"]["port"] = storage.server(home).port
+        path.write_text(yaml.safe_dump(config))
 else:
     init_home(home)
 if case == "stock_sqlite":

@@ -72,7 +72,7 @@ def dagster_yaml(home: ProjectHome, storage: InstanceStorage) -> str:
         concurrent_runs=CONCURRENT_DATA_RUNS,
         username=SUPERUSER,
         db_name=DATABASE,
-        port=server.port,
+        port=server.pooler_port,
         # A JSON string is a YAML scalar whatever the path holds (spaces, colons, #).
         socket_dir=json.dumps(str(server.socket_dir)),
     )

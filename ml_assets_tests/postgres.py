@@ -10,13 +10,15 @@ import pytest
 
 from ml_assets.instance import InstanceStorage, init_home
 from resources.home import ProjectHome
-from resources.local_postgres import server_bindir, stop_postgres
+from resources.local_postgres import pooler_binary, server_bindir, stop_postgres
 from resources.local_services import free_port
 
 
 def require_server_binaries() -> Path:
-    """The system's PostgreSQL binaries; the test fails with how to install them when absent."""
+    """The system's PostgreSQL binaries (and PgBouncer's); the test fails with how to install them
+    when absent."""
     try:
+        pooler_binary()
         return server_bindir()
     except FileNotFoundError as error:
         pytest.fail(str(error))

@@ -43,9 +43,10 @@ def test_the_two_templates_differ_only_in_their_storage(tmp_path: Path) -> None:
     postgres = dagster_yaml(home, InstanceStorage(kind="postgres", postgres_port=15432))
     assert settings_before(sqlite, "event_log_storage") == settings_before(postgres, "storage")
     assert "module: resources.event_log" in sqlite and "postgres" not in sqlite
-    # Its own server: over the socket in the home, on the chosen port; no password.
+    # Its own server, through its PgBouncer: the pooler's socket beside the server's, in the home
+    # (the server's port is 15432, the pooler's socket is named by the next number); no password.
     assert f'host: "{home.postgres}"' in postgres
-    assert "port: 15432" in postgres and f"db_name: {DATABASE}" in postgres
+    assert "port: 15433" in postgres and f"db_name: {DATABASE}" in postgres
     assert "password:" not in postgres
 
 

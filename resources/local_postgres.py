@@ -5,6 +5,11 @@ The system's server binaries (Debian's `postgresql` package: `initdb`, `postgres
 are the PostgreSQL production instances run, and the pip-installable one (`pgserver`) trusts
 every local connection and, as root, opens the folders above its data to every user. Its data,
 Unix socket and password live in one owner-only folder of the home; it listens on 127.0.0.1 only.
+
+Dagster reaches it through PgBouncer (Debian's `pgbouncer`), PostgreSQL's standard connection
+pooler: dagster-postgres opens a connection per call (SQLAlchemy's NullPool, so that no process
+holds connections), and a new PostgreSQL session forks a backend, 2-3 ms of CPU each, thousands of
+times a minute in a backfill. PgBouncer hands each call a session it keeps open (0.4 ms).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import pwd
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ from resources.home import PRIVATE_DIR_MODE, ensure_secret
 from resources.local_services import running_pid, start_service, stop_server
 
 SERVICE = "postgres"
+POOLER_SERVICE = "pgbouncer"
 SUPERUSER = "ml_assets"
 DATABASE = "dagster"
 # `initdb` takes about a second, a start under a second; far longer means something hangs.
@@ -34,13 +40,20 @@ INIT_TIMEOUT_S = 120
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
 CLIENT_TIMEOUT_S = 30
+# A Unix socket's path holds 108 bytes with its closing NUL (unix(7)).
+SOCKET_PATH_MAX = 107
+MAX_PORT = 65535
 # What the project runs: the server, and the client tools that wait for it and create its database.
 BINARIES = ("initdb", "postgres", "pg_isready", "psql", "createdb")
+POOLER = "pgbouncer"
+# Debian installs PgBouncer as a system daemon, off an ordinary user's PATH.
+POOLER_DIRS = (Path("/usr/sbin"), Path("/usr/local/sbin"))
 # Debian and Ubuntu keep each major version's binaries here, off the PATH.
 DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
 INSTALL_HINT = (
-    "install them with `make pg-deps` (Debian or Ubuntu: `apt-get install postgresql`; elsewhere "
-    "the PostgreSQL server package, with `pg_config` or `initdb` on the PATH)"
+    "install them with `make pg-deps` (Debian or Ubuntu: `apt-get install postgresql pgbouncer`; "
+    "elsewhere the PostgreSQL server and PgBouncer packages, with `pg_config` or `initdb` and "
+    "`pgbouncer` on the PATH)"
 )
 # PostgreSQL refuses to run as root. As root, the server runs in a user namespace of its own in
 # which this account stands for root: it keeps root's ownership of the home's files (the home
@@ -97,6 +110,68 @@ def unprivileged(argv: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
+def pooler_binary() -> Path:
+    """PgBouncer's binary; fails with how to install it."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), *map(str, POOLER_DIRS)])
+    found = shutil.which(POOLER, path=search)
+    if found is None:
+        raise FileNotFoundError(
+            f"PgBouncer (`{POOLER}`) was not found on {search}: " + INSTALL_HINT
+        )
+    return Path(found)
+
+
+def pooler_config(socket_dir: Path, pooler_dir: Path, port: int, pooler_port: int) -> str:
+    """PgBouncer's configuration: the home's database, pooled, on a Unix socket only."""
+    # Single quotes: a home's path may hold spaces; PgBouncer reads the connection string as libpq.
+    return f"""[databases]
+{DATABASE} = host='{socket_dir}' port={port} dbname={DATABASE} user={SUPERUSER}
+
+[pgbouncer]
+; No TCP: clients use the socket in the owner-only folder, so only the owner can connect, and
+; PgBouncer trusts them as the server's own socket does. The port only names that socket.
+listen_addr =
+listen_port = {pooler_port}
+unix_socket_dir = {socket_dir}
+unix_socket_mode = 0700
+auth_type = trust
+auth_file = {pooler_dir / "users.txt"}
+; Session pooling: a client keeps its server session until it disconnects, so session settings
+; (the webserver's statement_timeout) stay its own; DISCARD ALL resets them for the next client.
+pool_mode = session
+; The daemon's threads, the webserver, four runs and their steps, with room to spare; PostgreSQL
+; allows 100 connections.
+default_pool_size = 40
+max_client_conn = 500
+; A line per connection would be one per Dagster call.
+log_connections = 0
+log_disconnections = 0
+"""
+
+
+def _check_socket_path(folder: Path, port: int) -> None:
+    """Fail, saying what to do, when a Unix socket's path would be longer than sockets allow."""
+    path = folder / f".s.PGSQL.{port}"
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        raise ValueError(
+            f"the socket path {path} is {len(os.fsencode(path))} bytes, more than the "
+            f"{SOCKET_PATH_MAX} a Unix socket's path may hold: set ML_ASSETS_HOME to a shorter path"
+        )
+
+
+def _wait_until(ready: Callable[[], bool], failure: str, log: Path) -> None:
+    """Ask `ready` every 0.2 s until it is true; after START_TIMEOUT_S, fail naming the log."""
+    waiting = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda ok: not ok),
+        wait=tenacity.wait_fixed(0.2),
+        stop=tenacity.stop_after_delay(START_TIMEOUT_S),
+    )
+    try:
+        waiting(ready)
+    except tenacity.RetryError as exc:
+        raise TimeoutError(f"{failure} within {START_TIMEOUT_S} s; see {log}") from exc
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path` (two commands starting the server at once take turns)."""
@@ -146,6 +221,18 @@ class LocalPostgres:
         return self.folder
 
     @property
+    def pooler_port(self) -> int:
+        """The number of PgBouncer's socket, beside the server's: Dagster's way in (no TCP port)."""
+        # The same folder as the server's socket rather than a deeper one: a socket's path holds
+        # at most SOCKET_PATH_MAX bytes, and PgBouncer silently cuts a longer one short.
+        return self.port + 1 if self.port < MAX_PORT else self.port - 1
+
+    @property
+    def pooler_dir(self) -> Path:
+        """PgBouncer's configuration (owner-only, like the folder it is in)."""
+        return self.folder / "pooler"
+
+    @property
     def log(self) -> Path:
         return self.logs / f"{SERVICE}.log"
 
@@ -153,8 +240,13 @@ class LocalPostgres:
         """Start the server unless it runs (creating its data and database first); True if started.
 
         Answers on 127.0.0.1:`port` (password: scram-sha-256) and on its Unix socket (trusted:
-        only the owner can reach it, the PostgreSQL docs' way for a single-user machine)."""
+        only the owner can reach it, the PostgreSQL docs' way for a single-user machine); its
+        PgBouncer, on a socket beside it (`pooler_port`), pools the sessions of Dagster's
+        connections."""
         bindir = server_bindir()
+        pooler = pooler_binary()
+        for port in (self.port, self.pooler_port):
+            _check_socket_path(self.socket_dir, port)
         self.folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         self.folder.chmod(PRIVATE_DIR_MODE)
         with _locked(self.folder / "start.lock"):
@@ -172,7 +264,39 @@ class LocalPostgres:
                 start_service(self.logs, SERVICE, unprivileged(argv), dict(os.environ))
             self._wait_ready(bindir, started)
             self._create_database(bindir)
+            if running_pid(self.logs, POOLER_SERVICE) is None:
+                self._start_pooler(pooler)
+            self._wait_pooler(bindir)
         return started
+
+    def _start_pooler(self, pooler: Path) -> None:
+        self.pooler_dir.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        (self.pooler_dir / "users.txt").write_text(f'"{SUPERUSER}" ""\n')
+        config = self.pooler_dir / "pgbouncer.ini"
+        config.write_text(
+            pooler_config(self.socket_dir, self.pooler_dir, self.port, self.pooler_port)
+        )
+        start_service(
+            self.logs, POOLER_SERVICE, unprivileged([str(pooler), str(config)]), dict(os.environ)
+        )
+
+    def _wait_pooler(self, bindir: Path) -> None:
+        """Wait until the pooler hands out sessions of the server; fail at once if it ended."""
+
+        def answering() -> bool:
+            pid = running_pid(self.logs, POOLER_SERVICE)
+            if pid is None or _exited(pid):
+                log = self.logs / f"{POOLER_SERVICE}.log"
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"PgBouncer exited while starting; {log}:\n{tail}")
+            check = [
+                str(bindir / "pg_isready"), "-q", "-h", str(self.socket_dir),
+                "-p", str(self.pooler_port),
+                "-U", SUPERUSER, "-d", DATABASE,
+            ]  # fmt: skip
+            return subprocess.run(check, timeout=CLIENT_TIMEOUT_S).returncode == 0
+
+        _wait_until(answering, "PgBouncer did not answer", self.logs / f"{POOLER_SERVICE}.log")
 
     def _init(self, bindir: Path) -> None:
         ensure_secret(self.password_file)
@@ -214,17 +338,7 @@ class LocalPostgres:
                 )
             return code == 0
 
-        waiting = tenacity.Retrying(
-            retry=tenacity.retry_if_result(lambda ok: not ok),
-            wait=tenacity.wait_fixed(0.2),
-            stop=tenacity.stop_after_delay(START_TIMEOUT_S),
-        )
-        try:
-            waiting(accepting)
-        except tenacity.RetryError as exc:
-            raise TimeoutError(
-                f"PostgreSQL did not accept connections within {START_TIMEOUT_S} s; see {self.log}"
-            ) from exc
+        _wait_until(accepting, "PostgreSQL did not accept connections", self.log)
 
     def _create_database(self, bindir: Path) -> None:
         query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
@@ -235,8 +349,10 @@ class LocalPostgres:
 
 
 def stop_postgres(logs: Path, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the server whose PID file is in `logs`; False if it was not running.
+    """Stop the pooler, then the server, whose PID files are in `logs`; False if neither ran.
 
+    SIGTERM is PgBouncer's immediate shutdown (its clients, Dagster's processes, have ended).
     SIGINT is PostgreSQL's "fast" shutdown: it ends the sessions, writes a checkpoint and exits
     (SIGTERM would wait for every client to disconnect)."""
-    return stop_server(logs, SERVICE, signal.SIGINT, timeout_s)
+    pooler = stop_server(logs, POOLER_SERVICE, signal.SIGTERM, timeout_s)
+    return stop_server(logs, SERVICE, signal.SIGINT, timeout_s) or pooler

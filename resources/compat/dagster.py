@@ -25,9 +25,9 @@ from dagster._core.definitions.data_version import (
 # in annotations. Dagster exports no public name for it; no upstream issue asks for one.
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-# The backfill records the CLI reads from the instance to follow what it launched:
-# `DagsterInstance.get_backfills` takes this filter, and `dagster` exports neither it nor the
-# status enum. No upstream issue asks for them.
+# The backfills still requesting runs, which `operations.in_flight` counts (the demo and the tests
+# wait until nothing is in flight): `DagsterInstance.get_backfills` takes this filter, and
+# `dagster` exports neither it nor the status enum. No upstream issue asks for them.
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 # The sensor states and ticks the CLI waits on (a quiet platform: every running sensor has ticked
