@@ -7,10 +7,10 @@ day on a full history against a small one; training inside the asset against pla
 
 Each phase runs as its own process (the commands a user runs), so its wall time and peak RSS
 (summed over the processes it starts: dagster dev's webserver, daemon, code server and runs, and
-the home's PostgreSQL server) are its own. Each backfill's run time is split into the data code
-and Dagster's bookkeeping (bench/pipeline_runs.py says how). The full table goes to
-bench/results/pipeline.md (`--smoke`: a few thousand complaints over three weeks, the table in a
-temp folder); the last line printed is `pipeline ratios: ...`.
+the home's PostgreSQL server with its PgBouncer) are its own. Each backfill's run time is split
+into the data code and Dagster's bookkeeping (bench/pipeline_runs.py says how). The full table
+goes to bench/results/pipeline.md (`--smoke`: a few thousand complaints over three weeks, the
+table in a temp folder); the last line printed is `pipeline ratios: ...`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_runs import RUN_SPLIT, Phase, measured
+from resources.local_postgres import POOLER_SERVICE
 from resources.local_postgres import SERVICE as POSTGRES_SERVICE
 from resources.local_services import free_port, running_pid
 from smoke import bench_parser, output_path, parse
@@ -62,11 +63,12 @@ def environment(home: Path, postgres_port: int | None = None) -> dict[str, str]:
 
 
 def postgres_of(home: Path) -> Callable[[], list[int]]:
-    """The home's PostgreSQL server, as PIDs whose trees count towards a phase's memory."""
+    """The home's PostgreSQL server and its pooler, as PIDs whose trees count towards a phase's
+    memory."""
 
     def pids() -> list[int]:
-        pid = running_pid(home / "logs", POSTGRES_SERVICE)
-        return [] if pid is None else [pid]
+        found = (running_pid(home / "logs", name) for name in (POSTGRES_SERVICE, POOLER_SERVICE))
+        return [pid for pid in found if pid is not None]
 
     return pids
 
@@ -323,7 +325,8 @@ def summary(
         "",
         f"Export {export.stat().st_size / 1e9:.2f} GB, plain CSV; machine: {os.cpu_count()} cores.",
         "Peak RSS sums each phase's process tree (dagster dev and its runs) and the home's "
-        "PostgreSQL server.",
+        "PostgreSQL server with its PgBouncer, shared memory (PostgreSQL's buffers, which every "
+        "server process maps) counted once.",
         "",
         *table,
         "",

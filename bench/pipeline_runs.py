@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -28,10 +29,25 @@ class Phase:
     output: str
 
 
+def shared_memory_bytes(pid: int) -> int:
+    """The part of a process's RSS that is shared memory (`RssShmem` in /proc/PID/status)."""
+    # psutil reports RSS, and shared pages only together with the mapped files (`shared`).
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def tree_rss_bytes(roots: Iterable[psutil.Process]) -> int:
-    """RSS of processes and all their descendants, summed (runs side by side, a daemon, a server)."""
+    """RSS of processes and all their descendants, summed (runs side by side, a daemon, a server),
+    with shared memory counted once.
+
+    Every PostgreSQL server process maps the server's shared buffers, and each counts the pages it
+    touched in its RSS: summed, one segment would count once per process (PgBouncer keeps dozens
+    of them alive). The largest process's shared memory is counted once instead."""
     seen: set[int] = set()
-    total = 0
+    private = 0
+    shared = 0
     for root in roots:
         with contextlib.suppress(psutil.NoSuchProcess):
             for process in [root, *root.children(recursive=True)]:
@@ -39,9 +55,13 @@ def tree_rss_bytes(roots: Iterable[psutil.Process]) -> int:
                     continue
                 seen.add(process.pid)
                 # A process that ended between the listing and the reading has no memory left.
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    total += process.memory_info().rss
-    return total
+                with contextlib.suppress(
+                    psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError
+                ):
+                    shmem = shared_memory_bytes(process.pid)
+                    private += process.memory_info().rss - shmem
+                    shared = max(shared, shmem)
+    return private + shared
 
 
 # Runs the command and prints the largest RSS any process of its tree reached (the kernel's
