@@ -99,10 +99,18 @@ def test_a_run_killed_mid_partition_is_retried_and_the_day_ingested_once(tmp_pat
     ml_assets(home, "generate", "--start", DAYS[0], "--days", "1", "--rows-per-day", KILL_ROWS)
     shutil.copytree(home / "landing", reference / "landing")
     ml_assets(reference, "materialize")
+    # Landed once the failure sensor has ticked: a run-status sensor's first tick sets its cursor
+    # after every event already stored, so a failure before that tick is never reported.
+    staged = tmp_path / "staged"
+    shutil.move(home / "landing", staged)
+    (home / "landing").mkdir()
     with (
         running_daemon(home, **SENSOR_INTERVAL) as log,
         dg.DagsterInstance.from_config(str(home / "dagster")) as instance,
     ):
+        initiated = "Initiating run_failure_sensor"
+        wait_for(lambda: initiated in log.read_text(), 240, "the failure sensor's first tick", log)
+        shutil.copytree(staged, home / "landing", dirs_exist_ok=True)
         wait_for(lambda: len(instance.get_runs()) == 1, 240, "the day's run", log)
         (first,) = instance.get_runs()
         # Killed as soon as validation starts: raw rows written, validated and rejected not yet.
