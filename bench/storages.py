@@ -5,11 +5,11 @@ PgBouncer as the platform runs it and straight to the server (`stock_postgres_un
 
     .venv/bin/python bench/storages.py [--days 30] [--rows-per-day 1000] [--repeats 2] [--smoke]
 
-Every case runs the same days of the same landing files, as one run of `DAYS` days (what a
-backfill's run computes), in a fresh process and a home of its own; the cases take turns, each
-`--repeats` times, and the fastest of each counts. The table goes to bench/results/storages.md
-(`--smoke`: a temp folder); the last line printed is `storage ratios: ...` (a case's seconds over
-the project's storage's).
+Every case runs the same days of the same landing files, as one run of `DAYS` days (a
+backfill's runs compute up to `DAYS_PER_RUN`), in a fresh process and a home of its own; the
+cases take turns, each `--repeats` times, and the fastest of each counts. The table goes to
+bench/results/storages.md (`--smoke`: a temp folder); the last line printed is
+`storage ratios: ...` (a case's seconds over the project's storage's).
 """
 
 from __future__ import annotations

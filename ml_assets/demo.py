@@ -48,6 +48,8 @@ DAGSTER_SERVICE = "dagster-dev"
 # the platform's does not run; it stops it at the end (`ml-assets down` too, if it was killed).
 BACKFILL_DAGSTER_SERVICE = "dagster-dev-backfill"
 MLFLOW_SERVICE = "mlflow-ui"
+# pyarrow reads its allocator from this variable, once, when a process first allocates.
+ARROW_MEMORY_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
 SAMPLE_COMPLAINT = {
     "complaint_id": "demo-1",
@@ -87,6 +89,9 @@ def service_env(home: ProjectHome) -> dict[str, str]:
         # Dagster stores a batch of events in one write on any storage when this is set: the
         # project's SQLite event log sets it itself, dagster-postgres's runs need it from here.
         EVENT_BATCH_SIZE_ENV: str(EVENT_BATCH_SIZE),
+        # pyarrow's default pool (mimalloc) keeps what a step freed for the next: a run of the
+        # data layer over 45 busy days peaked 0.1 GiB higher with it, in the same time.
+        ARROW_MEMORY_POOL_ENV: "system",
         **os.environ,
         "DAGSTER_HOME": str(home.dagster_home),
         "ML_ASSETS_HOME": str(home.root),
