@@ -39,11 +39,11 @@ from resources.warehouse import PARTITION_ROW_COUNT, STORAGE_KIND, table_metadat
 CONCURRENT_DATA_RUNS: Final = 2
 # Days one run of the data layer computes at most (backfills, the sensor, `ml-assets materialize`):
 # each run costs a new process that imports Dagster and the code location, and its run and step
-# events, so the full history's 5,478 days take 122 runs at 45 where they took 183 at 30 (16.3
-# min of backfill against the target of 15). Dagster's BackfillPolicy splits a backfill by day
-# count only, so the count bounds a run's memory: a run of the 45 busiest days (2.5 MB of landing
-# files, 4,300 complaints each) peaks at 0.9 GiB, of 60 at 1.1 GiB, and CONCURRENT_DATA_RUNS run
-# side by side with dagster dev's processes (4 GiB for the whole tree).
+# events, so the full history's 5,478 days take 122 runs at 45 where they took 183 at 30.
+# Dagster's BackfillPolicy splits a backfill by day count only, so the count bounds a run's
+# memory: a run of the 45 busiest days (2.5 MB of landing files, 4,300 complaints each) peaks at
+# 0.9 GiB, of 60 at 1.1 GiB, and CONCURRENT_DATA_RUNS run side by side with dagster dev's
+# processes (4 GiB for the whole tree).
 DAYS_PER_RUN: Final = 45
 # A run also holds at most this many bytes of landing files (the sensor): its frames take about
 # 20 times their CSV size in memory.
