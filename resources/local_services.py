@@ -171,8 +171,17 @@ def service_argv(logs: Path, name: str) -> list[str] | None:
     pid = running_pid(logs, name)
     if pid is None:
         return None
+    # A process that has just been started reads as [] while the kernel ends its exec: the
+    # parent's Popen returns once the exec closed its close-on-exec pipe, a moment before the
+    # new program's argument area is set. Read again until it is there.
+    read = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda argv: argv == []),
+        wait=tenacity.wait_fixed(0.05),
+        stop=tenacity.stop_after_delay(5.0),
+        retry_error_callback=lambda _: [],  # a process whose exec never completes
+    )
     try:
-        return psutil.Process(pid).cmdline()
+        return read(psutil.Process(pid).cmdline)
     except psutil.NoSuchProcess:
         return None
 

@@ -118,3 +118,24 @@ def test_service_argv_is_the_running_services_command_line(tmp_path: Path) -> No
         assert service_argv(tmp_path, "sleeper") == ["sleep", "3600"]
     finally:
         stop_service(tmp_path, "sleeper")
+
+
+def test_service_argv_waits_out_a_process_still_in_its_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What CI under load saw: the first read fell between the exec closing its pipe and the
+    # kernel setting the new program's arguments, and gave [].
+    start_service(tmp_path, "sleeper", ["sleep", "3600"], dict(os.environ))
+    real = psutil.Process.cmdline
+    reads: list[int] = []
+
+    def mid_exec_once(self: psutil.Process) -> list[str]:
+        reads.append(1)
+        return [] if len(reads) == 1 else real(self)
+
+    monkeypatch.setattr(psutil.Process, "cmdline", mid_exec_once)
+    try:
+        assert service_argv(tmp_path, "sleeper") == ["sleep", "3600"]
+        assert len(reads) == 2
+    finally:
+        stop_service(tmp_path, "sleeper")
