@@ -34,6 +34,7 @@ from ml_assets.synthetic.labels import pending_label_days
 from resources.home import ProjectHome
 from resources.local_services import (
     group_pids,
+    log_file,
     rss_bytes,
     running_pid,
     service_argv,
@@ -44,9 +45,14 @@ from resources.local_services import (
 from resources.ray_cluster import cluster_pids
 
 DAGSTER_SERVICE = "dagster-dev"
-# The `dagster dev` that `ml-assets materialize` starts for its backfill alone (no sensors) when
-# the platform's does not run; it stops it at the end (`ml-assets down` too, if it was killed).
-BACKFILL_DAGSTER_SERVICE = "dagster-dev-backfill"
+# What `ml-assets materialize` starts for its backfill alone (no sensors) when the platform's
+# `dagster dev` does not run: its parts as services of their own, so that the daemon starts after
+# the backfill exists. It stops them at the end (`ml-assets down` too, if it was killed).
+BACKFILL_CODE_SERVICE = "dagster-backfill-code-server"
+BACKFILL_WEBSERVER_SERVICE = "dagster-backfill-webserver"
+BACKFILL_DAEMON_SERVICE = "dagster-backfill-daemon"
+# In the order they stop: nothing launches runs, then nothing reads the code, then the code.
+BACKFILL_SERVICES = (BACKFILL_DAEMON_SERVICE, BACKFILL_WEBSERVER_SERVICE, BACKFILL_CODE_SERVICE)
 MLFLOW_SERVICE = "mlflow-ui"
 # pyarrow reads its allocator from this variable, once, when a process first allocates.
 ARROW_MEMORY_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
@@ -130,13 +136,13 @@ def start_services(home: ProjectHome, settings: DemoSettings) -> None:
         mlflow_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         start_service(home.logs, MLFLOW_SERVICE, argv, mlflow_env)
     ui = f"http://127.0.0.1:{settings.ui_port}"
-    wait_http(f"{ui}/server_info", 180, home.logs / f"{DAGSTER_SERVICE}.log")
-    wait_http(f"http://127.0.0.1:{settings.mlflow_port}", 120, home.logs / f"{MLFLOW_SERVICE}.log")
+    wait_http(f"{ui}/server_info", 180, log_file(home.logs, DAGSTER_SERVICE))
+    wait_http(f"http://127.0.0.1:{settings.mlflow_port}", 120, log_file(home.logs, MLFLOW_SERVICE))
 
 
 def stop_services(home: ProjectHome) -> list[str]:
     """Stop the services this module started (by their process groups); the names stopped."""
-    services = (DAGSTER_SERVICE, BACKFILL_DAGSTER_SERVICE, MLFLOW_SERVICE)
+    services = (DAGSTER_SERVICE, *BACKFILL_SERVICES, MLFLOW_SERVICE)
     return [name for name in services if stop_service(home.logs, name)]
 
 

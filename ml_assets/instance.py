@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
@@ -76,6 +77,26 @@ def dagster_yaml(home: ProjectHome, storage: InstanceStorage) -> str:
         # A JSON string is a YAML scalar whatever the path holds (spaces, colons, #).
         socket_dir=json.dumps(str(server.socket_dir)),
     )
+
+
+class CodeLocation(NamedTuple):
+    """The code location the workspace loads: its module of definitions and its name."""
+
+    module: str
+    name: str
+
+
+def code_location() -> CodeLocation:
+    """The package's code location, as its workspace template names it."""
+    (entry,) = yaml.safe_load((TEMPLATES / WORKSPACE_FILE).read_text())["load_from"]
+    module = entry["python_module"]
+    return CodeLocation(module["module_name"], module["location_name"])
+
+
+def code_server_workspace(location: CodeLocation, port: int) -> str:
+    """A workspace whose code location is served by a running code server on 127.0.0.1:`port`."""
+    server = {"host": "127.0.0.1", "port": port, "location_name": location.name}
+    return yaml.safe_dump({"load_from": [{"grpc_server": server}]})
 
 
 def _write_if_changed(target: Path, text: str) -> None:

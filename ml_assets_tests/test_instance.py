@@ -6,12 +6,15 @@ from typing import get_args
 
 import dagster as dg
 import pytest
+import yaml
 
 from ml_assets.cli.platform import STORAGES
 from ml_assets.instance import (
     STORAGE_FILE,
     InstanceStorage,
     Storage,
+    code_location,
+    code_server_workspace,
     dagster_yaml,
     home_storage,
     init_home,
@@ -29,6 +32,23 @@ def figure() -> int:
 
 def test_the_command_line_offers_the_instances_storages() -> None:
     assert get_args(Storage) == STORAGES
+
+
+def test_the_backfills_code_server_is_the_code_location_the_ui_knows() -> None:
+    # The checkout's workspace (`dagster dev` at the repository root) and the code server that
+    # `ml-assets materialize` starts name one location: the backfill's runs belong to it.
+    (entry,) = yaml.safe_load((Path(__file__).parents[1] / "workspace.yaml").read_text())[
+        "load_from"
+    ]
+    location = code_location()
+    assert (location.module, location.name) == (
+        entry["python_module"]["module_name"],
+        entry["python_module"]["location_name"],
+    )
+    (served,) = yaml.safe_load(code_server_workspace(location, 4321))["load_from"]
+    assert served == {
+        "grpc_server": {"host": "127.0.0.1", "port": 4321, "location_name": "ml_assets"}
+    }
 
 
 def settings_before(text: str, key: str) -> list[str]:

@@ -29,7 +29,7 @@ import psutil
 import tenacity
 
 from resources.home import PRIVATE_DIR_MODE, ensure_secret
-from resources.local_services import running_pid, start_service, stop_server
+from resources.local_services import log_file, running_pid, start_service, stop_server
 
 SERVICE = "postgres"
 POOLER_SERVICE = "pgbouncer"
@@ -234,7 +234,7 @@ class LocalPostgres:
 
     @property
     def log(self) -> Path:
-        return self.logs / f"{SERVICE}.log"
+        return log_file(self.logs, SERVICE)
 
     def start(self) -> bool:
         """Start the server unless it runs (creating its data and database first); True if started.
@@ -286,7 +286,7 @@ class LocalPostgres:
         def answering() -> bool:
             pid = running_pid(self.logs, POOLER_SERVICE)
             if pid is None or _exited(pid):
-                log = self.logs / f"{POOLER_SERVICE}.log"
+                log = log_file(self.logs, POOLER_SERVICE)
                 tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
                 raise RuntimeError(f"PgBouncer exited while starting; {log}:\n{tail}")
             check = [
@@ -296,7 +296,7 @@ class LocalPostgres:
             ]  # fmt: skip
             return subprocess.run(check, timeout=CLIENT_TIMEOUT_S).returncode == 0
 
-        _wait_until(answering, "PgBouncer did not answer", self.logs / f"{POOLER_SERVICE}.log")
+        _wait_until(answering, "PgBouncer did not answer", log_file(self.logs, POOLER_SERVICE))
 
     def _init(self, bindir: Path) -> None:
         ensure_secret(self.password_file)

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -15,6 +16,11 @@ import tenacity
 def pid_file(logs: Path, name: str) -> Path:
     """Where a service's process-group id is kept."""
     return logs / f"{name}.pid"
+
+
+def log_file(logs: Path, name: str) -> Path:
+    """Where a service's output goes."""
+    return logs / f"{name}.log"
 
 
 def running_pid(logs: Path, name: str) -> int | None:
@@ -46,7 +52,7 @@ def running_pid(logs: Path, name: str) -> int | None:
 def start_service(logs: Path, name: str, argv: list[str], env: dict[str, str]) -> int:
     """Start `argv` in its own session (so the whole group can be stopped), logging to a file."""
     logs.mkdir(parents=True, exist_ok=True)
-    with (logs / f"{name}.log").open("ab") as log:
+    with log_file(logs, name).open("ab") as log:
         process = subprocess.Popen(
             argv,
             env=env,
@@ -140,6 +146,26 @@ def wait_http(url: str, timeout_s: float, log: Path, pgid: int | None = None) ->
         except requests.RequestException:
             return False
 
+    _wait_answer(answers, url, timeout_s, log, pgid)
+
+
+def wait_port(port: int, timeout_s: float, log: Path, pgid: int | None = None) -> None:
+    """Wait until 127.0.0.1:`port` accepts connections; raise as `wait_http` does."""
+
+    def accepts() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    _wait_answer(accepts, f"127.0.0.1:{port}", timeout_s, log, pgid)
+
+
+def _wait_answer(
+    answers: Callable[[], bool], address: str, timeout_s: float, log: Path, pgid: int | None
+) -> None:
+    """Poll `answers` every second until true; raise with the log's tail when the time is up or
+    the process group `pgid` has ended."""
+
     def ended() -> bool:
         return pgid is not None and not _group_alive(pgid)
 
@@ -154,10 +180,10 @@ def wait_http(url: str, timeout_s: float, log: Path, pgid: int | None = None) ->
     except tenacity.RetryError as exc:
         if ended():
             raise RuntimeError(
-                f"the service that was to answer at {url} has ended; {log}:\n{log_tail(log)}"
+                f"the service that was to answer at {address} has ended; {log}:\n{log_tail(log)}"
             ) from exc
         raise TimeoutError(
-            f"{url} did not answer within {timeout_s:.0f} s; {log}:\n{log_tail(log)}"
+            f"{address} did not answer within {timeout_s:.0f} s; {log}:\n{log_tail(log)}"
         ) from exc
 
 

@@ -9,6 +9,7 @@ the backfill and stops it at the end.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,21 +33,62 @@ DAGSTER_START_TIMEOUT_S = 240.0
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """The daemon of a Dagster this command starts: its service name, command and environment."""
+
+    service: str
+    argv: list[str]
+    env: dict[str, str]
+
+    def start(self, home: ProjectHome) -> None:
+        """Start it; its backfill loop plans and closes backfills at once, then every 30 s."""
+        from resources.local_services import start_service
+
+        start_service(home.logs, self.service, self.argv, self.env)
+
+    def restart(self, home: ProjectHome) -> None:
+        """Stop it and start it again, so that its backfill loop runs now."""
+        from resources.local_services import stop_service
+
+        stop_service(home.logs, self.service)
+        self.start(home)
+
+
+@dataclass
 class Dagster:
-    """The `dagster dev` a backfill goes through: its webserver, service name and log."""
+    """The Dagster a backfill goes through: its webserver, and the services that run it."""
 
     url: str
-    service: str
-    log: Path
+    services: list[str]
     started: bool  # by this command, which stops it at the end
+    # The daemon of a Dagster started here, which this command starts and restarts. Dagster's
+    # backfill loop runs when the daemon starts, then every 30 s (DEFAULT_DAEMON_INTERVAL_SECONDS,
+    # which no setting changes): it starts once the backfill exists, rather than leaving it
+    # waiting for the next loop, and again once every day is decided, to close it then.
+    daemon: Daemon | None = None
+    restarted: bool = False
 
     def check_running(self, home: ProjectHome) -> None:
-        """Raise with its log's tail when it no longer runs."""
+        """Raise with its log's tail when one of its services no longer runs."""
         from ml_assets.backfill import BackfillError
-        from resources.local_services import log_tail, running_pid
+        from resources.local_services import log_file, log_tail, running_pid
 
-        if running_pid(home.logs, self.service) is None:
-            raise BackfillError(f"dagster dev has ended; {self.log}:\n{log_tail(self.log)}")
+        for service in self.services:
+            if running_pid(home.logs, service) is None:
+                log = log_file(home.logs, service)
+                raise BackfillError(f"{service} has ended; {log}:\n{log_tail(log)}")
+
+    def launched(self, home: ProjectHome) -> None:
+        """The backfill exists: start the daemon if this command runs it."""
+        if self.daemon is not None:
+            self.daemon.start(home)
+            self.services.append(self.daemon.service)
+
+    def decided(self, home: ProjectHome) -> None:
+        """Every day is decided: have the daemon close the backfill now, if this command runs it."""
+        if self.daemon is not None and not self.restarted:
+            self.daemon.restart(home)
+            self.restarted = True
 
 
 def landed_days(home: ProjectHome, start: date | None, end: date | None) -> list[str]:
@@ -78,58 +120,83 @@ def partition_days(home: ProjectHome, start: date | None, end: date | None) -> l
 
 @contextmanager
 def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
-    """The platform's running `dagster dev` (`ml-assets up`), else one started for the backfill
-    and stopped afterwards.
+    """The platform's running `dagster dev` (`ml-assets up`), else a Dagster started for the
+    backfill and stopped afterwards.
 
-    The one started here has no sensors (`ML_ASSETS_SENSORS=false`): the landing sensor would
-    request runs of the same days beside the backfill, and automation would train. Left running
-    it would be a platform without its sensors, so it stops when the backfill ends and the
-    machine is as it was; start the platform first (`ml-assets up`) to save its start-up.
+    The one started here is what `dagster dev` runs, as separate services: a code server, the
+    webserver on it, and, once the backfill is launched, the daemon. It has no sensors
+    (`ML_ASSETS_SENSORS=false`): the landing sensor would request runs of the same days beside
+    the backfill, and automation would train. Left running it would be a platform without its
+    sensors, so it stops when the backfill ends and the machine is as it was; start the
+    platform first (`ml-assets up`) to save its start-up.
     """
     from ml_assets.backfill import BackfillError
     from ml_assets.demo import (
-        BACKFILL_DAGSTER_SERVICE,
+        BACKFILL_CODE_SERVICE,
+        BACKFILL_DAEMON_SERVICE,
+        BACKFILL_SERVICES,
+        BACKFILL_WEBSERVER_SERVICE,
         DAGSTER_SERVICE,
-        dagster_dev_argv,
         dagster_webserver,
         service_env,
     )
+    from ml_assets.instance import code_location, code_server_workspace
     from ml_assets.settings import Settings
     from resources.local_services import (
         free_port,
+        log_file,
         running_pid,
         start_service,
         stop_service,
         wait_http,
+        wait_port,
     )
 
-    if (pid := running_pid(home.logs, BACKFILL_DAGSTER_SERVICE)) is not None:
+    if running := [s for s in BACKFILL_SERVICES if running_pid(home.logs, s) is not None]:
         raise BackfillError(
-            f"another `ml-assets materialize` has its dagster dev running on this home (process "
-            f"group {pid}); wait for it, or stop it with `ml-assets down` if it was killed"
+            f"another `ml-assets materialize` has its Dagster running on this home "
+            f"({', '.join(running)}); wait for it, or stop it with `ml-assets down` if it was killed"
         )
     if url := dagster_webserver(home, DAGSTER_SERVICE):
         click.echo(f"backfill through the running dagster dev at {url}")
-        yield Dagster(url, DAGSTER_SERVICE, home.logs / f"{DAGSTER_SERVICE}.log", started=False)
+        yield Dagster(url, [DAGSTER_SERVICE], started=False)
         return
-    url = f"http://127.0.0.1:{free_port()}"
-    log = home.logs / f"{BACKFILL_DAGSTER_SERVICE}.log"
+    bin_dir = Path(sys.executable).parent
     env = {**service_env(home), Settings.env_name("sensors"): "false"}
-    argv = dagster_dev_argv(home, int(url.rsplit(":", 1)[1]))
-    pgid = start_service(home.logs, BACKFILL_DAGSTER_SERVICE, argv, env)
+    location = code_location()
+    code_port = free_port()
+    workspace = home.dagster_home / "backfill-workspace.yaml"
+    workspace.write_text(code_server_workspace(location, code_port))
+    ui_port = free_port()
+    url = f"http://127.0.0.1:{ui_port}"
+
+    daemon_argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)]
+    daemon = Daemon(BACKFILL_DAEMON_SERVICE, daemon_argv, env)
     click.echo(
-        f"started dagster dev for this backfill, without sensors (UI {url}, log {log}); "
+        f"starting Dagster for this backfill, without sensors (UI {url}, logs {home.logs}); "
         "it stops when the backfill ends (`ml-assets up` first keeps one running)"
     )
     try:
         try:
+            argv = [str(bin_dir / "dagster"), "code-server", "start", "-h", "127.0.0.1"]
+            argv += ["-p", str(code_port), "-m", location.module, "--location-name", location.name]
+            pgid = start_service(home.logs, BACKFILL_CODE_SERVICE, argv, env)
+            # The code server listens once it has loaded the code: the webserver then finds it.
+            log = log_file(home.logs, BACKFILL_CODE_SERVICE)
+            wait_port(code_port, DAGSTER_START_TIMEOUT_S, log, pgid=pgid)
+            argv = [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(ui_port)]
+            argv += ["-w", str(workspace)]
+            pgid = start_service(home.logs, BACKFILL_WEBSERVER_SERVICE, argv, env)
+            log = log_file(home.logs, BACKFILL_WEBSERVER_SERVICE)
             wait_http(f"{url}/server_info", DAGSTER_START_TIMEOUT_S, log, pgid=pgid)
         except (RuntimeError, TimeoutError) as exc:  # it ended, or never answered: its log says why
-            raise BackfillError(f"dagster dev did not start: {exc}") from exc
-        yield Dagster(url, BACKFILL_DAGSTER_SERVICE, log, started=True)
+            raise BackfillError(f"Dagster did not start: {exc}") from exc
+        services = [BACKFILL_CODE_SERVICE, BACKFILL_WEBSERVER_SERVICE]
+        yield Dagster(url, services, started=True, daemon=daemon)
     finally:
-        stop_service(home.logs, BACKFILL_DAGSTER_SERVICE)
-        click.echo("stopped the dagster dev this command started")
+        stopped = [s for s in BACKFILL_SERVICES if stop_service(home.logs, s)]
+        workspace.unlink(missing_ok=True)
+        click.echo(f"stopped what this command started: {', '.join(stopped)}")
 
 
 def wait_for_code_location(home: ProjectHome, dagster: Dagster) -> None:
@@ -141,8 +208,9 @@ def wait_for_code_location(home: ProjectHome, dagster: Dagster) -> None:
         dagster.check_running(home)
         if time.monotonic() > deadline:
             raise BackfillError(
-                f"dagster dev did not load the code location within "
-                f"{DAGSTER_START_TIMEOUT_S:.0f} s; see {dagster.log}"
+                f"the webserver did not load the code location within "
+                f"{DAGSTER_START_TIMEOUT_S:.0f} s; see the logs of {', '.join(dagster.services)} "
+                f"under {home.logs}"
             )
         time.sleep(1)
 
@@ -150,7 +218,8 @@ def wait_for_code_location(home: ProjectHome, dagster: Dagster) -> None:
 def follow(home: ProjectHome, dagster: Dagster, backfill_id: str, days: list[str]) -> BackfillState:
     """Follow the backfill until every day is decided: a line per finished run, a progress bar
     on a terminal (days done of total, rate, time left). A Dagster started for the backfill is
-    followed until its daemon has also closed the backfill, so that none stays open after it."""
+    followed until its daemon has also closed the backfill, so that none stays open after it
+    (it runs no daemon once this command ends)."""
     from tqdm import tqdm
 
     from ml_assets.backfill import read_backfill
@@ -169,6 +238,8 @@ def follow(home: ProjectHome, dagster: Dagster, backfill_id: str, days: list[str
             if state.over(days) and (state.closed or not dagster.started):
                 bar.set_postfix_str(state.status.lower())
                 return state
+            if state.over(days):
+                dagster.decided(home)
             # The daemon plans a backfill, and closes it, on its loop: every 30 s.
             waiting = "closing" if state.over(days) else state.status.lower()
             bar.set_postfix_str(state.runs_by_status() or waiting)
@@ -210,6 +281,7 @@ def run_backfill(
     # Step events go to the instance (and the UI); the run workers' console logs warnings only.
     params = launch_params(DATA_LAYER_KEYS, days, title, QUIET_RUN_CONFIG)
     backfill_id = launch_backfill(dagster.url, params)
+    dagster.launched(home)
     began = time.monotonic()
     click.echo(f"backfill {backfill_id}: {len(days)} landed days {days[0]}..{days[-1]}")
     try:

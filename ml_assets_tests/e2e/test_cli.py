@@ -57,7 +57,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-@pytest.mark.services  # `ml-assets materialize` starts dagster dev for its backfill
+@pytest.mark.services  # `ml-assets materialize` starts Dagster for its backfill
 def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     home = tmp_path / "home"
     out = ok(
@@ -77,10 +77,11 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     )
     assert "generated 3 daily landing files 2016-01-01..2016-01-03" in out
     out = ok(run(home, str(BIN / "ml-assets"), "materialize"))
-    # A backfill through a dagster dev of its own, stopped at the end; consecutive days are one
+    # A backfill through a Dagster of its own, stopped at the end; consecutive days are one
     # run, each day still has its own materializations.
-    assert "started dagster dev for this backfill" in out
-    assert "stopped the dagster dev this command started" in out
+    assert "starting Dagster for this backfill" in out
+    stopped = "dagster-backfill-daemon, dagster-backfill-webserver, dagster-backfill-code-server"
+    assert f"stopped what this command started: {stopped}" in out
     assert "2016-01-01..2016-01-03 (3 days): data layer ok" in out
     assert re.search(r"backfill \w+: 3 days in 1 run, 3 ok, 0 failed", out)
     assert not list((home / "logs").glob("*.pid"))
@@ -94,6 +95,10 @@ def test_generate_materialize_and_count_synthetic_days(tmp_path: Path) -> None:
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         (run_record,) = instance.get_runs()  # the backfill's: no sensor ran beside it
         assert run_record.is_success and "dagster/backfill" in run_record.tags
+        # Closed by the daemon before the command stopped it: nothing left open.
+        (backfill,) = instance.get_backfills()
+        assert backfill.backfill_id == run_record.tags["dagster/backfill"]
+        assert backfill.status.value == "COMPLETED_SUCCESS"
         assert run_record.tags["dagster/asset_partition_range_start"] == "2016-01-01"
         assert run_record.tags["dagster/asset_partition_range_end"] == "2016-01-03"
         materialized = instance.get_materialized_partitions(dg.AssetKey("complaint_features"))

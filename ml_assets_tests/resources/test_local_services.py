@@ -21,6 +21,7 @@ from resources.local_services import (
     start_service,
     stop_service,
     wait_http,
+    wait_port,
 )
 
 
@@ -109,6 +110,20 @@ def test_wait_http_gives_up_with_the_log_once_its_service_has_ended(tmp_path: Pa
     pgid = start_service(tmp_path, "dying", argv, dict(os.environ))
     with pytest.raises(RuntimeError, match=r"has ended(.|\n)*cannot bind: address in use"):
         wait_http(f"http://127.0.0.1:{free_port()}/", 3600, tmp_path / "dying.log", pgid=pgid)
+
+
+def test_wait_port_returns_once_listening_and_gives_up_when_its_service_ends(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        wait_port(listening.getsockname()[1], 60, tmp_path / "absent.log")
+    # A code server that fails to load its code never listens: the wait ends with its log.
+    argv = ["sh", "-c", "echo 'ModuleNotFoundError: no module named ml_assets'; exit 1"]
+    pgid = start_service(tmp_path, "code", argv, dict(os.environ))
+    with pytest.raises(RuntimeError, match=r"has ended(.|\n)*ModuleNotFoundError"):
+        wait_port(free_port(), 3600, tmp_path / "code.log", pgid=pgid)
 
 
 def test_service_argv_is_the_running_services_command_line(tmp_path: Path) -> None:
