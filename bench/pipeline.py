@@ -6,7 +6,7 @@ day on a full history against a small one; training inside the asset against pla
     .venv/bin/python bench/pipeline.py [--rows 5000000] [--export FILE] [--work DIR] [--smoke]
 
 Each phase runs as its own process (the commands a user runs), so its wall time and peak RSS
-(summed over the processes it starts: dagster dev's webserver, daemon, code server and runs, and
+(summed over the processes it starts: Dagster's code server, webserver, daemon and runs, and
 the home's PostgreSQL server with its PgBouncer) are its own. Each backfill's run time is split
 into the data code and Dagster's bookkeeping (bench/pipeline_runs.py says how). The full table
 goes to bench/results/pipeline.md (`--smoke`: a few thousand complaints over three weeks, the
@@ -324,7 +324,7 @@ def summary(
         f"# bench/pipeline.py: {int(rows):,} complaints, {days} days ({date.today().isoformat()})",
         "",
         f"Export {export.stat().st_size / 1e9:.2f} GB, plain CSV; machine: {os.cpu_count()} cores.",
-        "Peak RSS sums each phase's process tree (dagster dev and its runs) and the home's "
+        "Peak RSS sums each phase's process tree (Dagster's services and their runs) and the home's "
         "PostgreSQL server with its PgBouncer, shared memory (PostgreSQL's buffers, which every "
         "server process maps) counted once.",
         "",

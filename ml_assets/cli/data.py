@@ -323,8 +323,8 @@ def materialize(home: ProjectHome, start: date | None, end: date | None) -> int:
 
     An asset backfill on the project's Dagster instance: the daemon runs consecutive days
     together under the instance's run queue and pools. It goes through the running platform
-    (`ml-assets up`), else through a dagster dev started for it and stopped at the end. Exits 1
-    naming the failed days.
+    (`ml-assets up`), else through Dagster's code server, webserver and daemon started for it
+    and stopped at the end. Exits 1 naming the failed days.
 
     \b
     Examples:

@@ -3,8 +3,8 @@
 The backfill is the one the Dagster UI's "Materialize" launches over a range of partitions: the
 daemon splits it into runs of up to DAYS_PER_RUN consecutive days (the assets' BackfillPolicy)
 and launches them under the instance's run queue and concurrency pools. It goes through the
-platform's `dagster dev` when that runs (`ml-assets up`); otherwise this command starts one for
-the backfill and stops it at the end.
+platform's `dagster dev` when that runs (`ml-assets up`); otherwise this command starts what
+`dagster dev` runs (code server, webserver, daemon) for the backfill and stops it at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # Seconds between two readings of the backfill's runs.
 POLL_S = 3.0
-# `dagster dev` answers in about 12 s here and loads the code location in as many again.
+# Each of Dagster's services answers within seconds here; a loaded machine takes far longer.
 DAGSTER_START_TIMEOUT_S = 240.0
 
 
