@@ -162,7 +162,7 @@ def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
 @click.command("down")
 @with_home
 def down(home: ProjectHome) -> int:
-    """Stop dagster dev (and a killed materialize's Dagster), the MLflow UI, PostgreSQL and Ray.
+    """Stop Dagster, the MLflow UI, PostgreSQL and Ray (by PID).
 
     \b
     Example:

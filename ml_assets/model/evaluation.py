@@ -46,7 +46,8 @@ class EvaluationReport:
     plots: dict[str, bytes] = field(default_factory=dict)
 
 
-def _slices(evaluation: pd.DataFrame, scores: ModelScores, min_count: int) -> pd.DataFrame:
+def score_slices(evaluation: pd.DataFrame, scores: ModelScores, min_count: int) -> pd.DataFrame:
+    """A model's metrics per slice of the evaluation rows."""
     scored = evaluation.assign(**{PROBABILITY: scores.probabilities})
     return slice_metrics(scored, LABEL, PROBABILITY, scores.threshold, min_count=min_count)
 
@@ -64,12 +65,12 @@ def evaluate_models(
         )
     labels = evaluation[LABEL].to_numpy(dtype="float64")
     metrics = binary_metrics(labels, challenger.probabilities, challenger.threshold)
-    slices = _slices(evaluation, challenger, policy.min_slice_count)
+    slices = score_slices(evaluation, challenger, policy.min_slice_count)
     champion_metrics = champion_slices = None
     probabilities = {"challenger": challenger.probabilities}
     if champion is not None:
         champion_metrics = binary_metrics(labels, champion.probabilities, champion.threshold)
-        champion_slices = _slices(evaluation, champion, policy.min_slice_count)
+        champion_slices = score_slices(evaluation, champion, policy.min_slice_count)
         probabilities["champion"] = champion.probabilities
     verdict = bless(metrics, slices, champion_metrics, champion_slices, policy)
     both = slices.assign(model="challenger")

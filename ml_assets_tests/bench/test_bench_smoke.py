@@ -4,6 +4,7 @@
 The benches that build what they measure are in test_standalone_bench_smoke.py (a module of their
 own, so that `make test` runs them beside this one)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,17 @@ def test_ablation(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "ablation.md"
     line = last_line("ablation.py", "--home", str(served.home.root), "--out", str(out))
     assert line == f"written {out}"
+
+
+def test_gate(served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "gate.md"
+    line = last_line("gate.py", "--home", str(served.home.root), "--out", str(out))
+    # Two seeds: each kind of challenger meets each other seed's champion once.
+    assert re.fullmatch(r"gate rates: false_refusal=[0-9.]+ true_refusal=[0-9.]+ pairs=6", line)
+    table = [
+        row for row in out.read_text().splitlines() if row.startswith("| ") and "---" not in row
+    ]
+    assert [row.split(" | ")[2] for row in table[1:]] == ["2", "2", "2"]
 
 
 def test_serving(served: Served, tmp_path: Path) -> None:
