@@ -21,7 +21,6 @@ temp folder). The last line printed is `gate rates: false_refusal=… true_refus
 from __future__ import annotations
 
 import shlex
-import statistics
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablation import load_dataset
+from ablation import load_dataset, mean_std
 from ml_assets.model.blessing import BlessingPolicy, BlessingVerdict, bless
 from ml_assets.model.evaluation import ModelScores, score_slices
 from ml_assets.model.features import LABEL
@@ -112,12 +111,6 @@ def judge_pairs(champions: list[Judged], challengers: list[Judged]) -> tuple[int
     return pairs, refused, reasons
 
 
-def mean_sd(values: list[float]) -> str:
-    """Mean ± standard deviation over seeds."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-
-
 def main() -> None:
     """Train, score, judge every pair, and print and write the table."""
     parser = bench_parser(__doc__)
@@ -173,7 +166,7 @@ def main() -> None:
         rates[kind] = (pairs, refused)
         aucs = [float(m.metrics.roc_auc or 0.5) for m in challengers]
         lines.append(
-            f"| {kind} | {mean_sd(aucs)} | {pairs} | {refused} | {refused / max(pairs, 1):.1%} "
+            f"| {kind} | {mean_std(aucs)} | {pairs} | {refused} | {refused / max(pairs, 1):.1%} "
             f"| {reasons['overall AUC']} | {reasons['a slice']} "
             f"| {reasons['AUC floor'] + reasons['calibration']} |"
         )

@@ -60,13 +60,17 @@ class Dagster:
 
     url: str
     services: list[str]
-    started: bool  # by this command, which stops it at the end
     # The daemon of a Dagster started here, which this command starts and restarts. Dagster's
     # backfill loop runs when the daemon starts, then every 30 s (DEFAULT_DAEMON_INTERVAL_SECONDS,
     # which no setting changes): it starts once the backfill exists, rather than leaving it
     # waiting for the next loop, and again once every day is decided, to close it then.
     daemon: Daemon | None = None
     restarted: bool = False
+
+    @property
+    def started(self) -> bool:
+        """Started by this command, which stops it at the end (the platform's runs its own daemon)."""
+        return self.daemon is not None
 
     def check_running(self, home: ProjectHome) -> None:
         """Raise with its log's tail when one of its services no longer runs."""
@@ -159,7 +163,7 @@ def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
         )
     if url := dagster_webserver(home, DAGSTER_SERVICE):
         click.echo(f"backfill through the running dagster dev at {url}")
-        yield Dagster(url, [DAGSTER_SERVICE], started=False)
+        yield Dagster(url, [DAGSTER_SERVICE])
         return
     bin_dir = Path(sys.executable).parent
     env = {**service_env(home), Settings.env_name("sensors"): "false"}
@@ -192,7 +196,7 @@ def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
         except (RuntimeError, TimeoutError) as exc:  # it ended, or never answered: its log says why
             raise BackfillError(f"Dagster did not start: {exc}") from exc
         services = [BACKFILL_CODE_SERVICE, BACKFILL_WEBSERVER_SERVICE]
-        yield Dagster(url, services, started=True, daemon=daemon)
+        yield Dagster(url, services, daemon=daemon)
     finally:
         stopped = [s for s in BACKFILL_SERVICES if stop_service(home.logs, s)]
         workspace.unlink(missing_ok=True)
