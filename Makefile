@@ -9,7 +9,7 @@ DAYS ?= 60
 UI_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
-.PHONY: wheel-smoke install demo demo-drift backfill up pg-deps test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
+.PHONY: wheel-smoke install demo demo-drift demo-challenger backfill up pg-deps test test-slow test-other-date ui-deps ui-check lint format dev mlflow serve-up down counts clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ demo: install
 DRIFT_HOME := $(CURDIR)/.ml_assets-drift
 demo-drift: install
 	ML_ASSETS_HOME=$(DRIFT_HOME) DAGSTER_HOME=$(DRIFT_HOME)/dagster $(BIN)/ml-assets demo --scenario drift --ui-port $(UI_PORT)
+
+# A challenger trained on drifted days serves in shadow and is promoted on live evidence (or
+# retired, saying why) while a client keeps sending; in its own project home too.
+CHALLENGER_HOME := $(CURDIR)/.ml_assets-challenger
+demo-challenger: install
+	ML_ASSETS_HOME=$(CHALLENGER_HOME) DAGSTER_HOME=$(CHALLENGER_HOME)/dagster $(BIN)/ml-assets demo --scenario challenger --ui-port $(UI_PORT)
 
 # The data layer's asset backfill over landed days (all of them, or START..END): the same command
 # as `ml-assets materialize`, through the running Dagster or one it starts for the backfill.
@@ -126,9 +132,10 @@ serve-up: install
 down: install
 	$(BIN)/ml-assets down
 	@if [ -d $(DRIFT_HOME) ]; then ML_ASSETS_HOME=$(DRIFT_HOME) DAGSTER_HOME=$(DRIFT_HOME)/dagster $(BIN)/ml-assets down; fi
+	@if [ -d $(CHALLENGER_HOME) ]; then ML_ASSETS_HOME=$(CHALLENGER_HOME) DAGSTER_HOME=$(CHALLENGER_HOME)/dagster $(BIN)/ml-assets down; fi
 
 counts: install
 	$(BIN)/ml-assets counts --by-day
 
 clean:
-	rm -rf $(ML_ASSETS_HOME) $(DRIFT_HOME)
+	rm -rf $(ML_ASSETS_HOME) $(DRIFT_HOME) $(CHALLENGER_HOME)

@@ -140,7 +140,7 @@ def deploy(head: Head, config: ServingConfig, options: RayOptions) -> dict[str, 
     import ray
     from ray import serve
 
-    from ml_assets.serving.app import DisputeModelServer
+    from ml_assets.serving.app import ChallengerScorer, DisputeModelServer
     from ml_assets.serving.deploy import APP_NAME
 
     began = time.monotonic()
@@ -153,7 +153,10 @@ def deploy(head: Head, config: ServingConfig, options: RayOptions) -> dict[str, 
 
         deployment = variant_deployment(**options.variant)
     chosen = deployment_options(options, config)
-    serve.run(deployment.options(**chosen).bind(), name=APP_NAME, route_prefix="/")
+    # The app's graph as the pipeline deploys it: the challenger's deployment beside the ingress
+    # (idle without a challenger), so that case (6) changes only user_configs, in place.
+    scorer = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
+    serve.run(deployment.options(**chosen).bind(scorer), name=APP_NAME, route_prefix="/")
     wait_healthy(head.cluster.endpoint)
     paths = {"proxy": [head.cluster.endpoint]}
     direct = direct_ingress_ports(http_port) if options.direct_ingress else []
@@ -197,6 +200,63 @@ def measure_single(
     return best_path, best_rps
 
 
+# Case (6): the share of complaints a split sends to the challenger (90/10).
+CHALLENGER_SHARE = 0.1
+
+
+def reconfigure(head: Head, config: ServingConfig, options: RayOptions) -> None:
+    """The deployed app moved to `config` (its challenger, or none) in place."""
+    import ray
+    from ray import serve
+
+    from ml_assets.serving.app import ChallengerScorer, DisputeModelServer
+    from ml_assets.serving.deploy import APP_NAME
+
+    head.cluster.connect()
+    scorer = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
+    chosen = deployment_options(options, config)
+    serve.run(DisputeModelServer.options(**chosen).bind(scorer), name=APP_NAME, route_prefix="/")
+    ray.shutdown()
+    wait_healthy(head.cluster.endpoint)
+
+
+def measure_challenger(
+    bench: Measurements,
+    model: ModelUnderTest,
+    head: Head,
+    server: Server,
+    options: RayOptions,
+    rate: float,
+) -> None:
+    """(6) single-complaint requests with no challenger, one in shadow, and a 90/10 split: the
+    same version as the challenger (its deployment loads and scores it), closed loop at the most
+    clients and open loop at `rate`."""
+    from ml_assets.serving.schemas import ChallengerConfig, ChallengerMode
+
+    clients = max(options.concurrency)
+    config = model.config
+    cases: tuple[tuple[str, str, ChallengerMode | None], ...] = (
+        ("none", "no challenger", None),
+        ("shadow", "challenger in shadow", "shadow"),
+        ("split", f"{1 - CHALLENGER_SHARE:.0%}/{CHALLENGER_SHARE:.0%} split", "split"),
+    )
+    for key, label, mode in cases:
+        challenger = (
+            ChallengerConfig(
+                model_version=config.model_version,
+                decision_threshold=config.decision_threshold,
+                mode=mode,
+                share=CHALLENGER_SHARE,
+            )
+            if mode
+            else None
+        )
+        reconfigure(head, config.model_copy(update={"challenger": challenger}), options)
+        bench.levels(f"(6) {label}", f"6_{key}", server, 1, [clients])
+        row = run_client(bench, server, bench.singles, 1, rate=rate)
+        bench.add(f"(6) {label}, open loop at half load", f"6_{key}_half", row)
+
+
 def measure_ray(
     bench: Measurements, model: ModelUnderTest, options: RayOptions, temp_dir: Path
 ) -> dict[str, Any]:
@@ -217,4 +277,6 @@ def measure_ray(
             key = "2_half" if fraction == 0.5 else f"2_open{fraction:g}"
             bench.add(f"(2) Ray Serve at {name} load, {where}", key, row)
         head.settings.update(best_path=best_path, open_loop_rates=rates)
+        if not options.variant:  # a variant measures batching settings, not the challenger
+            measure_challenger(bench, model, head, server, options, best_rps * 0.5)
     return head.settings

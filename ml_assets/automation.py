@@ -11,6 +11,7 @@ from ml_assets.assets.evidence import evidence_after, materializations_after
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.keys import INPUT_DRIFT, RETRAIN_EVIDENCE_METADATA, SERVED_PREDICTIONS
 from ml_assets.assets.monitoring import input_drift, live_performance
+from ml_assets.assets.promotion import live_promotion
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
@@ -175,6 +176,20 @@ def upstream_or_code_changed(label: str) -> AutomationCondition:
     ).with_label(label)
 
 
+def evidence_changed() -> AutomationCondition:
+    """`live_promotion`: rerun when served predictions, live performance or labels change.
+
+    Neither missing days (most request days have none) nor runs in progress hold it back: under
+    steady traffic today's logs are ingested nearly all the time, and each of those runs
+    replaces its day in one transaction, so what it reads is whole."""
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
+        .with_label("evidence_or_code_changed")
+        & ~AutomationCondition.in_progress()
+    ).with_label("live_evidence_changed")
+
+
 def labels_or_logs_changed() -> AutomationCondition:
     """`live_performance` of a request day: rerun when labels land for the days before it (their
     features change) or its logs do, once the day's served predictions exist.
@@ -242,24 +257,24 @@ def retrain_condition(policy: RetrainPolicy) -> AutomationCondition:
     ).with_label("retrain")
 
 
-def promotion_condition() -> AutomationCondition:
-    """Like `downstream_condition`, and only when the blessing passed (or runs in the same run)."""
-    return (
-        upstream_or_code_changed("follow_upstream")
-        & AutomationCondition.all_deps_blocking_checks_passed()
-    ).with_label("follow_blessed_upstream")
-
-
-def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
-    """Every asset downstream of the landing sensor's raw_complaints, with its condition."""
+def automated_assets(
+    policy: RetrainPolicy, promote_on_live_evidence: bool = False
+) -> list[dg.AssetsDefinition]:
+    """Every asset downstream of the landing sensor's raw_complaints, with its condition;
+    `live_promotion` automated only when the platform promotes on live evidence."""
     per_partition = [validate_complaints, complaint_statistics, complaint_features]
     partition_changed = upstream_or_code_changed("partition_changed") & ~TargetedByRunInFlight()
     chain = {
         dispute_model: upstream_or_code_changed("follow_upstream"),
         model_evaluation: upstream_or_code_changed("follow_upstream"),
+        # champion_model reads the blessing itself: it promotes, or records the refusal.
+        champion_model: upstream_or_code_changed("follow_upstream"),
+        deployed_model: upstream_or_code_changed("follow_upstream"),
     }
-    follow_blessing = [champion_model, deployed_model]
     return [
+        live_promotion.with_attributes(automation_condition=evidence_changed())
+        if promote_on_live_evidence
+        else live_promotion,
         *(
             a.with_attributes(
                 automation_condition=partition_changed.with_label("partition_changed")
@@ -270,5 +285,4 @@ def automated_assets(policy: RetrainPolicy) -> list[dg.AssetsDefinition]:
         input_drift.with_attributes(automation_condition=recent_inputs_changed()),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),
         *(a.with_attributes(automation_condition=c) for a, c in chain.items()),
-        *(a.with_attributes(automation_condition=promotion_condition()) for a in follow_blessing),
     ]

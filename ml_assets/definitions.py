@@ -10,6 +10,7 @@ from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.monitoring import served_predictions
+from ml_assets.assets.policy import ServingPolicy
 from ml_assets.assets.serving import deployed_model
 from ml_assets.automation import RetrainPolicy, automated_assets
 from ml_assets.ingest.landing import COMPLAINTS_FOLDER
@@ -66,6 +67,11 @@ def local_resources(home: ProjectHome, settings: Settings | None = None) -> dict
             # Secrets reach resources as EnvVars: the UI shows the variable's name, never its value.
             api_token=_secret(settings, "api_token"),
         ),
+        "serving_policy": ServingPolicy(
+            challenger_mode=settings.challenger_mode,
+            challenger_share=settings.challenger_share,
+            promote_on_live_evidence=settings.promote_on_live_evidence,
+        ),
         "failure_notifier": FileAndWebhookNotifier(
             path=str(home.logs / "run_failures.jsonl"),
             webhook_url=_secret(settings, "failure_webhook_url"),
@@ -118,7 +124,11 @@ def build_definitions(
     )
     return dg.Definitions(
         # Roots (sensor-driven) as they are; the rest with their automation conditions.
-        assets=[raw_complaints, served_predictions, *automated_assets(retrain_policy(settings))],
+        assets=[
+            raw_complaints,
+            served_predictions,
+            *automated_assets(retrain_policy(settings), settings.promote_on_live_evidence),
+        ],
         asset_checks=MODEL_LAYER_CHECKS,
         jobs=[data_layer_job, training_job, deployment_job, served_predictions_job],
         sensors=[

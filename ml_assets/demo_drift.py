@@ -110,7 +110,7 @@ def _requests_of(day: date, story: DriftStory, drift: Drift, count: int) -> list
     ]
 
 
-def _serve_requests(endpoint: str, complaints: list[dict]) -> str:
+def serve_requests(endpoint: str, complaints: list[dict]) -> str:
     """Send complaints to /predict in batches; the version that answered."""
     versions = set()
     for start in range(0, len(complaints), REQUEST_BATCH):
@@ -205,7 +205,7 @@ def _evaluation(instance: dg.DagsterInstance) -> str:
     )
 
 
-def _refuse_busy_ports(home: ProjectHome, settings: DemoSettings) -> None:
+def refuse_busy_ports(home: ProjectHome, settings: DemoSettings) -> None:
     """Fail when the story would start its services on ports another platform holds."""
     if running_pid(home.logs, DAGSTER_SERVICE) is not None:
         return  # this home's own services, reused
@@ -218,7 +218,7 @@ def _refuse_busy_ports(home: ProjectHome, settings: DemoSettings) -> None:
         )
 
 
-def _version_served(endpoint: str) -> str:
+def version_served(endpoint: str) -> str:
     """The model version the endpoint serves ("None" when nothing answers)."""
     return str((served(endpoint) or {}).get("model_version"))
 
@@ -287,7 +287,7 @@ class DriftScenario:
             "the first served model",
         )
         self.settle("the platform to settle")
-        first = _version_served(self.settings.endpoint)
+        first = version_served(self.settings.endpoint)
         print(f"   version {first} serves; {_evaluation(self.instance)}")
         return first
 
@@ -299,7 +299,7 @@ class DriftScenario:
         complaints = [
             c for day in answered_days for c in self.requests_of(day, self.story.served_per_day)
         ]
-        answered_by = _serve_requests(self.settings.endpoint, complaints)
+        answered_by = serve_requests(self.settings.endpoint, complaints)
         for day in drifted:
             self.land(day)
         print(
@@ -313,7 +313,7 @@ class DriftScenario:
         is deployed, all by the sensors and automation; the new champion's version."""
         instance = self.instance
         wait_until(
-            lambda: _version_served(self.settings.endpoint) not in ("None", first),
+            lambda: version_served(self.settings.endpoint) not in ("None", first),
             lambda: f"{len(runs_after(instance, known))} runs launched since the drift landed",
             self.settings.timeout_s,
             "a retrained champion",
@@ -333,7 +333,7 @@ class DriftScenario:
         if not retrains:
             raise RuntimeError("the champion changed without a run tagged with retrain evidence")
         print(f"5. blessing: {_evaluation(instance)}")
-        second = _version_served(self.settings.endpoint)
+        second = version_served(self.settings.endpoint)
         print(f"6. version {second} is the champion and serves")
         print_runs("   the drift caused", runs_after(instance, known))
         return second
@@ -344,7 +344,7 @@ class DriftScenario:
         home, next_day, today = self.home, self.days.next_day, self.days.today
         known = self.run_ids()
         complaints = self.requests_of(next_day, self.story.rows_per_day)
-        answered_by = _serve_requests(self.settings.endpoint, complaints)
+        answered_by = serve_requests(self.settings.endpoint, complaints)
         # Answered first, labelled later: the day lands once its requests are ingested (a day
         # landing while its requests' ingestion runs can leave that run's figures without
         # the new labels until the next change of the request day).
@@ -378,7 +378,7 @@ class DriftScenario:
 def run_drift_demo(home: ProjectHome, settings: DemoSettings, today: date) -> str:
     """The story; returns the last line (`drift demo ok: ...`)."""
     story = DriftStory()
-    _refuse_busy_ports(home, settings)
+    refuse_busy_ports(home, settings)
     _scenario_env()
     start_services(home, settings)
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:

@@ -22,6 +22,8 @@ RAY_GCS_PORT = 6379
 # Not 5432 (a system PostgreSQL's), nor in Linux's ephemeral range (32768-60999), where an
 # outgoing connection may hold it for a while.
 POSTGRES_PORT = 15432
+# How a challenger serves beside the champion: not at all, in shadow, or answering a share.
+ChallengerServing = Literal["off", "shadow", "split"]
 
 
 # Fields a blank variable sets to None (shells and CI templates leave variables set but empty).
@@ -102,6 +104,20 @@ class Settings(BaseSettings):
         description="Where the Ray Serve endpoint binds; beyond loopback it needs a token.",
     )
     serve_port: int = Field(default=SERVE_PORT, description="The Ray Serve endpoint's port.")
+    challenger_mode: ChallengerServing = Field(
+        default="off",
+        description="How the latest trained model serves beside the champion when it is not "
+        "the champion: `shadow` (scores every request, answers none), `split` (answers "
+        "`challenger_share` of complaints) or `off`.",
+    )
+    challenger_share: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="A split's share of complaints (0.1: 90/10)."
+    )
+    promote_on_live_evidence: bool = Field(
+        default=False,
+        description="A blessed challenger becomes the champion only on live evidence "
+        "(`live_promotion`), serving beside it meanwhile. False: at once, when blessed.",
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description="Set: /predict and /model require `Authorization: Bearer <token>` "

@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 
 from ml_assets.assets.day_ranges import range_tags
+from ml_assets.assets.evidence import challenger_on_trial, current_champion, evidence_after
 from ml_assets.assets.keys import (
+    AWAITING_METADATA,
     CHAMPION_METADATA,
     COMPLAINT_FEATURES,
+    DECISION_METADATA,
+    INPUT_DRIFT,
     RETRAIN_EVIDENCE_METADATA,
     WAREHOUSE_SCHEMA,
 )
@@ -433,3 +437,48 @@ def test_evidence_about_a_champion_already_replaced_does_not_retrain_again(
         _promoted(instance, "2")
         # Nothing retrains (and this runless promotion had no blessing to deploy after).
         assert ticks.tick() == {}
+
+
+def test_evidence_waits_while_a_challenger_is_on_trial_and_follows_a_live_promotion(
+    home: ProjectHome,
+) -> None:
+    defs = build_definitions(home)
+    with dg.instance_for_test() as instance:
+        ticks = Ticks(defs, instance)
+        ingest(defs, instance, START)
+        features = _features_of(home, START).assign(product="Student loan")
+        _champion_with_reference(defs, reference_profile(features, ["fee"]))
+        # champion_model kept version 1 and left blessed version 2 to live evidence.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "champion_model", metadata={CHAMPION_METADATA: "1", AWAITING_METADATA: "2"}
+            )
+        )
+        assert challenger_on_trial(instance) == "2"
+        assert ticks.tick() == {}  # the first evaluation only sets the cursors
+        dg.materialize(
+            [input_drift],
+            resources=defs.resources,
+            partition_key=START.isoformat(),
+            instance=instance,
+            run_config={"ops": {"input_drift": {"config": {"min_rows": 10}}}},
+        )
+        # Evidence against version 1 while its remedy serves beside it: nothing retrains.
+        assert evidence_after(instance, TRAINING, INPUT_DRIFT) == []
+        assert ticks.tick() == {}
+        # live_promotion retired the challenger: the evidence against version 1 counts again.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "live_promotion", metadata={DECISION_METADATA: "retire", CHAMPION_METADATA: "1"}
+            )
+        )
+        assert challenger_on_trial(instance) is None and current_champion(instance) == "1"
+        assert evidence_after(instance, TRAINING, INPUT_DRIFT)
+        # ... until a promotion: the drift was measured against version 1, no longer serving.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "live_promotion", metadata={DECISION_METADATA: "promote", CHAMPION_METADATA: "2"}
+            )
+        )
+        assert current_champion(instance) == "2"
+        assert evidence_after(instance, TRAINING, INPUT_DRIFT) == []

@@ -196,6 +196,9 @@ class ModelRegistry(dg.ConfigurableResource):
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
 
+    def delete_alias(self, alias: str) -> None:
+        self.client().delete_registered_model_alias(self.model_name, alias)
+
     def set_version_tag(self, version: str, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, version, key, value)
 

@@ -110,6 +110,15 @@ def table_metadata(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _add_new_columns(connection: Any, table: str, frame: pd.DataFrame) -> None:
+    """Add the frame's columns the stored table lacks: an asset that gains a column
+    keeps its stored days, which read NULL there. DuckDB has no "insert ... adding columns"."""
+    stored = {row[0] for row in connection.execute(f"describe {table}").fetchall()}
+    for name, kind, *_ in connection.execute("describe select * from frame").fetchall():
+        if name not in stored:
+            connection.execute(f"alter table {table} add column {quote_identifier(name)} {kind}")
+
+
 class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     """Writes pandas frames by column name, creating the table even for an empty partition."""
 
@@ -120,6 +129,7 @@ class CompletePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         # An empty day is a fact, not an error: create the table from the typed empty frame so
         # that downstream reads of that partition return zero rows instead of failing.
         connection.execute(f"create table if not exists {table} as select * from obj limit 0")
+        _add_new_columns(connection, table, obj)
         connection.execute(f"insert into {table} by name select * from obj")
         if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
             # A run over several days: the frame's total is no day's count, so the asset gives

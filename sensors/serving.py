@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass
 
 import dagster as dg
 
+from ml_assets.assets.policy import ServingPolicy
+from ml_assets.assets.serving import challenger_config
 from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.runs import IN_FLIGHT
-from ml_assets.serving.deploy import served_version
+from ml_assets.serving.deploy import served_versions
 from resources.compat.dagster import UnresolvedAssetJobDefinition
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
@@ -21,9 +23,23 @@ REDEPLOY_TAG = "ml_assets/redeploy"
 REDEPLOY_BACKOFF_S = 600
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """The versions an endpoint serves, or should: the champion, and a challenger beside it."""
+
+    champion: str | None
+    challenger: str | None = None
+
+    def __str__(self) -> str:
+        if self.champion is None:
+            return "nothing"
+        beside = f" beside challenger {self.challenger}" if self.challenger else ""
+        return f"version {self.champion}{beside}"
+
+
 @dataclass
 class ServingCursor:
-    """The champion version last requested, and when (seconds since the epoch)."""
+    """What was last requested (`Wanted`, in words), and when (seconds since the epoch)."""
 
     version: str = ""
     requested_at: float = 0.0
@@ -54,12 +70,24 @@ def make_serving_sensor(
         description="Redeploys the champion when the endpoint is gone or serves another version.",
     )
     def serving_sensor(
-        context: dg.SensorEvaluationContext, ray_cluster: RayCluster, model_registry: ModelRegistry
+        context: dg.SensorEvaluationContext,
+        ray_cluster: RayCluster,
+        model_registry: ModelRegistry,
+        serving_policy: ServingPolicy,
     ) -> dg.SensorResult:
         cursor = ServingCursor.parse(context.cursor)
-        champion = model_registry.version_for_alias(CHAMPION_ALIAS)
-        if champion is None:
+        found = model_registry.version_for_alias(CHAMPION_ALIAS)
+        if found is None:
             return dg.SensorResult(skip_reason="no champion yet: nothing to serve")
+        expected = challenger_config(
+            model_registry,
+            found.version,
+            serving_policy.challenger_mode,
+            serving_policy.challenger_share,
+        )
+        # What should serve: the champion, and the challenger beside it (a promotion or a
+        # retirement by live_promotion changes them without a deployment of its own).
+        wanted = Wanted(found.version, expected.model_version if expected else None)
         try:
             ray_cluster.check_reachable()
         except OSError as exc:
@@ -67,9 +95,9 @@ def make_serving_sensor(
                 skip_reason=f"no Ray cluster at {ray_cluster.address} ({exc}); the champion is "
                 "redeployed once one is up (`make serve-up` or `ml-assets ray-up`)"
             )
-        served = served_version(ray_cluster.endpoint)
-        if served == champion.version:
-            return dg.SensorResult(skip_reason=f"serving the champion, version {served}")
+        served = Wanted(*served_versions(ray_cluster.endpoint))
+        if served == wanted:
+            return dg.SensorResult(skip_reason=f"serving {wanted}")
         in_flight = [
             record.dagster_run.run_id
             for record in context.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
@@ -79,21 +107,18 @@ def make_serving_sensor(
         if in_flight:
             return dg.SensorResult(skip_reason=f"run {in_flight[0]} is deploying")
         now = time.time()
-        if cursor.version == champion.version and now - cursor.requested_at < REDEPLOY_BACKOFF_S:
+        if cursor.version == str(wanted) and now - cursor.requested_at < REDEPLOY_BACKOFF_S:
             return dg.SensorResult(
-                skip_reason=f"the endpoint serves {served or 'nothing'}, and version "
-                f"{champion.version} was requested {now - cursor.requested_at:.0f} s ago; next "
-                f"request after {REDEPLOY_BACKOFF_S} s (see that run's failure)"
+                skip_reason=f"the endpoint serves {served}, and {wanted} was requested "
+                f"{now - cursor.requested_at:.0f} s ago; next request after "
+                f"{REDEPLOY_BACKOFF_S} s (see that run's failure)"
             )
         context.log.warning(
-            f"{ray_cluster.endpoint} serves {served or 'nothing'}; the champion is version "
-            f"{champion.version}: requesting a deployment"
+            f"{ray_cluster.endpoint} serves {served}; wanted: {wanted}: requesting a deployment"
         )
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(tags={REDEPLOY_TAG: f"{served or 'none'}->{champion.version}"})
-            ],
-            cursor=ServingCursor(champion.version, now).dumps(),
+            run_requests=[dg.RunRequest(tags={REDEPLOY_TAG: f"{served}->{wanted}"})],
+            cursor=ServingCursor(str(wanted), now).dumps(),
         )
 
     return serving_sensor

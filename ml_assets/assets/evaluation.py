@@ -1,10 +1,11 @@
-"""`model_evaluation`, its blocking `blessing` check, and `champion_model`."""
+"""`model_evaluation`, its `blessing` check, and `champion_model`, which promotes or keeps."""
 
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets.keys import CHAMPION_METADATA, MODEL_GROUP
-from ml_assets.model.blessing import BlessingPolicy
+from ml_assets.assets.keys import AWAITING_METADATA, CHAMPION_METADATA, MODEL_GROUP
+from ml_assets.assets.policy import ServingPolicy
+from ml_assets.model.blessing import BlessingPolicy, gate_rule
 from ml_assets.model.evaluation import (
     EvaluationReport,
     ModelScores,
@@ -15,6 +16,7 @@ from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import ChampionChange, promote
 from ml_assets.model.tracking import (
+    BLESSED_TAG,
     CHAMPION_ALIAS,
     DEFAULT_DECISION_THRESHOLD,
     EVALUATION_METRIC_PREFIX,
@@ -25,9 +27,9 @@ from ml_assets.model.tracking import (
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from resources.mlflow_registry import ModelRegistry
 
-EVALUATION_CODE_VERSION = "1"
+EVALUATION_CODE_VERSION = "2"
 # champion_model's record of the version it made champion (read by the retraining policy).
-CHAMPION_CODE_VERSION = "1"
+CHAMPION_CODE_VERSION = "2"
 
 
 class BlessingConfig(dg.Config, BlessingPolicy):
@@ -65,7 +67,9 @@ def model_evaluation(
             float(current.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
             rows,
         )
-    report = evaluate_models(rows, challenger, champion, config)
+    # A plain policy in the stored report: the run config class need not unpickle elsewhere.
+    policy = BlessingPolicy.model_validate(config.model_dump())
+    report = evaluate_models(rows, challenger, champion, policy)
     metrics = {
         f"{EVALUATION_METRIC_PREFIX}{k}": v
         for k, v in report.metrics.to_dict().items()
@@ -99,6 +103,8 @@ def model_evaluation(
 
 @dg.asset_check(
     asset=model_evaluation,
+    # Blocking for the order only: champion_model runs after it and reads the verdict. A refusal
+    # is a WARN, the gate's outcome, so the run stays green and no failure alert fires.
     blocking=True,
     description="The challenger is good enough to replace the champion.",
     # Evaluated whenever its report is: automated runs only execute checks whose condition holds.
@@ -110,11 +116,22 @@ def blessing(model_evaluation: EvaluationReport) -> dg.AssetCheckResult:
     verdict = model_evaluation.verdict
     return dg.AssetCheckResult(
         passed=verdict.blessed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=refusal(model_evaluation) if not verdict.blessed else None,
         metadata={
             "conditions": dg.MetadataValue.md(verdict.to_markdown()),
             "failed": "; ".join(verdict.failures) or "none",
+            "rule": dg.MetadataValue.md(gate_rule(model_evaluation.policy)),
             "challenger_version": model_evaluation.challenger_version,
         },
+    )
+
+
+def refusal(report: EvaluationReport) -> str:
+    """What a refusal leaves in place, and every condition it failed."""
+    kept = f"kept v{report.champion_version}" if report.champion_version else "no champion"
+    return f"{kept}; challenger v{report.challenger_version} refused: " + "; ".join(
+        report.verdict.failures
     )
 
 
@@ -125,17 +142,42 @@ def blessing(model_evaluation: EvaluationReport) -> dg.AssetCheckResult:
     kinds={"mlflow"},
 )
 def champion_model(
-    model_evaluation: EvaluationReport, model_registry: ModelRegistry
-) -> dg.Output[ChampionChange]:
-    """Moves the `champion` alias to the blessed challenger, recording the previous champion."""
+    model_evaluation: EvaluationReport,
+    model_registry: ModelRegistry,
+    serving_policy: ServingPolicy,
+) -> dg.Output[ChampionChange | None]:
+    """Moves the `champion` alias to a blessed challenger, or records that the champion stays."""
     if not model_evaluation.verdict.blessed:
-        # The blocking check stops this asset in the same run; this guards a separate launch.
-        raise dg.Failure(
-            f"challenger v{model_evaluation.challenger_version} was not blessed: "
-            + "; ".join(model_evaluation.verdict.failures)
+        # A refusal is the gate's outcome: recorded here, in words, and the run stays green.
+        kept = model_evaluation.champion_version
+        return dg.Output(
+            ChampionChange(champion=kept, previous=None) if kept else None,
+            metadata={
+                **({CHAMPION_METADATA: kept} if kept else {}),
+                "outcome": refusal(model_evaluation),
+            },
         )
-    change = promote(model_registry, model_evaluation.challenger_version)
+    challenger = model_evaluation.challenger_version
+    model_registry.set_version_tag(challenger, BLESSED_TAG, "true")
+    kept = model_evaluation.champion_version
+    if kept and serving_policy.promote_on_live_evidence:
+        # The champion stays until live_promotion has the challenger's live evidence.
+        return dg.Output(
+            ChampionChange(champion=kept, previous=None),
+            metadata={
+                CHAMPION_METADATA: kept,
+                AWAITING_METADATA: challenger,
+                "outcome": f"kept v{kept}; challenger v{challenger} blessed offline, serving "
+                f"beside it ({serving_policy.challenger_mode}) until live_promotion decides",
+            },
+        )
+    change = promote(model_registry, challenger)
     return dg.Output(
         change,
-        metadata={CHAMPION_METADATA: change.champion, "previous": change.previous or "none"},
+        metadata={
+            CHAMPION_METADATA: change.champion,
+            "previous": change.previous or "none",
+            "outcome": f"challenger v{change.champion} is the champion"
+            + (f", replacing v{change.previous}" if change.previous else ""),
+        },
     )

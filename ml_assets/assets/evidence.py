@@ -11,9 +11,12 @@ from datetime import date
 import dagster as dg
 
 from ml_assets.assets.keys import (
+    AWAITING_METADATA,
     CHAMPION_METADATA,
     CHAMPION_MODEL,
+    DECISION_METADATA,
     EVIDENCE_VERSION_METADATA,
+    LIVE_PROMOTION,
     RETRAIN_EVIDENCE_METADATA,
 )
 
@@ -55,11 +58,32 @@ def materializations_after(
 
 
 def current_champion(instance: dg.DagsterInstance) -> str | None:
-    """The champion version as `champion_model` last recorded it (None before the first)."""
+    """The champion version as last recorded (None before the first): by `champion_model`, or
+    by `live_promotion` when it decided later (it promotes on live evidence)."""
+    latest: tuple[int, str] | None = None
+    for key in (CHAMPION_MODEL, LIVE_PROMOTION):
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1)
+        for record in records.records:
+            materialization = record.asset_materialization
+            entry = materialization.metadata.get(CHAMPION_METADATA) if materialization else None
+            if entry is not None and (latest is None or record.storage_id > latest[0]):
+                latest = (record.storage_id, str(entry.value))
+    return latest[1] if latest else None
+
+
+def challenger_on_trial(instance: dg.DagsterInstance) -> str | None:
+    """The blessed challenger champion_model last left to live evidence, while live_promotion
+    has not promoted or retired it since (None: none on trial)."""
     event = instance.get_latest_materialization_event(CHAMPION_MODEL)
     materialization = event.asset_materialization if event else None
-    entry = materialization.metadata.get(CHAMPION_METADATA) if materialization else None
-    return str(entry.value) if entry is not None else None
+    entry = materialization.metadata.get(AWAITING_METADATA) if materialization else None
+    if event is None or entry is None:
+        return None
+    for decided in materializations_after(instance, CHAMPION_MODEL, LIVE_PROMOTION):
+        decision = decided.metadata.get(DECISION_METADATA)
+        if decision is not None and decision.value in ("promote", "retire"):
+            return None
+    return str(entry.value)
 
 
 def evidence_after(
@@ -73,8 +97,11 @@ def evidence_after(
     still be arriving).
 
     Evidence about an earlier champion is answered: a retrain already replaced it (drift of
-    days compared while that retrain ran would otherwise start a second one).
+    days compared while that retrain ran would otherwise start a second one). So is evidence
+    while a challenger is on trial: the remedy is serving beside the champion.
     """
+    if challenger_on_trial(instance) is not None:
+        return []
     champion = current_champion(instance)
     latest: dict[str, str] = {}
     for materialization in materializations_after(instance, target, key):

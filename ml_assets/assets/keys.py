@@ -25,6 +25,7 @@ SERVED_PREDICTIONS: Final = dg.AssetKey("served_predictions")
 QUARANTINED_PREDICTIONS: Final = dg.AssetKey("quarantined_predictions")
 INPUT_DRIFT: Final = dg.AssetKey("input_drift")
 LIVE_PERFORMANCE: Final = dg.AssetKey("live_performance")
+LIVE_PROMOTION: Final = dg.AssetKey("live_promotion")
 
 # --- groups --------------------------------------------------------------------------------------
 DATA_LAYER_GROUP: Final = "data_layer"
@@ -42,6 +43,10 @@ DRIFT_DATE_COLUMN: Final = "drift_date"
 # --- metadata entries other assets and the automation read ---------------------------------------
 # champion_model's record of the version it made champion (read by the retraining policy).
 CHAMPION_METADATA: Final = "champion"
+# ... and of the blessed challenger it left to live evidence (the retraining policy waits on it).
+AWAITING_METADATA: Final = "awaiting_live_evidence"
+# live_promotion's decision: promote, retire, wait (or none: no challenger).
+DECISION_METADATA: Final = "decision"
 # A monitoring asset's materialization that carries this entry (non-empty) is evidence the
 # retraining policy acts on; the text says what was seen.
 RETRAIN_EVIDENCE_METADATA: Final = "retrain_evidence"

@@ -50,6 +50,7 @@ from ml_assets.monitoring.performance import (
 )
 from ml_assets.monitoring.performance import live_performance as live_performance_table
 from ml_assets.monitoring.served import (
+    answered_traffic,
     expired_days,
     line_count,
     log_digest,
@@ -173,7 +174,7 @@ def _delete_expired_logs(
     return deleted
 
 
-def _labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:
+def known_labels(warehouse: Warehouse, complaint_ids: list[str]) -> pd.DataFrame:
     """The known labels of these complaints, from the features table (the label the model learns)."""
     with warehouse.connect() as conn:
         return conn.execute(
@@ -238,7 +239,7 @@ def live_performance(
             registered or DEFAULT_DECISION_THRESHOLD
         )
     ids = served["complaint_id"].dropna().astype(str).unique().tolist()
-    table = live_performance_table(day, join_labels(served, _labels(warehouse, ids)))
+    table = live_performance_table(day, join_labels(served, known_labels(warehouse, ids)))
     champion = model_registry.version_for_alias(CHAMPION_ALIAS)
     evidence = []
     # Records, not itertuples: pandas-stubs type a named tuple's fields as any scalar (str too).
@@ -311,11 +312,11 @@ def _served_inputs(warehouse: Warehouse, day: str) -> pd.DataFrame:
         return pd.DataFrame(columns=list(FEATURE_COLUMNS))
     with warehouse.connect() as conn:
         logged = conn.execute(
-            f"select complaint_id, inputs from {WAREHOUSE_SCHEMA}.{SERVED_PREDICTIONS.path[-1]} "
+            f"select * from {WAREHOUSE_SCHEMA}.{SERVED_PREDICTIONS.path[-1]} "
             f"where {REQUEST_DATE_COLUMN} = ?",
             [pd.Timestamp(day).to_pydatetime()],
         ).fetchdf()
-    logged = users_traffic(logged)
+    logged = answered_traffic(logged)
     return to_model_inputs(pd.DataFrame([json.loads(i) for i in logged["inputs"]]))
 
 

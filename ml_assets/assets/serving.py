@@ -1,25 +1,31 @@
 """`deployed_model`: the champion served by Ray Serve, checked over HTTP before it counts as deployed."""
 
+from typing import Literal
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from ml_assets.assets.evaluation import champion_model
 from ml_assets.assets.keys import MODEL_GROUP
+from ml_assets.assets.policy import ServingPolicy
 from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.tracking import (
+    CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     DEFAULT_DECISION_THRESHOLD,
+    RETIRED_TAG,
     THRESHOLD_TAG,
     provenance,
 )
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
-from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
+from ml_assets.serving.schemas import MAX_COMPLAINTS, ChallengerConfig, ServingConfig
+from ml_assets.settings import ChallengerServing
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
-SERVING_CODE_VERSION = "2"
+SERVING_CODE_VERSION = "3"
 
 
 class DeploymentConfig(dg.Config):
@@ -31,6 +37,34 @@ class DeploymentConfig(dg.Config):
     max_complaints: int = Field(
         default=MAX_COMPLAINTS, ge=1, le=MAX_COMPLAINTS, description="per /predict request"
     )
+    # Dagster config has no optional Literal: "platform" stands for "not set here".
+    challenger_mode: Literal["platform", ChallengerServing] = Field(
+        default="platform",
+        description="off, shadow or split for this deployment; platform: the serving_policy "
+        "resource's (ML_ASSETS_CHALLENGER_MODE)",
+    )
+    challenger_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="split: the challenger's share of complaints (default: serving_policy's)",
+    )
+
+
+def challenger_config(
+    registry: ModelRegistry, champion: str, mode: str, share: float
+) -> ChallengerConfig | None:
+    """The challenger to serve beside `champion`: the `challenger` alias unless it is the
+    champion (None: none, or mode "off")."""
+    found = registry.version_for_alias(CHALLENGER_ALIAS) if mode != "off" else None
+    if found is None or found.version == champion or RETIRED_TAG in found.tags:
+        return None
+    return ChallengerConfig(
+        model_version=found.version,
+        decision_threshold=float(found.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
+        mode="shadow" if mode == "shadow" else "split",
+        share=share,
+    )
 
 
 def serving_config(
@@ -39,6 +73,7 @@ def serving_config(
     predictions_dir: str,
     max_complaints: int,
     api_token: str = "",
+    challenger: ChallengerConfig | None = None,
 ) -> ServingConfig:
     """The Serve `user_config` of a registered version, with its provenance."""
     found = registry.get_version(version)
@@ -53,13 +88,53 @@ def serving_config(
         provenance=provenance(
             CHAMPION_ALIAS, found.run_id, found.tags, registry.run_metrics(found.run_id)
         ),
+        challenger=challenger,
     )
+
+
+def serve_version(
+    version: str,
+    model_registry: ModelRegistry,
+    ray_cluster: RayCluster,
+    serving_policy: ServingPolicy,
+    max_complaints: int = MAX_COMPLAINTS,
+) -> ServingConfig:
+    """Move the running endpoint to a version it served before (a rollback), in place.
+
+    No smoke test: the version answered correctly when it served, and a rollback has to be
+    quick. Returns once the endpoint answers with it."""
+    from ml_assets.serving.deploy import deploy, served_version
+
+    config = serving_config(
+        model_registry,
+        version,
+        ray_cluster.predictions_dir,
+        max_complaints,
+        ray_cluster.api_token,
+        challenger_config(
+            model_registry,
+            version,
+            serving_policy.challenger_mode,
+            serving_policy.challenger_share,
+        ),
+    )
+    ray_cluster.connect()
+    deploy(config, ray_cluster.http_host, ray_cluster.http_port)
+    now = served_version(ray_cluster.endpoint)
+    if now != version:
+        raise RuntimeError(
+            f"the endpoint answers with version {now} after the rollback to {version}: "
+            "see the Serve logs under the Ray temp dir, then run deployment_job"
+        )
+    return config
 
 
 @dg.asset(
     group_name=MODEL_GROUP,
     code_version=SERVING_CODE_VERSION,
     io_manager_key="model_io_manager",
+    # A promotion or retirement by live_promotion reaches the endpoint through the serving
+    # sensor, which compares what serves with what should.
     deps=[champion_model],
     kinds={"ray"},
 )
@@ -68,6 +143,7 @@ def deployed_model(
     training_dataset: pd.DataFrame,
     ray_cluster: RayCluster,
     model_registry: ModelRegistry,
+    serving_policy: ServingPolicy,
 ) -> dg.Output[ServingConfig]:
     """Deploys (or moves in place) the Ray Serve app to the champion and checks it over HTTP."""
     from ml_assets.model.network import predict_proba
@@ -83,6 +159,17 @@ def deployed_model(
             "bless a model first (`ml-assets train`, or materialize champion_model)"
         )
 
+    challenger = challenger_config(
+        model_registry,
+        champion.version,
+        serving_policy.challenger_mode
+        if config.challenger_mode == "platform"
+        else config.challenger_mode,
+        serving_policy.challenger_share
+        if config.challenger_share is None
+        else config.challenger_share,
+    )
+
     def config_for(version: str) -> ServingConfig:
         return serving_config(
             model_registry,
@@ -90,6 +177,7 @@ def deployed_model(
             ray_cluster.predictions_dir,
             config.max_complaints,
             ray_cluster.api_token,
+            challenger,
         )
 
     wanted = config_for(champion.version)
@@ -119,6 +207,12 @@ def deployed_model(
             "endpoint": dg.MetadataValue.url(f"{ray_cluster.endpoint}/docs"),
             "version": wanted.model_version,
             "previous_version": previous or "none",
+            "challenger": (
+                f"v{challenger.model_version} in {challenger.mode}"
+                + (f" ({challenger.share:.0%})" if challenger.mode == "split" else "")
+                if challenger
+                else "none"
+            ),
             "smoke_requests": smoke.requests,
             "smoke_latency_ms_p50": smoke.latency_ms_p50,
             "smoke_max_difference": smoke.max_difference,

@@ -26,6 +26,7 @@ TRAINING_SUMMARY_KEYS = (
     "blessed",
     "champion",
     "previous",
+    "outcome",
     "mlflow_run",
 )
 
@@ -118,48 +119,92 @@ def print_training_result(result: dg.ExecuteInProcessResult, seconds: float) -> 
     checks = list(result.get_asset_check_evaluations())
     for check in checks:
         click.echo(
-            f"check {check.check_name}: {'passed' if check.passed else 'FAILED'} ({check.metadata['failed'].value})"
+            f"check {check.check_name}: {'passed' if check.passed else 'refused'} ({check.metadata['failed'].value})"
         )
-    failed_steps = {e.step_key or "" for e in result.get_step_failure_events()}
-    only_not_blessed = any(not c.passed for c in checks) and all(
-        "blessing" in k for k in failed_steps
-    )
-    if result.success:
-        click.echo(
-            f"training run {result.run_id[:8]} ok in {seconds:.0f} s: the challenger is the champion now"
-        )
-    elif only_not_blessed:
-        # Not blessed is the gate working, not an error of the run: the champion stays.
-        click.echo(
-            f"training run {result.run_id[:8]} in {seconds:.0f} s: challenger not blessed, champion unchanged"
-        )
-    else:
+    refused = [c for c in checks if not c.passed]
+    if not result.success:
         click.echo(
             f"training run {result.run_id[:8]} FAILED in {seconds:.0f} s (see the run in the Dagster UI)"
         )
         return 1
+    if refused:
+        # A refusal is the gate's outcome, not an error of the run: the champion stays.
+        click.echo(
+            f"training run {result.run_id[:8]} ok in {seconds:.0f} s: the challenger was refused, "
+            "the champion stays"
+        )
+    else:
+        click.echo(
+            f"training run {result.run_id[:8]} ok in {seconds:.0f} s: the challenger is the champion now"
+        )
     return 0
 
 
 @click.command("rollback")
+@click.option(
+    "--no-deploy",
+    is_flag=True,
+    help="Only move the alias; the serving sensor deploys it within a minute.",
+)
 @with_home
-def rollback(home: ProjectHome) -> int:
-    """Move the champion alias back to the previous champion.
+def rollback(home: ProjectHome, no_deploy: bool) -> int:
+    """Move the champion back to the previous one, and serve it now.
+
+    The endpoint moves in place (Serve reconfigures its replicas, no smoke test: the version
+    served before): no request fails. Without a Ray cluster only the alias moves, and the
+    serving sensor deploys it once one is up.
 
     \b
     Example:
       ml-assets rollback
     """
+    import dagster as dg
+
+    from ml_assets.assets.keys import DEPLOYED_MODEL
+    from ml_assets.assets.serving import serve_version
     from ml_assets.definitions import build_definitions
     from ml_assets.model.promotion import rollback as roll_back
 
-    registry = (build_definitions(home).resources or {})["model_registry"]
+    began = time.monotonic()
+    definitions = build_definitions(home)
+    resources = definitions.resources or {}
+    registry = resources["model_registry"]
     try:
         change = roll_back(registry)
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
     click.echo(f"champion of {registry.model_name}: version {change.previous} -> {change.champion}")
+    if no_deploy:
+        return 0
+    wanted = {k: resources[k] for k in ("model_registry", "ray_cluster", "serving_policy")}
+    # Built as a run builds them: the token's EnvVar resolved to its value.
+    with dg.build_resources(wanted) as built:
+        try:
+            built.ray_cluster.check_reachable()
+        except OSError as exc:
+            click.echo(
+                f"no Ray cluster ({exc}): the serving sensor deploys v{change.champion} once "
+                "one is up"
+            )
+            return 0
+        serve_version(
+            change.champion, built.model_registry, built.ray_cluster, built.serving_policy
+        )
+    seconds = time.monotonic() - began
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        # Recorded like a deployment, so that the asset's history shows what serves.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                DEPLOYED_MODEL,
+                metadata={
+                    "version": change.champion,
+                    "previous_version": change.previous or "none",
+                    "deployed_by": "ml-assets rollback",
+                },
+            )
+        )
+    click.echo(f"serving v{change.champion} after {seconds:.1f} s")
     return 0
 
 

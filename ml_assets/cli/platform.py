@@ -86,11 +86,13 @@ def init(home: ProjectHome, storage: str | None) -> int:
 )
 @click.option(
     "--scenario",
-    type=click.Choice(["first-model", "drift"]),
+    type=click.Choice(["first-model", "drift", "challenger"]),
     default="first-model",
     help="first-model: land, train, serve, land more days; drift: serve, drift arrives, "
     "input_drift errors, retrain, blessing, the new champion serves, recovery (use an empty "
-    "project home: `make demo-drift`).",
+    "project home: `make demo-drift`); challenger: serve, drift arrives, a challenger enters "
+    "shadow, labels arrive, it is promoted (or retired) on live evidence, no request fails "
+    "(an empty home: `make demo-challenger`).",
 )
 @with_home
 def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: str) -> int:
@@ -100,6 +102,7 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
     Examples:
       ml-assets demo --days 60 --ui-port 3000
       ml-assets --home .ml_assets-drift demo --scenario drift
+      ml-assets --home .ml_assets-challenger demo --scenario challenger
     """
     from ml_assets.demo import DemoSettings, run_demo
     from ml_assets.instance import init_home
@@ -113,6 +116,10 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
         from ml_assets.demo_drift import run_drift_demo
 
         last_line = run_drift_demo(home, settings, platform_today())
+    elif scenario == "challenger":
+        from ml_assets.demo_challenger import run_challenger_demo
+
+        last_line = run_challenger_demo(home, settings, platform_today())
     else:
         last_line = run_demo(home, settings, platform_today() - timedelta(days=1))
     click.echo(f"demo took {time.monotonic() - began:.0f} s")

@@ -24,6 +24,7 @@ SERVED_COLUMNS: dict[str, str] = {
     "complaint_id": "string",
     "dispute_probability": "float64",
     "disputed": "bool",
+    "role": "string",  # champion, challenger (answered under a split) or shadow (no user saw it)
     "inputs": "string",  # the complaint as sent (JSON), for drift and skew
     "source_file": "string",
     "line_number": "int64",
@@ -35,6 +36,7 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "line": "string",
     "reason": "string",
 }
+SHADOW_ROLE = "shadow"
 # A quarantined line's reason keeps pydantic's first errors, not a wall of them.
 REASON_ERRORS = 3
 
@@ -124,6 +126,7 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
                     "complaint_id": logged.inputs.complaint_id,
                     "dispute_probability": logged.dispute_probability,
                     "disputed": logged.disputed,
+                    "role": logged.role,
                     "inputs": json.dumps(inputs, sort_keys=True),
                     "source_file": name,
                     "line_number": number,
@@ -136,3 +139,12 @@ def users_traffic(served: pd.DataFrame) -> pd.DataFrame:
     """Served predictions without a deployment's smoke requests."""
     ids = served["complaint_id"].astype("string").fillna("")
     return served[~ids.str.startswith(SMOKE_COMPLAINT_ID_PREFIX)]
+
+
+def answered_traffic(served: pd.DataFrame) -> pd.DataFrame:
+    """Users' requests as they were answered: without smoke requests and shadow scores (a
+    shadowed complaint would otherwise count twice)."""
+    users = users_traffic(served)
+    if "role" not in users.columns:  # tables stored before challengers served
+        return users
+    return users[users["role"].astype("string").fillna("champion") != SHADOW_ROLE]

@@ -1,12 +1,16 @@
-"""The Ray Serve app: one deployment serving the champion behind a FastAPI ingress.
+"""The Ray Serve app: the champion served by a FastAPI ingress, and a challenger beside it.
 
-`serve run ml_assets.serving.app:app` works too; the pipeline deploys it with a `user_config`
-(`ServingConfig`) naming the model version, and moves versions with in-place reconfigures.
+Model composition: the ingress (`DisputeModelServer`) scores the champion itself, so its answers
+take no extra hop, and holds a deployment handle to `ChallengerScorer`, which scores the
+challenger (in shadow, or for its share of a split). `serve run ml_assets.serving.app:app` works
+too; the pipeline deploys it with `user_config`s (`ServingConfig`, `ScorerConfig`) naming the
+versions and the mode, and changes them with in-place reconfigures.
 """
 
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from ml_assets.columns import NARRATIVE_COLUMN
 from ml_assets.privacy import scrub_record
@@ -26,14 +31,18 @@ from ml_assets.serving.auth import token_matches
 from ml_assets.serving.feedback import PredictionLog
 from ml_assets.serving.guard import ComplaintBudget, RequestGuard
 from ml_assets.serving.predictor import split_by_lengths
+from ml_assets.serving.routing import to_challenger
 from ml_assets.serving.schemas import (
     MAX_ERROR_DETAILS,
+    ChallengerInfo,
     ErrorResponse,
     Health,
     ModelInfo,
     Prediction,
     PredictRequest,
     PredictResponse,
+    Role,
+    ScorerConfig,
     ServingConfig,
     ValidationErrorItem,
     ValidationErrorResponse,
@@ -51,6 +60,11 @@ MAX_ONGOING_COMPLAINTS = 4096
 MAX_ONGOING_REQUESTS = 256
 REPLICAS = 2
 REPLICA_CPUS = 0.5
+# One replica for the challenger: it answers a share of traffic, or scores off the response path.
+CHALLENGER_CPUS = 0.5
+# Shadow scorings a replica runs at once; beyond it a request is not shadowed (counted): under
+# overload the champion's answers come first.
+MAX_SHADOWS_IN_FLIGHT = 64
 
 api = FastAPI(
     title="CFPB complaint dispute model",
@@ -127,45 +141,20 @@ def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
     return sum(len(b) for b in batches)
 
 
-@serve.deployment(
-    # Two, so that one replica's death is not a blackout: the other answers while Serve restarts
-    # it. Half a CPU each fits both beside the proxy on a 2-core head (they are scheduled by
-    # these reservations; TensorFlow itself uses what is free).
-    num_replicas=REPLICAS,
-    # Batches can only form when many requests are in flight at once at the replica.
-    max_ongoing_requests=MAX_ONGOING_REQUESTS,
-    ray_actor_options={"num_cpus": REPLICA_CPUS},
-    logging_config={"enable_access_log": False},
-)
-@serve.ingress(api)
-class DisputeModelServer:
-    """Serves one registered model version; `reconfigure` swaps versions without a restart."""
+def _load_predictor(tracking_uri: str, model_name: str, version: str) -> Any:
+    """A registered version's predictor, its tf.function traced before it takes traffic."""
+    from ml_assets.model.tracking import load_keras_model
+    from ml_assets.serving.predictor import Predictor
 
-    def __init__(self) -> None:
-        self.config: ServingConfig | None = None
-        self.predictor: Any = None
-        self.feedback: PredictionLog | None = None
-        self.deployed_at = ""
-        self.budget = ComplaintBudget(MAX_ONGOING_COMPLAINTS)
+    predictor = Predictor(load_keras_model(version, tracking_uri, model_name))
+    predictor.predict_records([{}])
+    return predictor
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Load the configured version (if it changed), then switch to it in one assignment."""
-        from ml_assets.model.tracking import load_keras_model
-        from ml_assets.serving.predictor import Predictor
 
-        config = ServingConfig(**user_config)
-        if self.config is None or config.model_version != self.config.model_version:
-            model = load_keras_model(config.model_version, config.tracking_uri, config.model_name)
-            predictor = Predictor(model)
-            predictor.predict_records([{}])  # trace the tf.function before taking traffic
-            self.predictor = predictor
-            self.deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
-        if config.predictions_dir and (
-            self.feedback is None or str(self.feedback.folder) != config.predictions_dir
-        ):
-            self.feedback = PredictionLog(Path(config.predictions_dir))
-        self.config = config
-        logger.info("serving %s version %s", config.model_name, config.model_version)
+class BatchedScoring:
+    """Scores complaints with `self.predictor`, in batches formed across requests."""
+
+    predictor: Any = None
 
     # No waiting for a batch to fill: under load the requests that queued while the previous
     # batch ran form the next one anyway, and a lone request is not held back (measured in
@@ -179,6 +168,104 @@ class DisputeModelServer:
         flat = [record for batch in batches for record in batch]
         probabilities = self.predictor.predict_records(flat)
         return split_by_lengths(probabilities, [len(b) for b in batches])
+
+    async def _probabilities(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """The records' probabilities, scored in chunks of at most BATCH_COMPLAINTS."""
+        chunks = [
+            records[i : i + BATCH_COMPLAINTS] for i in range(0, len(records), BATCH_COMPLAINTS)
+        ]
+        parts = await asyncio.gather(*(self._score(chunk) for chunk in chunks))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A complaint's probability, and the version, threshold and role that gave it."""
+
+    probability: float
+    version: str
+    threshold: float
+    role: Role
+
+
+class ChallengerNotLoaded(RuntimeError):
+    """The challenger deployment holds no model (none configured, or still loading)."""
+
+
+@serve.deployment(
+    num_replicas=1,
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    ray_actor_options={"num_cpus": CHALLENGER_CPUS},
+    logging_config={"enable_access_log": False},
+)
+class ChallengerScorer(BatchedScoring):
+    """Scores complaints with the challenger; `reconfigure` loads another version, or none."""
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Load the configured version (if it changed), then switch to it."""
+        config = ScorerConfig(**user_config)
+        if config.model_version is None:
+            self.predictor, self.version = None, None
+        elif config.model_version != self.version:
+            predictor = _load_predictor(
+                config.tracking_uri, config.model_name, config.model_version
+            )
+            self.predictor, self.version = predictor, config.model_version
+        logger.info("challenger: %s", self.version or "none")
+
+    async def score(self, records: list[dict[str, Any]]) -> tuple[str, list[float]]:
+        """The version that scored, and the records' dispute probabilities."""
+        version = self.version
+        if version is None or self.predictor is None:
+            raise ChallengerNotLoaded("no challenger loaded")
+        return version, (await self._probabilities(records)).tolist()
+
+
+@serve.deployment(
+    # Two, so that one replica's death is not a blackout: the other answers while Serve restarts
+    # it. Half a CPU each fits both beside the proxy on a 2-core head (they are scheduled by
+    # these reservations; TensorFlow itself uses what is free).
+    num_replicas=REPLICAS,
+    # Batches can only form when many requests are in flight at once at the replica.
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    ray_actor_options={"num_cpus": REPLICA_CPUS},
+    logging_config={"enable_access_log": False},
+)
+@serve.ingress(api)
+class DisputeModelServer(BatchedScoring):
+    """Serves the champion, and a challenger through `ChallengerScorer`'s handle; `reconfigure`
+    swaps versions and modes without a restart."""
+
+    def __init__(self, challenger: DeploymentHandle | None = None) -> None:
+        self.config: ServingConfig | None = None
+        self.feedback: PredictionLog | None = None
+        self.deployed_at = ""
+        self.budget = ComplaintBudget(MAX_ONGOING_COMPLAINTS)
+        self.challenger = challenger
+        # The champion before this one stays loaded: a rollback is then a switch, not a load.
+        self._recent: dict[str, Any] = {}
+        self.fallbacks = self.shadow_failures = self.shadow_skipped = 0
+        self._shadows: set[asyncio.Task[None]] = set()
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Load the configured version (if it changed), then switch to it in one assignment."""
+        config = ServingConfig(**user_config)
+        if self.config is None or config.model_version != self.config.model_version:
+            if self.config is not None:
+                self._recent = {self.config.model_version: self.predictor}
+            self.predictor = self._recent.pop(config.model_version, None) or _load_predictor(
+                config.tracking_uri, config.model_name, config.model_version
+            )
+            self.deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
+        if config.predictions_dir and (
+            self.feedback is None or str(self.feedback.folder) != config.predictions_dir
+        ):
+            self.feedback = PredictionLog(Path(config.predictions_dir))
+        self.config = config
+        logger.info("serving %s version %s", config.model_name, config.model_version)
 
     def _refusal(self, credentials: HTTPAuthorizationCredentials | None) -> JSONResponse | None:
         """503 before a model is loaded; 401 when a token is set and not presented."""
@@ -220,44 +307,125 @@ class DisputeModelServer:
         records = [
             scrub_record(c.model_dump(exclude_none=True), FREE_TEXT_FIELDS) for c in body.complaints
         ]
+        challenger = config.challenger if self.challenger is not None else None
+        share = challenger.share if challenger is not None and challenger.mode == "split" else 0.0
+        routed = to_challenger([c.complaint_id for c in body.complaints], share)
         async with self.budget.hold(len(records)):
-            chunks = [
-                records[i : i + BATCH_COMPLAINTS] for i in range(0, len(records), BATCH_COMPLAINTS)
-            ]
-            parts = await asyncio.gather(*(self._score(chunk) for chunk in chunks))
-        probabilities = np.concatenate(parts)
+            answers = await self._answers(records, routed, config)
         predictions = [
             Prediction(
                 complaint_id=complaint.complaint_id,
-                dispute_probability=float(p),
-                disputed=bool(p >= config.decision_threshold),
+                dispute_probability=answer.probability,
+                disputed=answer.probability >= answer.threshold,
+                model_version=answer.version,
             )
-            for complaint, p in zip(body.complaints, probabilities, strict=True)
+            for complaint, answer in zip(body.complaints, answers, strict=True)
         ]
-        self._log(records, predictions, config)
+        self._log(records, predictions, answers, config)
+        if challenger is not None and challenger.mode == "shadow":
+            self._shadow(records, config)
         return PredictResponse(
             model_name=config.model_name,
             model_version=config.model_version,
             predictions=predictions,
         )
 
+    async def _answers(
+        self, records: list[dict[str, Any]], routed: list[bool], config: ServingConfig
+    ) -> list[_Answer]:
+        """Every record's answer: the challenger's for those routed to it (when it answers with
+        the configured version), the champion's for the rest."""
+        theirs = [i for i, to_it in enumerate(routed) if to_it]
+        challenged = config.challenger
+        scored: dict[int, _Answer] = {}
+        if theirs and challenged is not None:
+            found = await self._ask_challenger(
+                [records[i] for i in theirs], challenged.model_version
+            )
+            if found is None:
+                self.fallbacks += len(theirs)
+            else:
+                for i, p in zip(theirs, found, strict=True):
+                    scored[i] = _Answer(
+                        p, challenged.model_version, challenged.decision_threshold, "challenger"
+                    )
+        ours = [i for i in range(len(records)) if i not in scored]
+        if ours:
+            probabilities = await self._probabilities([records[i] for i in ours])
+            for i, p in zip(ours, probabilities, strict=True):
+                scored[i] = _Answer(
+                    float(p), config.model_version, config.decision_threshold, "champion"
+                )
+        return [scored[i] for i in range(len(records))]
+
+    async def _ask_challenger(
+        self, records: list[dict[str, Any]], version: str
+    ) -> list[float] | None:
+        """The challenger's probabilities, or None when it cannot give this version's."""
+        assert self.challenger is not None
+        try:
+            answered, probabilities = await self.challenger.score.remote(records)
+        # Whatever went wrong in the challenger's deployment (not loaded yet during a mode
+        # change, its replica restarting), a user's request must not fail for it: the champion
+        # answers, and /model counts how often.
+        except Exception:
+            logger.warning("the challenger did not answer; the champion does", exc_info=True)
+            return None
+        return probabilities if answered == version else None
+
+    def _shadow(self, records: list[dict[str, Any]], config: ServingConfig) -> None:
+        """Score the records with the challenger after the response, and log its answers."""
+        if len(self._shadows) >= MAX_SHADOWS_IN_FLIGHT:
+            self.shadow_skipped += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._shadow_scoring(records, config))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _shadow_scoring(self, records: list[dict[str, Any]], config: ServingConfig) -> None:
+        challenger = config.challenger
+        assert challenger is not None
+        found = await self._ask_challenger(records, challenger.model_version)
+        if found is None:
+            self.shadow_failures += 1
+            return
+        answers = [
+            _Answer(p, challenger.model_version, challenger.decision_threshold, "shadow")
+            for p in found
+        ]
+        predictions = [
+            Prediction(
+                complaint_id=r.get("complaint_id"),
+                dispute_probability=a.probability,
+                disputed=a.probability >= a.threshold,
+                model_version=a.version,
+            )
+            for r, a in zip(records, answers, strict=True)
+        ]
+        self._log(records, predictions, answers, config)
+
     def _log(
-        self, records: list[dict[str, Any]], predictions: list[Prediction], config: ServingConfig
+        self,
+        records: list[dict[str, Any]],
+        predictions: list[Prediction],
+        answers: list[_Answer],
+        config: ServingConfig,
     ) -> None:
         if self.feedback is None:
             return
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        for record, prediction in zip(records, predictions, strict=True):
+        for record, prediction, answer in zip(records, predictions, answers, strict=True):
             # The fields of `LoggedPrediction`, which `served_predictions` reads them with.
             self.feedback.append(
                 {
                     "request_time": now,
                     "model_name": config.model_name,
-                    "model_version": config.model_version,
-                    "decision_threshold": config.decision_threshold,
+                    "model_version": answer.version,
+                    "decision_threshold": answer.threshold,
                     "inputs": record,
                     "dispute_probability": prediction.dispute_probability,
                     "disputed": prediction.disputed,
+                    "role": answer.role,
                 }
             )
 
@@ -272,7 +440,21 @@ class DisputeModelServer:
             model_version=self.config.model_version,
             decision_threshold=self.config.decision_threshold,
             deployed_at=self.deployed_at,
+            challenger=self._challenger_info(),
             **self.config.provenance,
+        )
+
+    def _challenger_info(self) -> ChallengerInfo | None:
+        challenger = self.config.challenger if self.config else None
+        if challenger is None or self.challenger is None:
+            return None
+        return ChallengerInfo(
+            model_version=challenger.model_version,
+            mode=challenger.mode,
+            share=challenger.share if challenger.mode == "split" else 0.0,
+            fallbacks=self.fallbacks,
+            shadow_failures=self.shadow_failures,
+            shadow_skipped=self.shadow_skipped,
         )
 
     @api.get("/openapi.json", include_in_schema=False)
@@ -289,7 +471,13 @@ class DisputeModelServer:
     async def healthz(self) -> Health:
         """Liveness, and whether a model is loaded."""
         version = self.config.model_version if self.config else None
-        return Health(status="ok", model_loaded=self.predictor is not None, model_version=version)
+        challenger = self._challenger_info()
+        return Health(
+            status="ok",
+            model_loaded=self.predictor is not None,
+            model_version=version,
+            challenger_version=challenger.model_version if challenger else None,
+        )
 
 
-app = DisputeModelServer.bind()
+app = DisputeModelServer.bind(ChallengerScorer.bind())

@@ -30,23 +30,34 @@ def deploy(config: ServingConfig, host: str, port: int) -> None:
     """Deploy the app, or move it to a new version by an in-place `user_config` change."""
     from ray import serve
 
-    from ml_assets.serving.app import DisputeModelServer
+    from ml_assets.serving.app import ChallengerScorer, DisputeModelServer
 
     require_token_beyond_loopback(host, config.api_token_sha256)
     serve.start(http_options={"host": host, "port": port})
-    # Same code, new user_config: Serve calls `reconfigure` on the running replicas instead of
-    # replacing them, so requests in flight finish and none fail during the swap.
-    app = DisputeModelServer.options(user_config=config.model_dump()).bind()
+    # Same code and graph, new user_configs: Serve calls `reconfigure` on the running replicas
+    # instead of replacing them, so requests in flight finish and none fail during the swap. The
+    # challenger's deployment is always there (idle without one), so that adding, changing or
+    # removing a challenger is a reconfigure too.
+    challenger = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
+    app = DisputeModelServer.options(user_config=config.model_dump()).bind(challenger)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def served_versions(endpoint: str, timeout_s: float = 5.0) -> tuple[str | None, str | None]:
+    """The champion and challenger versions the endpoint serves (None: not up; no challenger)."""
+    try:
+        answer = requests.get(f"{endpoint}/healthz", timeout=timeout_s)
+    except requests.RequestException:
+        return None, None
+    if not answer.ok:
+        return None, None
+    health = answer.json()
+    return health.get("model_version"), health.get("challenger_version")
 
 
 def served_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     """The model version the endpoint serves, or None when it is not up."""
-    try:
-        answer = requests.get(f"{endpoint}/healthz", timeout=timeout_s)
-    except requests.RequestException:
-        return None
-    return answer.json().get("model_version") if answer.ok else None
+    return served_versions(endpoint, timeout_s)[0]
 
 
 def features_to_record(row: Mapping[Hashable, Any] | Mapping[str, Any]) -> dict[str, Any]:

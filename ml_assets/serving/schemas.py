@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
@@ -77,16 +77,28 @@ class ValidationErrorResponse(BaseModel):
     error_count: int
 
 
+# How a challenger serves beside the champion: "shadow" scores every request off the response
+# path; "split" answers a share of complaints (sticky by complaint id).
+ChallengerMode = Literal["shadow", "split"]
+# Who produced a logged prediction: the champion's answer, the challenger's answer (split), or the
+# challenger's shadow score that no user saw.
+Role = Literal["champion", "challenger", "shadow"]
+
+
 class Prediction(BaseModel):
-    """The answer for one complaint."""
+    """The answer for one complaint, and the model version that gave it."""
+
+    model_config = ConfigDict(protected_namespaces=())
 
     complaint_id: str | None
     dispute_probability: float
     disputed: bool
+    model_version: str | None = None
 
 
 class PredictResponse(BaseModel):
-    """Answers in request order, and the model version that gave them."""
+    """Answers in request order; `model_version` is the champion's, each prediction names the
+    version that answered it (a challenger's under a split)."""
 
     model_name: str
     model_version: str
@@ -110,6 +122,8 @@ class LoggedPrediction(BaseModel):
     inputs: Complaint
     dispute_probability: float = Field(ge=0.0, le=1.0)
     disputed: bool
+    # Logs written before challengers served hold the champion's answers only.
+    role: Role = "champion"
 
     @property
     def request_day(self) -> str:
@@ -123,10 +137,28 @@ class Health(BaseModel):
     status: str
     model_loaded: bool
     model_version: str | None = None
+    challenger_version: str | None = None
+
+
+class ChallengerInfo(BaseModel):
+    """The challenger serving beside the champion, and how."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    mode: ChallengerMode
+    share: float
+    fallbacks: int = Field(
+        description="complaints of this replica's the champion answered: the challenger was not ready"
+    )
+    shadow_failures: int = Field(description="this replica's shadow scorings that failed")
+    shadow_skipped: int = Field(
+        description="requests this replica did not shadow: too many shadow scorings in flight"
+    )
 
 
 class ModelInfo(BaseModel):
-    """Provenance of the served model."""
+    """Provenance of the served model, and the challenger beside it (if any)."""
 
     model_config = ConfigDict(protected_namespaces=())
 
@@ -141,6 +173,30 @@ class ModelInfo(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     decision_threshold: float
     deployed_at: str
+    challenger: ChallengerInfo | None = None
+
+
+class ChallengerConfig(BaseModel):
+    """A challenger version served beside the champion, and how."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    decision_threshold: float
+    mode: ChallengerMode
+    share: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="split: the share of complaints it answers"
+    )
+
+
+class ScorerConfig(BaseModel):
+    """The challenger deployment's `user_config`: which version to load (None: none)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    tracking_uri: str
+    model_name: str
+    model_version: str | None = None
 
 
 class ServingConfig(BaseModel):
@@ -158,3 +214,11 @@ class ServingConfig(BaseModel):
     # The SHA-256 of the bearer token /predict and /model require (None: open); the token itself
     # never enters the deployment's config, which Ray shows to anyone who can reach the cluster.
     api_token_sha256: str | None = None
+    challenger: ChallengerConfig | None = None
+
+    def scorer_config(self) -> ScorerConfig:
+        """What the challenger deployment loads: the challenger's version, or nothing."""
+        version = self.challenger.model_version if self.challenger else None
+        return ScorerConfig(
+            tracking_uri=self.tracking_uri, model_name=self.model_name, model_version=version
+        )

@@ -3,7 +3,7 @@
 One world for the module (the tests' fixed dates, `ml_assets_tests.world`): 14 days of complaints
 whose wording the model can learn, then three trainings, each set up for one outcome:
 - "first": no champion yet; blessed because it clears the AUC floor by a wide margin;
-- "worse": a network left at its random initialisation; not blessed because it is worse than
+- "worse": a network left at its random initialisation; refused because it is worse than
   the champion;
 - "retrained": the first model's recipe on the same data; blessed on its merits (as good as the
   champion) and promoted.
@@ -253,14 +253,19 @@ def test_a_worse_challenger_fails_the_blessing_because_it_is_worse(world: World)
         f"the untrained challenger (AUC {auc:.3f}) is only {champion_auc - auc:.3f} worse than "
         f"the champion ({champion_auc:.3f}); the scenario needs a gap of {UNTRAINED_GAP}"
     )
-    assert not result.success
+    # A refusal is the gate's outcome: the run stays green, the check says why.
+    assert result.success
     check = blessing_of(result)
-    assert not check.passed
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     regression = (
-        f"challenger AUC {auc:.3f} < champion {champion_auc:.3f} - {CHAMPION_AUC_TOLERANCE:.3f}"
+        f"challenger AUC {auc:.3f} < champion {champion_auc:.3f} - {CHAMPION_AUC_TOLERANCE:.3f} "
     )
-    assert regression in check.metadata["failed"].value.split("; ")
-    assert not result.asset_materializations_for_node("champion_model")
+    failed = check.metadata["failed"].value.split("; ")
+    assert any(f.startswith(regression) and f.endswith(": worse beyond noise") for f in failed)
+    assert "Holm's correction" in check.metadata["rule"].value
+    outcome = metadata(result, "champion_model")
+    assert outcome["champion"] == "1"
+    assert outcome["outcome"] == f"kept v1; challenger v2 refused: {check.metadata['failed'].value}"
     assert world.registry.get_version("2").aliases == ()  # never champion; the challenger moved on
     # The champion stayed: the next evaluation compared against the first model.
     assert metadata(world.runs["retrained"], "model_evaluation")["champion_roc_auc"] == (
@@ -426,3 +431,71 @@ def test_the_world_and_its_first_model_are_the_same_on_another_date(
         other = build_world(tmp_path, instance)
     # Exactly equal, floats included: op determinism is on for this module (`op_determinism`).
     assert first_model_figures(other) == first_model_figures(world)
+
+
+def _serve_evaluation_rows(world: World, versions: list[str]) -> int:
+    """Log each version's real answers to the evaluation rows as served predictions (as shadow
+    and champion logs would); the number of rows."""
+    with Warehouse(database=str(world.home.warehouse)).connect() as conn:
+        dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
+    rows = dataset[dataset[SPLIT_COLUMN] == EVALUATION]
+    frames = []
+    for version in versions:
+        model = load_keras_model(version, world.registry.tracking_uri, world.registry.model_name)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "complaint_id": rows["complaint_id"].astype(str).to_numpy(),
+                    "model_version": version,
+                    "request_time": pd.Timestamp(YESTERDAY, tz="UTC"),
+                    "dispute_probability": predict_proba(model, rows[list(FEATURE_COLUMNS)]),
+                }
+            )
+        )
+    served = pd.concat(frames, ignore_index=True)  # noqa: F841 (read by DuckDB below)
+    with Warehouse(database=str(world.home.warehouse)).connect(read_only=False) as conn:
+        conn.execute(
+            f"create or replace table {WAREHOUSE_SCHEMA}.served_predictions as select * from served"
+        )
+    return len(rows)
+
+
+def _live_promotion(world: World, **config: object) -> dict:
+    from ml_assets.assets.promotion import live_promotion
+
+    result = dg.materialize(
+        [live_promotion],
+        resources=local_resources(world.home),
+        instance=world.instance,
+        run_config={"ops": {"live_promotion": {"config": config}}},
+    )
+    assert result.success
+    return metadata(result, "live_promotion")
+
+
+def test_live_evidence_promotes_an_equal_challenger_and_retires_a_worse_one(
+    scratch: World,
+) -> None:
+    from ml_assets.model.tracking import BLESSED_TAG, RETIRED_TAG
+
+    registry = scratch.registry
+    assert registry.version_for_alias(CHAMPION_ALIAS).version == "3"
+    rows = _serve_evaluation_rows(scratch, ["1", "2", "3"])
+    # The untrained version 2 beside champion 3: blessed or not, live evidence retires it.
+    registry.set_alias(CHALLENGER_ALIAS, "2")
+    registry.set_version_tag("2", BLESSED_TAG, "true")
+    waiting = _live_promotion(scratch, min_labelled=rows + 1)
+    assert waiting["decision"] == "wait" and waiting["paired_labelled_requests"] == rows
+    retired = _live_promotion(scratch, min_labelled=50)
+    assert retired["decision"] == "retire", retired["conditions"]
+    assert retired["outcome"].startswith("kept v3; challenger v2 retired: live AUC")
+    assert registry.get_version("2").tags[RETIRED_TAG].startswith("live AUC")
+    assert registry.version_for_alias(CHAMPION_ALIAS).version == "3"
+    # Version 1 is the same recipe on the same days: as good as the champion, it is promoted.
+    registry.set_alias(CHALLENGER_ALIAS, "1")
+    promoted = _live_promotion(scratch, min_labelled=50, auc_margin=0.05)
+    assert promoted["decision"] == "promote", promoted["conditions"]
+    assert promoted["outcome"] == "challenger v1 is the champion, replacing v3"
+    assert "❌" not in promoted["conditions"]
+    champion = registry.version_for_alias(CHAMPION_ALIAS)
+    assert champion.version == "1" and champion.tags[PREVIOUS_CHAMPION_TAG] == "3"

@@ -37,7 +37,7 @@ def test_gate(served: Served, tmp_path: Path) -> None:
     table = [
         row for row in out.read_text().splitlines() if row.startswith("| ") and "---" not in row
     ]
-    assert [row.split(" | ")[2] for row in table[1:]] == ["2", "2", "2"]
+    assert [row.split(" | ")[2] for row in table[1:]] == ["2", "2", "2", "2"]
 
 
 def test_serving(served: Served, tmp_path: Path) -> None:

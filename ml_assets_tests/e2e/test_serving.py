@@ -23,7 +23,8 @@ import pytest
 import requests
 
 from ml_assets.assets.day_ranges import range_tags
-from ml_assets.assets.serving import deployed_model, serving_config
+from ml_assets.assets.policy import ServingPolicy
+from ml_assets.assets.serving import deployed_model, serve_version, serving_config
 from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import (
@@ -36,7 +37,13 @@ from ml_assets.jobs import (
 from ml_assets.model.blessing import BlessingPolicy
 from ml_assets.model.features import to_model_inputs
 from ml_assets.model.network import predict_proba
-from ml_assets.model.tracking import CHAMPION_ALIAS, THRESHOLD_TAG, load_keras_model
+from ml_assets.model.promotion import promote, rollback
+from ml_assets.model.tracking import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    THRESHOLD_TAG,
+    load_keras_model,
+)
 from ml_assets.monitoring.served import parse_prediction_logs
 from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.auth import bearer_headers
@@ -63,6 +70,9 @@ AUTH = bearer_headers(TOKEN)
 LOG_WAIT_S = 30.0
 KILL_AFTER_S, KILL_LOAD_S = 4.0, 14.0  # a replica is killed this far into the load
 REPLICA_RESTART_S = 180.0
+# `ml-assets rollback` serves the previous champion within this: measured 25 s under the steady
+# client on 2 cores (connecting to Ray, then both replicas loading the version from MLflow).
+ROLLBACK_S = 60.0
 SCHEMATHESIS_EXAMPLES = 1000  # per operation's fuzzing: over 1,000 requests in all
 SCHEMATHESIS_TIMEOUT_S = 600  # the prediction log's writer flushes every half second
 # What `ray start --head` binds unless told otherwise: GCS, dashboard, client server, dashboard
@@ -343,34 +353,59 @@ def test_the_openapi_contract_holds_under_schemathesis(served: Served, tmp_path:
     assert summary and int(summary.group(1)) >= 1000, run.stdout[-3000:]
 
 
-def test_a_new_champion_replaces_the_old_without_a_failed_request(served: Served) -> None:
-    outcomes: list[tuple[int, str | None]] = []
+def deploy_champion(served: Served, **config: object) -> dg.ExecuteInProcessResult:
+    """`deployment_job` in process: the champion (and a challenger, by `config`) served."""
+    return dg.materialize(
+        ALL_ASSETS,
+        selection=[deployed_model.key],
+        resources=served.resources,
+        instance=served.instance,
+        run_config={"ops": {"deployed_model": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+@contextlib.contextmanager
+def steady_client(served: Served) -> Iterator[list[tuple[int, str | None, str | None]]]:
+    """One client sending a complaint after another (each its own id) while the block runs:
+    (status, the response's version, the version that answered) of every answer, status 0 for
+    a request that got none."""
+    outcomes: list[tuple[int, str | None, str | None]] = []
     stop = threading.Event()
 
     def client() -> None:
-        while not stop.is_set():
+        for n in itertools.count():
+            if stop.is_set():
+                return
             try:
                 answer = requests.post(
                     f"{served.endpoint}/predict",
-                    json={"complaints": [COMPLAINT]},
+                    json={"complaints": [{**COMPLAINT, "complaint_id": f"steady-{n}"}]},
                     headers=AUTH,
                     timeout=30,
                 )
-                outcomes.append((answer.status_code, answer.json().get("model_version")))
+                body = answer.json()
+                answered = body["predictions"][0]["model_version"] if answer.ok else None
+                outcomes.append((answer.status_code, body.get("model_version"), answered))
             except requests.RequestException as exc:
-                outcomes.append((0, str(exc)))
+                outcomes.append((0, str(exc), None))
 
-    before, _ = champion(served)
     thread = threading.Thread(target=client)
     thread.start()
     try:
+        yield outcomes
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def test_a_new_champion_replaces_the_old_without_a_failed_request(served: Served) -> None:
+    before, _ = champion(served)
+    with steady_client(served) as outcomes:
         # The same recipe on the same days: a challenger as good as the champion, blessed on
         # its merits under the default policy, promoted and deployed.
         keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
         swap = materialize(served.home, served.instance, served.resources, keys)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     assert swap.success
     (blessing,) = swap.get_asset_check_evaluations()
     assert blessing.passed
@@ -378,7 +413,7 @@ def test_a_new_champion_replaces_the_old_without_a_failed_request(served: Served
     assert after != before
     assert len(outcomes) > 20
     assert [o for o in outcomes if o[0] != 200] == []
-    versions = [v for _, v in outcomes]
+    versions = [v for _, v, _ in outcomes]
     assert versions[0] == before and versions[-1] == after
     assert set(versions) == {before, after}
     health = requests.get(f"{served.endpoint}/healthz", timeout=10).json()
@@ -423,12 +458,102 @@ def test_a_version_failing_its_smoke_test_is_taken_back_out(served: Served) -> N
     assert answer.status_code == 200 and answer.json()["model_version"] == before
 
 
+def test_a_rollback_serves_the_previous_champion_in_seconds_without_a_failed_request(
+    served: Served,
+) -> None:
+    registry = served.resources["model_registry"]
+    before, _ = champion(served)
+    # A champion with a previous one to go back to, whatever ran before: another registered
+    # version of the same network, promoted and served.
+    client = registry.client()
+    source = client.get_model_version(registry.model_name, before)
+    newer = str(
+        client.create_model_version(
+            registry.model_name, source.source, source.run_id, tags=source.tags
+        ).version
+    )
+    assert promote(registry, newer).previous == before
+    assert deploy_champion(served).success
+    assert served_version(served.endpoint) == newer
+    with steady_client(served) as outcomes:
+        time.sleep(1)
+        # What `ml-assets rollback` does: the alias back, the endpoint moved in place.
+        began = time.monotonic()
+        assert rollback(registry).champion == before
+        serve_version(before, registry, served.resources["ray_cluster"], ServingPolicy())
+        seconds = time.monotonic() - began
+        time.sleep(1)
+    failed = [o for o in outcomes if o[0] != 200]
+    versions = [v for _, v, _ in outcomes]
+    print(
+        f"rollback: v{newer} -> v{before} in {seconds:.1f} s, {len(outcomes)} requests, "
+        f"{len(failed)} failed"
+    )
+    assert failed == [] and len(outcomes) > 20
+    assert versions[0] == newer and versions[-1] == before and set(versions) == {newer, before}
+    assert seconds < ROLLBACK_S
+    assert served_version(served.endpoint) == before
+
+
+def test_shadow_split_and_off_are_in_place_changes_without_a_failed_request(
+    served: Served,
+) -> None:
+    registry = served.resources["model_registry"]
+    before, _ = champion(served)
+    # A challenger: another registered version of the champion's network (the same answers,
+    # another version to name), under the alias the latest training sets.
+    client = registry.client()
+    source = client.get_model_version(registry.model_name, before)
+    other = str(
+        client.create_model_version(
+            registry.model_name, source.source, source.run_id, tags=source.tags
+        ).version
+    )
+    registry.set_alias(CHALLENGER_ALIAS, other)
+    phases: dict[str, tuple[int, int]] = {}
+    with steady_client(served) as outcomes:
+        for mode in ("shadow", "split", "off"):
+            assert deploy_champion(served, challenger_mode=mode, challenger_share=0.5).success
+            # The mode holds from here: the deployment returns once Serve has reconfigured.
+            began = len(outcomes)
+            info = requests.get(f"{served.endpoint}/model", headers=AUTH, timeout=10).json()
+            time.sleep(3)
+            phases[mode] = (began, len(outcomes))
+            if mode == "off":
+                assert info["challenger"] is None
+            else:
+                assert info["challenger"]["model_version"] == other
+                assert info["challenger"]["mode"] == mode
+                assert info["challenger"]["share"] == (0.5 if mode == "split" else 0.0)
+    failed = [o for o in outcomes if o[0] != 200]
+    print(f"mode changes: {len(outcomes)} requests, {len(failed)} failed; phases {phases}")
+    assert failed == [] and len(outcomes) > 30
+    assert all(top == before for _, top, _ in outcomes)
+
+    def answered(mode: str, settled: int = 5) -> set[str | None]:
+        began, ended = phases[mode]
+        return {a for _, _, a in outcomes[began + settled : ended]}
+
+    # Shadow answers nobody: the champion answers, the challenger's scores are only logged.
+    assert answered("shadow") == {before}
+    assert answered("split") == {before, other}
+    assert answered("off") == {before}
+    deadline = time.monotonic() + LOG_WAIT_S
+    shadowed: list[dict] = []
+    while not shadowed and time.monotonic() < deadline:
+        shadowed = [r for r in logged(served) if r.get("role") == "shadow"]
+        time.sleep(0.5)
+    assert shadowed and {r["model_version"] for r in shadowed} == {other}
+    split = [r for r in logged(served) if r.get("role") == "challenger"]
+    assert split and {r["model_version"] for r in split} == {other}
+
+
 def replicas(served: Served) -> list[psutil.Process]:
     """The Serve replicas' processes (Ray names them after the deployment)."""
     return [
         p
         for p in cluster_processes(served.ray_dir)
-        if "ServeReplica:dispute_model" in command_line(p)
+        if "ServeReplica:dispute_model:DisputeModelServer" in command_line(p)
     ]
 
 
@@ -580,12 +705,13 @@ def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
             resources={
                 "ray_cluster": ray_cluster,
                 "model_registry": served.resources["model_registry"],
+                "serving_policy": ServingPolicy(),
             },
         )
         return sensor(context)
 
     (request,) = tick().run_requests
-    assert request.tags[REDEPLOY_TAG] == f"none->{version}"
+    assert request.tags[REDEPLOY_TAG] == f"nothing->version {version}"
     # What the daemon launches for the request: the deployment job, here in process.
     redeploy = dg.materialize(
         ALL_ASSETS,
@@ -602,6 +728,6 @@ def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
     assert answer.status_code == 200 and answer.json()["model_version"] == version
     result = tick()
     assert not result.run_requests
-    assert result.skip_reason and f"serving the champion, version {version}" in str(
+    assert result.skip_reason and f"serving version {version}" in str(
         result.skip_reason.skip_message
     )

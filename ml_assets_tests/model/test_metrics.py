@@ -15,7 +15,9 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import f1_score
 
-from ml_assets.model.blessing import BlessingPolicy, bless
+from ml_assets.model.blessing import BlessingPolicy
+from ml_assets.model.evaluation import ModelScores, evaluate_models
+from ml_assets.model.features import LABEL
 from ml_assets.model.metrics import (
     CALIBRATION_BINS,
     CALIBRATION_COLUMNS,
@@ -247,7 +249,7 @@ def test_a_one_class_slice_is_large_but_has_no_auc() -> None:
     assert math.isfinite(mortgage["log_loss"])
 
 
-def test_the_blessing_judges_only_large_two_class_slices() -> None:
+def test_the_blessing_judges_only_slices_with_both_classes_in_numbers() -> None:
     # The champion is perfect and the challenger inverts the ranking, so every slice the blessing
     # judges fails it: a slice it must not judge (one class, too few rows) must not show up.
     big, small = MIN_SLICE_COUNT * 2, MIN_SLICE_COUNT - 1
@@ -256,23 +258,19 @@ def test_the_blessing_judges_only_large_two_class_slices() -> None:
             "product": ["two classes"] * big + ["one class"] * big + ["too small"] * small,
             "label": [0, 1] * (big // 2) + [0] * big + [0, 1] * (small // 2) + [1],
         }
-    )
-    champion = frame.assign(prob=np.where(frame["label"] == 1, 0.9, 0.1))
-    challenger = frame.assign(prob=np.where(frame["label"] == 1, 0.1, 0.9))
-    slices = {
-        name: slice_metrics(scored, "label", "prob", 0.5, columns=["product"])
-        for name, scored in (("champion", champion), ("challenger", challenger))
-    }
-    assert slices["challenger"].set_index("slice_value")["too_small"].to_dict() == {
-        "two classes": False,
-        "one class": False,
-        "too small": True,
-    }
-    overall = binary_metrics(frame["label"].to_numpy(), np.full(len(frame), 0.3), 0.5)
-    # Equal overall figures, no floor and no ceiling: only slices can fail.
-    policy = BlessingPolicy(auc_floor=0.0, ece_ceiling=1.0)
-    verdict = bless(overall, slices["challenger"], overall, slices["champion"], policy)
-    assert [text.split(":")[0] for text in verdict.failures] == ["product=two classes"]
+    ).assign(state="CA", company_response="x")
+    labels = frame["label"].to_numpy()
+    champion = ModelScores("1", 0.5, np.where(labels == 1, 0.9, 0.1))
+    challenger = ModelScores("2", 0.5, np.where(labels == 1, 0.1, 0.9))
+    # No floor and no ceiling: only the comparisons can fail; a slice needs 50 of each class.
+    policy = BlessingPolicy(auc_floor=0.0, ece_ceiling=1.0, min_slice_class=MIN_SLICE_COUNT)
+    report = evaluate_models(frame.rename(columns={"label": LABEL}), challenger, champion, policy)
+    assert report.comparisons is not None
+    judged = {c.name for c in report.comparisons}
+    # state and company_response have one value each: those slices are every row.
+    assert judged == {"overall", "product=two classes", "state=CA", "company_response=x"}
+    assert all(c.worse for c in report.comparisons)
+    assert len(report.verdict.failures) == len(judged)
 
 
 def test_slice_metrics_sorted() -> None:

@@ -69,6 +69,30 @@ def test_an_empty_partition_creates_the_table_and_replaces_the_old_rows(tmp_path
     assert _rows(db) == []
 
 
+def test_an_asset_that_gains_a_column_keeps_its_stored_days(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    io_manager = WarehouseIOManager(database=str(db))
+    assert dg.materialize(
+        [_numbers_asset([1])], resources={"io_manager": io_manager}, partition_key="2016-01-02"
+    ).success
+
+    @dg.asset(name="numbers", partitions_def=daily, metadata={"partition_expr": "day"})
+    def with_role(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        day = pd.Timestamp(context.partition_key)
+        return pd.DataFrame(
+            {"day": pd.Series([day], dtype="datetime64[ns]"), "n": [2], "role": ["shadow"]}
+        )
+
+    assert dg.materialize(
+        [with_role], resources={"io_manager": io_manager}, partition_key="2016-01-03"
+    ).success
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = conn.execute(
+            "select day::date::varchar, n, role from public.numbers order by all"
+        ).fetchall()
+    assert rows == [("2016-01-02", 1, None), ("2016-01-03", 2, "shadow")]
+
+
 def _hold_lock(db: Path, read_only: bool = False) -> subprocess.Popen[bytes]:
     """Another process holding DuckDB's lock on `db` (a writer's, or a reader's: DuckDB lets no
     process write while another has the file open) until a line arrives on its stdin."""

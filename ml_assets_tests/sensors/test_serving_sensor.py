@@ -11,9 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ml_assets.assets.policy import ServingPolicy
 from ml_assets.assets.serving import deployed_model
 from ml_assets.jobs import deployment_job
-from ml_assets.model.tracking import CHAMPION_ALIAS
+from ml_assets.model.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, RETIRED_TAG
 from resources.compat.dagster_testing import create_run_for_test
 from resources.mlflow_registry import ModelRegistry, sqlite_tracking_uri
 from resources.ray_cluster import RayCluster
@@ -27,6 +28,7 @@ class Endpoint:
 
     def __init__(self) -> None:
         self.version: str | None = None
+        self.challenger: str | None = None
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +36,13 @@ class Endpoint:
                 if endpoint.version is None:
                     self.send_error(404)
                     return
-                body = json.dumps({"status": "ok", "model_version": endpoint.version}).encode()
+                body = json.dumps(
+                    {
+                        "status": "ok",
+                        "model_version": endpoint.version,
+                        "challenger_version": endpoint.challenger,
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -93,11 +101,16 @@ def tick(
     ray_cluster: RayCluster,
     registry: ModelRegistry,
     cursor: str | None = None,
+    policy: ServingPolicy | None = None,
 ) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"ray_cluster": ray_cluster, "model_registry": registry},
+        resources={
+            "ray_cluster": ray_cluster,
+            "model_registry": registry,
+            "serving_policy": policy or ServingPolicy(),
+        },
     )
     return sensor(context)
 
@@ -128,20 +141,20 @@ def test_an_endpoint_gone_or_behind_is_redeployed_once_per_backoff(
     ray_cluster = cluster(endpoint.port)
     with dg.instance_for_test() as instance:
         endpoint.version = "2"
-        assert "serving the champion, version 2" in skipped(tick(instance, ray_cluster, registry))
+        assert skipped(tick(instance, ray_cluster, registry)) == "serving version 2"
 
         endpoint.version = None  # a restarted head: no app
         (request,) = tick(instance, ray_cluster, registry).run_requests
-        assert request.tags[REDEPLOY_TAG] == "none->2"
+        assert request.tags[REDEPLOY_TAG] == "nothing->version 2"
 
         endpoint.version = "1"  # a rollback moved the alias away from what is served
         first = tick(instance, ray_cluster, registry)
         (request,) = first.run_requests
-        assert request.tags[REDEPLOY_TAG] == "1->2"
+        assert request.tags[REDEPLOY_TAG] == "version 1->version 2"
         # Asked again at once (the deployment failed): not before the backoff has passed.
         again = tick(instance, ray_cluster, registry, first.cursor)
         assert "next request after" in skipped(again)
-        stale = ServingCursor("2", time.time() - REDEPLOY_BACKOFF_S - 1).dumps()
+        stale = ServingCursor("version 2", time.time() - REDEPLOY_BACKOFF_S - 1).dumps()
         assert tick(instance, ray_cluster, registry, stale).run_requests
 
 
@@ -160,3 +173,26 @@ def test_nothing_is_requested_while_a_run_deploys(
         (run,) = instance.get_runs()
         instance.report_run_failed(run)
         assert tick(instance, cluster(endpoint.port), registry).run_requests
+
+
+def test_a_challenger_promoted_retired_or_new_is_redeployed(
+    registry: ModelRegistry, endpoint: Endpoint
+) -> None:
+    crown(registry, 3, "1")
+    registry.set_alias(CHALLENGER_ALIAS, "2")
+    shadow = ServingPolicy(challenger_mode="shadow")
+    ray_cluster = cluster(endpoint.port)
+    with dg.instance_for_test() as instance:
+        endpoint.version = "1"
+        # Challengers are off by default: the champion alone is what should serve.
+        assert skipped(tick(instance, ray_cluster, registry)) == "serving version 1"
+        (request,) = tick(instance, ray_cluster, registry, policy=shadow).run_requests
+        assert request.tags[REDEPLOY_TAG] == "version 1->version 1 beside challenger 2"
+        endpoint.challenger = "2"
+        assert "beside challenger 2" in skipped(
+            tick(instance, ray_cluster, registry, policy=shadow)
+        )
+        # live_promotion retired it: it must stop serving.
+        registry.set_version_tag("2", RETIRED_TAG, "live AUC ...")
+        (request,) = tick(instance, ray_cluster, registry, policy=shadow).run_requests
+        assert request.tags[REDEPLOY_TAG] == "version 1 beside challenger 2->version 1"
