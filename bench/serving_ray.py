@@ -154,9 +154,13 @@ def deploy(head: Head, config: ServingConfig, options: RayOptions) -> dict[str, 
         deployment = variant_deployment(**options.variant)
     chosen = deployment_options(options, config)
     # The app's graph as the pipeline deploys it: the challenger's deployment beside the ingress
-    # (idle without a challenger), so that case (6) changes only user_configs, in place.
-    scorer = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
-    serve.run(deployment.options(**chosen).bind(scorer), name=APP_NAME, route_prefix="/")
+    # (idle without a challenger), under the serving code's version, so that case (6) changes
+    # only user_configs, in place.
+    versioned = versioned_by_code()
+    scorer = versioned(
+        ChallengerScorer.options(user_config=config.scorer_config().model_dump())
+    ).bind()
+    serve.run(versioned(deployment.options(**chosen)).bind(scorer), name=APP_NAME, route_prefix="/")
     wait_healthy(head.cluster.endpoint)
     paths = {"proxy": [head.cluster.endpoint]}
     direct = direct_ingress_ports(http_port) if options.direct_ingress else []
@@ -200,6 +204,13 @@ def measure_single(
     return best_path, best_rps
 
 
+def versioned_by_code() -> Any:
+    """What the pipeline's deployments get: the serving code's version (in-place updates)."""
+    from ml_assets.assets.serving import versioned
+
+    return versioned()
+
+
 # Case (6): the share of complaints a split sends to the challenger (90/10).
 CHALLENGER_SHARE = 0.1
 
@@ -213,9 +224,16 @@ def reconfigure(head: Head, config: ServingConfig, options: RayOptions) -> None:
     from ml_assets.serving.deploy import APP_NAME
 
     head.cluster.connect()
-    scorer = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
+    versioned = versioned_by_code()
+    scorer = versioned(
+        ChallengerScorer.options(user_config=config.scorer_config().model_dump())
+    ).bind()
     chosen = deployment_options(options, config)
-    serve.run(DisputeModelServer.options(**chosen).bind(scorer), name=APP_NAME, route_prefix="/")
+    serve.run(
+        versioned(DisputeModelServer.options(**chosen)).bind(scorer),
+        name=APP_NAME,
+        route_prefix="/",
+    )
     ray.shutdown()
     wait_healthy(head.cluster.endpoint)
 

@@ -1,6 +1,8 @@
 """`deployed_model`: the champion served by Ray Serve, checked over HTTP before it counts as deployed."""
 
-from typing import Literal
+import functools
+from collections.abc import Callable
+from typing import Any, Literal
 
 import dagster as dg
 import pandas as pd
@@ -22,6 +24,7 @@ from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ChallengerConfig, ServingConfig
 from ml_assets.settings import ChallengerServing
+from resources.compat.ray import with_code_version
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
@@ -92,6 +95,14 @@ def serving_config(
     )
 
 
+def versioned() -> Callable[[Any], Any]:
+    """Gives Serve deployments the serving code's version, so that redeploys of the same code
+    reconfigure the running replicas in place."""
+    from ml_assets.serving.deploy import serving_code_version
+
+    return functools.partial(with_code_version, code_version=serving_code_version())
+
+
 def serve_version(
     version: str,
     model_registry: ModelRegistry,
@@ -119,7 +130,7 @@ def serve_version(
         ),
     )
     ray_cluster.connect()
-    deploy(config, ray_cluster.http_host, ray_cluster.http_port)
+    deploy(config, ray_cluster.http_host, ray_cluster.http_port, versioned())
     now = served_version(ray_cluster.endpoint)
     if now != version:
         raise RuntimeError(
@@ -198,6 +209,7 @@ def deployed_model(
             records,
             expected,
             ray_cluster.api_token or None,
+            versioned(),
         )
     except SmokeTestFailed as exc:
         raise dg.Failure(str(exc)) from exc

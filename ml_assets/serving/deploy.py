@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,21 +28,45 @@ PROXY_ENV = {
 SMOKE_TOLERANCE = 1e-4  # |served - offline| allowed per probability (float32 math, same model)
 
 
-def deploy(config: ServingConfig, host: str, port: int) -> None:
-    """Deploy the app, or move it to a new version by an in-place `user_config` change."""
+# A deployment given its code version (`resources.compat.ray.with_code_version`, passed in by
+# the callers above this pure layer); without one, Serve picks a random version per deploy.
+Versioned = Callable[[Any], Any]
+
+
+def _unversioned(deployment: Any) -> Any:
+    return deployment
+
+
+def deploy(
+    config: ServingConfig, host: str, port: int, versioned: Versioned = _unversioned
+) -> None:
+    """Deploy the app, or move it to a new version by an in-place `user_config` change (when
+    `versioned` gives every deploy of this code the same code version)."""
     from ray import serve
 
     from ml_assets.serving.app import ChallengerScorer, DisputeModelServer
 
     require_token_beyond_loopback(host, config.api_token_sha256)
     serve.start(http_options={"host": host, "port": port})
-    # Same code and graph, new user_configs: Serve calls `reconfigure` on the running replicas
-    # instead of replacing them, so requests in flight finish and none fail during the swap. The
-    # challenger's deployment is always there (idle without one), so that adding, changing or
-    # removing a challenger is a reconfigure too.
-    challenger = ChallengerScorer.options(user_config=config.scorer_config().model_dump()).bind()
-    app = DisputeModelServer.options(user_config=config.model_dump()).bind(challenger)
+    # Same code (the same code version) and graph, new user_configs: Serve calls `reconfigure`
+    # on the running replicas instead of replacing them, so requests in flight finish and none
+    # fail during the swap. The challenger's deployment is always there (idle without one), so
+    # that adding, changing or removing a challenger is a reconfigure too.
+    challenger = versioned(
+        ChallengerScorer.options(user_config=config.scorer_config().model_dump())
+    ).bind()
+    app = versioned(DisputeModelServer.options(user_config=config.model_dump())).bind(challenger)
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def serving_code_version() -> str:
+    """A digest of the serving package's source: replicas are replaced when it changes, and
+    reconfigured in place when only their `user_config` does."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def served_versions(endpoint: str, timeout_s: float = 5.0) -> tuple[str | None, str | None]:
@@ -153,6 +179,7 @@ def deploy_checked(
     records: Sequence[Mapping[str, Any]],
     expected: np.ndarray,
     token: str | None = None,
+    versioned: Versioned = _unversioned,
 ) -> tuple[str | None, SmokeResult]:
     """Deploy `wanted` and smoke-test it; on failure put back the version served before.
 
@@ -160,12 +187,12 @@ def deploy_checked(
     builds the configuration of that earlier version, only when it has to come back.
     """
     previous = served_version(endpoint)
-    deploy(wanted, host, port)
+    deploy(wanted, host, port, versioned)
     try:
         smoke = smoke_test(endpoint, records, expected, wanted.model_version, token)
     except (RuntimeError, OSError) as exc:
         if previous and previous != wanted.model_version:
-            deploy(config_for(previous), host, port)
+            deploy(config_for(previous), host, port, versioned)
         raise SmokeTestFailed(
             f"version {wanted.model_version} failed its smoke test ({exc}); "
             f"version {previous or 'none'} serves again"

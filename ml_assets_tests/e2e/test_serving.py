@@ -70,9 +70,9 @@ AUTH = bearer_headers(TOKEN)
 LOG_WAIT_S = 30.0
 KILL_AFTER_S, KILL_LOAD_S = 4.0, 14.0  # a replica is killed this far into the load
 REPLICA_RESTART_S = 180.0
-# `ml-assets rollback` serves the previous champion within this: measured 25 s under the steady
-# client on 2 cores (connecting to Ray, then both replicas loading the version from MLflow).
-ROLLBACK_S = 60.0
+# `ml-assets rollback` serves the previous champion within this: measured 2.2 s under the steady
+# client on 2 cores (the replicas keep the previous champion loaded: an in-place switch).
+ROLLBACK_S = 20.0
 SCHEMATHESIS_EXAMPLES = 1000  # per operation's fuzzing: over 1,000 requests in all
 SCHEMATHESIS_TIMEOUT_S = 600  # the prediction log's writer flushes every half second
 # What `ray start --head` binds unless told otherwise: GCS, dashboard, client server, dashboard
@@ -218,7 +218,12 @@ def test_the_champion_is_deployed_and_answers_as_the_model_does_offline(served: 
     assert first["dispute_probability"] == pytest.approx(expected, abs=1e-4)
     assert first["disputed"] is (first["dispute_probability"] >= threshold)
     health = requests.get(f"{served.endpoint}/healthz", timeout=10).json()
-    assert health == {"status": "ok", "model_loaded": True, "model_version": version}
+    assert health == {
+        "status": "ok",
+        "model_loaded": True,
+        "model_version": version,
+        "challenger_version": None,
+    }
     info = requests.get(f"{served.endpoint}/model", headers=AUTH, timeout=10).json()
     assert info["alias"] == "champion" and info["mlflow_run_id"]
     assert info["evaluation"]["roc_auc"] > 0.5 and info["code_versions"]["complaint_features"]

@@ -5,6 +5,8 @@ Ray is imported inside the functions (a heavy import). See `resources/compat/__i
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def reload_ray_config() -> None:
     """Make Ray re-read its RAY_* settings (the token auth mode) and its token in this process.
@@ -50,3 +52,19 @@ def serve_http_target_ports(app_name: str) -> list[int]:
         if str(getattr(group.protocol, "value", group.protocol)).upper() == "HTTP"
         for target in group.targets
     )
+
+
+def with_code_version(deployment: Any, code_version: str) -> Any:
+    """A copy of a Serve deployment that deploys under `code_version`.
+
+    `serve.run` gives a deployment without a version a random code version on every call
+    (ray/serve/_private/client.py: `deployment._version or get_random_string()`), so every
+    redeploy replaces all replicas by a rolling update, and a `user_config` change never takes
+    Serve's lightweight path (`reconfigure` on the running replicas). The public ways to keep
+    a version are gone: `Deployment.options(version=...)` raises since Ray 2.x, and a config
+    file deployed with `serve deploy` goes through the dashboard's REST API, which the project's
+    head does not run. The attribute is the one `options()` itself carries over.
+    """
+    copy = deployment.options()
+    copy._version = code_version
+    return copy
