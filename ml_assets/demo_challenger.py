@@ -11,6 +11,7 @@ while a client keeps sending, and no request fails.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -47,10 +48,12 @@ CHALLENGER_ENV = {
 
 @dataclass
 class SteadyClient:
-    """Sends one complaint after another until stopped: how many answers, and which failed."""
+    """Sends one complaint after another until stopped, cycling through `complaints` under ids
+    of its own (traffic like the day's, not one complaint repeated, which input_drift would
+    rightly call drift): how many answers, and which failed."""
 
     endpoint: str
-    complaint: dict
+    complaints: list[dict]
     answered: int = 0
     failed: list[str] = field(default_factory=list)
     versions: set[str] = field(default_factory=set)
@@ -58,11 +61,14 @@ class SteadyClient:
 
     def run(self) -> None:
         headers = bearer_headers(load_settings().token())
-        while not self._stop.is_set():
+        for n in itertools.count():
+            if self._stop.is_set():
+                return
+            complaint = {**self.complaints[n % len(self.complaints)], "complaint_id": f"steady-{n}"}
             try:
                 answer = requests.post(
                     f"{self.endpoint}/predict",
-                    json={"complaints": [self.complaint]},
+                    json={"complaints": [complaint]},
                     headers=headers,
                     timeout=30,
                 )
@@ -140,7 +146,7 @@ class ChallengerScenario:
             f"{next_day}; version {challenger} scored each of them in shadow"
         )
         known = drift.run_ids()
-        client = SteadyClient(endpoint, {**complaints[0], "complaint_id": "steady-client"})
+        client = SteadyClient(endpoint, complaints)
         with client.sending():
             drift.land(next_day)
             wait_until(

@@ -414,24 +414,38 @@ def test_degraded_live_performance_retrains_and_healthy_performance_does_not(
         assert set(ticks.tick()) == (MODEL_CHAIN if evidence else set())
 
 
+def _drift_against_version_1(
+    home: ProjectHome,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    ticks: Ticks,
+    champion_record: dict[str, str],
+) -> None:
+    """A day whose inputs drifted from version 1's reference, measured after champion_model
+    recorded `champion_record` (and after the first tick, which only sets the cursors)."""
+    ingest(defs, instance, START)
+    features = _features_of(home, START).assign(product="Student loan")
+    _champion_with_reference(defs, reference_profile(features, ["fee"]))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("champion_model", metadata=champion_record)
+    )
+    assert ticks.tick() == {}
+    dg.materialize(
+        [input_drift],
+        resources=defs.resources,
+        partition_key=START.isoformat(),
+        instance=instance,
+        run_config={"ops": {"input_drift": {"config": {"min_rows": 10}}}},
+    )
+
+
 def test_evidence_about_a_champion_already_replaced_does_not_retrain_again(
     home: ProjectHome,
 ) -> None:
     defs = build_definitions(home)
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ingest(defs, instance, START)
-        features = _features_of(home, START).assign(product="Student loan")
-        _champion_with_reference(defs, reference_profile(features, ["fee"]))
-        _promoted(instance, "1")
-        assert ticks.tick() == {}  # the first evaluation only sets the cursors
-        dg.materialize(
-            [input_drift],
-            resources=defs.resources,
-            partition_key=START.isoformat(),
-            instance=instance,
-            run_config={"ops": {"input_drift": {"config": {"min_rows": 10}}}},
-        )
+        _drift_against_version_1(home, defs, instance, ticks, {CHAMPION_METADATA: "1"})
         # A retrain that started on earlier evidence promoted version 2 meanwhile: this drift
         # was measured against version 1, which no longer serves.
         _promoted(instance, "2")
@@ -445,24 +459,10 @@ def test_evidence_waits_while_a_challenger_is_on_trial_and_follows_a_live_promot
     defs = build_definitions(home)
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ingest(defs, instance, START)
-        features = _features_of(home, START).assign(product="Student loan")
-        _champion_with_reference(defs, reference_profile(features, ["fee"]))
         # champion_model kept version 1 and left blessed version 2 to live evidence.
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                "champion_model", metadata={CHAMPION_METADATA: "1", AWAITING_METADATA: "2"}
-            )
-        )
+        on_trial = {CHAMPION_METADATA: "1", AWAITING_METADATA: "2"}
+        _drift_against_version_1(home, defs, instance, ticks, on_trial)
         assert challenger_on_trial(instance) == "2"
-        assert ticks.tick() == {}  # the first evaluation only sets the cursors
-        dg.materialize(
-            [input_drift],
-            resources=defs.resources,
-            partition_key=START.isoformat(),
-            instance=instance,
-            run_config={"ops": {"input_drift": {"config": {"min_rows": 10}}}},
-        )
         # Evidence against version 1 while its remedy serves beside it: nothing retrains.
         assert evidence_after(instance, TRAINING, INPUT_DRIFT) == []
         assert ticks.tick() == {}

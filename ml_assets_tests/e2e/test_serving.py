@@ -463,20 +463,25 @@ def test_a_version_failing_its_smoke_test_is_taken_back_out(served: Served) -> N
     assert answer.status_code == 200 and answer.json()["model_version"] == before
 
 
+def copy_of_champion(served: Served) -> str:
+    """Another registered version of the champion's network, with its tags: its number."""
+    registry = served.resources["model_registry"]
+    client = registry.client()
+    source = client.get_model_version(registry.model_name, champion(served)[0])
+    return str(
+        client.create_model_version(
+            registry.model_name, source.source, source.run_id, tags=source.tags
+        ).version
+    )
+
+
 def test_a_rollback_serves_the_previous_champion_in_seconds_without_a_failed_request(
     served: Served,
 ) -> None:
     registry = served.resources["model_registry"]
     before, _ = champion(served)
-    # A champion with a previous one to go back to, whatever ran before: another registered
-    # version of the same network, promoted and served.
-    client = registry.client()
-    source = client.get_model_version(registry.model_name, before)
-    newer = str(
-        client.create_model_version(
-            registry.model_name, source.source, source.run_id, tags=source.tags
-        ).version
-    )
+    # A champion with a previous one to go back to, whatever ran before.
+    newer = copy_of_champion(served)
     assert promote(registry, newer).previous == before
     assert deploy_champion(served).success
     assert served_version(served.endpoint) == newer
@@ -505,15 +510,9 @@ def test_shadow_split_and_off_are_in_place_changes_without_a_failed_request(
 ) -> None:
     registry = served.resources["model_registry"]
     before, _ = champion(served)
-    # A challenger: another registered version of the champion's network (the same answers,
-    # another version to name), under the alias the latest training sets.
-    client = registry.client()
-    source = client.get_model_version(registry.model_name, before)
-    other = str(
-        client.create_model_version(
-            registry.model_name, source.source, source.run_id, tags=source.tags
-        ).version
-    )
+    # A challenger (the same answers, another version to name), under the alias the latest
+    # training sets.
+    other = copy_of_champion(served)
     registry.set_alias(CHALLENGER_ALIAS, other)
     phases: dict[str, tuple[int, int]] = {}
     with steady_client(served) as outcomes:
