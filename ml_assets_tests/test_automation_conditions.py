@@ -482,3 +482,10 @@ def test_evidence_waits_while_a_challenger_is_on_trial_and_follows_a_live_promot
         )
         assert current_champion(instance) == "2"
         assert evidence_after(instance, TRAINING, INPUT_DRIFT) == []
+        # Its next run finds no challenger beside the new champion, and says which it is.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "live_promotion", metadata={DECISION_METADATA: "none", CHAMPION_METADATA: "2"}
+            )
+        )
+        assert evidence_after(instance, TRAINING, INPUT_DRIFT) == []

@@ -72,8 +72,14 @@ def live_promotion(
         or challenger.version == champion.version
         or RETIRED_TAG in challenger.tags
     ):
+        # The champion is recorded whatever the decision: the retraining policy reads the latest
+        # record of champion_model and of this asset.
         return dg.MaterializeResult(
-            metadata={DECISION_METADATA: "none", "outcome": "no challenger beside the champion"}
+            metadata={
+                DECISION_METADATA: "none",
+                "outcome": "no challenger beside the champion",
+                **({CHAMPION_METADATA: champion.version} if champion else {}),
+            }
         )
     served = _served(warehouse, [champion.version, challenger.version])
     ids = served["complaint_id"].dropna().astype(str).unique().tolist()
