@@ -187,6 +187,15 @@ class _Answer:
     threshold: float
     role: Role
 
+    def prediction(self, complaint_id: str | None) -> Prediction:
+        """The answer as the API returns it."""
+        return Prediction(
+            complaint_id=complaint_id,
+            dispute_probability=self.probability,
+            disputed=self.probability >= self.threshold,
+            model_version=self.version,
+        )
+
 
 class ChallengerNotLoaded(RuntimeError):
     """The challenger deployment holds no model (none configured, or still loading)."""
@@ -313,12 +322,7 @@ class DisputeModelServer(BatchedScoring):
         async with self.budget.hold(len(records)):
             answers = await self._answers(records, routed, config)
         predictions = [
-            Prediction(
-                complaint_id=complaint.complaint_id,
-                dispute_probability=answer.probability,
-                disputed=answer.probability >= answer.threshold,
-                model_version=answer.version,
-            )
+            answer.prediction(complaint.complaint_id)
             for complaint, answer in zip(body.complaints, answers, strict=True)
         ]
         self._log(records, predictions, answers, config)
@@ -394,13 +398,7 @@ class DisputeModelServer(BatchedScoring):
             for p in found
         ]
         predictions = [
-            Prediction(
-                complaint_id=r.get("complaint_id"),
-                dispute_probability=a.probability,
-                disputed=a.probability >= a.threshold,
-                model_version=a.version,
-            )
-            for r, a in zip(records, answers, strict=True)
+            a.prediction(r.get("complaint_id")) for r, a in zip(records, answers, strict=True)
         ]
         self._log(records, predictions, answers, config)
 
