@@ -122,8 +122,7 @@ dev: install
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
 
 mlflow: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(ML_ASSETS_HOME)/mlflow/mlflow.db \
-		--default-artifact-root $(ML_ASSETS_HOME)/mlflow/artifacts -h 127.0.0.1 -p $(MLFLOW_PORT)
+	$(BIN)/ml-assets mlflow
 
 serve-up: install
 	$(BIN)/ml-assets ray-up

@@ -3,6 +3,9 @@
 Against a running endpoint (`make demo` serves one at http://127.0.0.1:8000), in one run:
 
  (1) a 7.7 MiB body of 2.7 million empty complaints, sent alone N times: time to its 4xx;
+     beside it, bodies the guard refuses with a 400 because the app would parse more than it
+     counted (a duplicate `complaints` key, content after the object, a list led by NaN, which
+     its parser stops at and `json.loads` reads on);
  (2) a normal client (one complaint per request, back to back) alone: p50/p99 latency;
  (3) the same client while another process sends the oversized body --pace times a second;
  (4) ... while another process sends normal requests --pace times a second: the control for (3);
@@ -13,8 +16,9 @@ Against a running endpoint (`make demo` serves one at http://127.0.0.1:8000), in
      normal request does.
 
 Prints a Markdown table and, as its last line,
-`limits ratios: refusal_ms=.. p99_paced=.. p99_normal_paced=.. p99_flood=.. p99_normal_flood=..`
-(p99 ratios against the client alone).
+`limits ratios: refusal_ms=.. p99_paced=.. p99_normal_paced=.. p99_flood=.. p99_normal_flood=..
+uncountable_ms=..` (p99 ratios against the client alone; the last, the slowest median time to 400
+of the uncountable bodies).
 
     .venv/bin/python bench/limits.py [--url http://127.0.0.1:8000] [--seconds 10] [--repeats 20]
         [--smoke]
@@ -28,7 +32,7 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import numpy as np
@@ -38,7 +42,16 @@ from ml_assets.serving.auth import bearer_headers
 from ml_assets.settings import load_settings
 from smoke import bench_parser, parse
 
-OVERSIZED = b'{"complaints":[' + b",".join([b"{}"] * 2_700_000) + b"]}"
+EMPTY_COMPLAINTS = b",".join([b"{}"] * 2_700_000)
+OVERSIZED = b'{"complaints":[' + EMPTY_COMPLAINTS + b"]}"
+UNCOUNTABLE = {
+    "duplicate key, two one-complaint lists": b'{"complaints":[{}],"complaints":[{}]}',
+    "duplicate key, 2.7 million complaints in the second list": (
+        b'{"complaints":[{}],"complaints":[' + EMPTY_COMPLAINTS + b"]}"
+    ),
+    "7.7 MiB of '[' after the object": b'{"complaints":[{}]} ' + b"[" * len(EMPTY_COMPLAINTS),
+    "NaN, then 2.7 million complaints": b'{"complaints":[NaN,' + EMPTY_COMPLAINTS + b"]}",
+}
 ONE = {
     "complaints": [
         {
@@ -54,21 +67,29 @@ FLOOD_LEAD_S = 1.0  # the flood under way before measuring
 SMOKE_SIZE = {"seconds": 1.0, "repeats": 2, "pace": 5.0}
 
 
-def refuse_times(url: str, headers: dict[str, str], repeats: int) -> list[float]:
-    """Seconds from sending the oversized body to its 4xx, per attempt."""
+def refuse_times(
+    url: str,
+    headers: dict[str, str],
+    repeats: int,
+    body: bytes = OVERSIZED,
+    expected: Container[int] = range(400, 500),
+) -> list[float]:
+    """Seconds from sending a refused body (the oversized one unless told) to its 4xx, per attempt."""
     times = []
     with requests.Session() as session:
         for _ in range(repeats):
             began = time.perf_counter()
             answer = session.post(
                 f"{url}/predict",
-                data=OVERSIZED,
+                data=body,
                 headers={"content-type": "application/json", **headers},
                 timeout=TIMEOUT_S,
             )
             times.append(time.perf_counter() - began)
-            if not 400 <= answer.status_code < 500:
-                raise RuntimeError(f"expected a 4xx, got {answer.status_code}: {answer.text[:200]}")
+            if answer.status_code not in expected:
+                raise RuntimeError(
+                    f"expected {expected}, got {answer.status_code}: {answer.text[:200]}"
+                )
     return times
 
 
@@ -144,6 +165,10 @@ def main() -> None:
 
     client()  # warm up the connection and the model
     alone = refuse_times(args.url, headers, args.repeats)
+    uncountable = {
+        name: refuse_times(args.url, headers, args.repeats, body, (400,))
+        for name, body in UNCOUNTABLE.items()
+    }
     baseline = client()
     paced, paced_refusals = next_to(client, args.url, headers, True, 1 / args.pace)
     paced_control, paced_requests = next_to(client, args.url, headers, False, 1 / args.pace)
@@ -152,6 +177,7 @@ def main() -> None:
 
     rows = [
         ("oversized body alone: time to 4xx", alone),
+        *((f"{name}: time to 400", times) for name, times in uncountable.items()),
         ("normal client alone", baseline),
         (f"normal client, oversized bodies at {args.pace:g}/s", paced),
         ("(their time to 4xx)", paced_refusals),
@@ -175,7 +201,8 @@ def main() -> None:
         f"p99_paced={percentile_ms(paced, 99) / p99:.2f} "
         f"p99_normal_paced={percentile_ms(paced_control, 99) / p99:.2f} "
         f"p99_flood={percentile_ms(flooded, 99) / p99:.2f} "
-        f"p99_normal_flood={percentile_ms(controlled, 99) / p99:.2f}"
+        f"p99_normal_flood={percentile_ms(controlled, 99) / p99:.2f} "
+        f"uncountable_ms={max(statistics.median(t) for t in uncountable.values()) * 1000:.1f}"
     )
 
 

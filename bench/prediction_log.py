@@ -1,7 +1,8 @@
 """What logging a prediction costs the request path: the background `PredictionLog` against
 writing each record synchronously, side by side in one run.
 
-- `PredictionLog.append` (what the Serve replica calls): enqueue only; a thread writes batches.
+- `PredictionLog.append` (what the Serve replica calls): encode and enqueue; a thread writes
+  batches (within the day's byte budget, the default's: never reached here).
 - synchronous, file kept open: `json.dumps` + `write` + `flush` per record.
 - synchronous, open per record: what a handler that opens its day's file per request pays.
 
@@ -22,9 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ml_assets.serving.feedback import PredictionLog
+from ml_assets.settings import Settings
 from smoke import bench_parser, output_path, parse
 
 SMOKE_SIZE = {"records": 200, "repeats": 1}
+BUDGET = Settings.model_fields["prediction_log_max_bytes_per_day"].default
 RECORD = {
     "request_time": "2026-11-24T10:00:00.000+00:00",
     "model_version": "1",
@@ -36,7 +39,7 @@ RECORD = {
 
 def background(folder: Path, records: int) -> float:
     """Seconds the caller spends appending `records` to a PredictionLog (writes not included)."""
-    log = PredictionLog(folder)
+    log = PredictionLog(folder, BUDGET)
     began = time.perf_counter()
     for i in range(records):
         log.append({**RECORD, "i": i})

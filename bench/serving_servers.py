@@ -92,7 +92,9 @@ def plain_app(config: ServingConfig) -> FastAPI:
     predictor = Predictor(model)
     predictor.predict_records([{}])  # trace before taking traffic, as the Serve app does
     folder = config.predictions_dir
-    feedback = PredictionLog(Path(folder)) if folder else None
+    feedback = (
+        PredictionLog(Path(folder), config.prediction_log_max_bytes_per_day) if folder else None
+    )
     api = FastAPI(title="plain model server")
     api.add_middleware(RequestGuard)
     api.exception_handler(RequestValidationError)(invalid_request)

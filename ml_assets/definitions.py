@@ -22,13 +22,14 @@ from ml_assets.jobs import (
     served_predictions_job,
     training_job,
 )
-from ml_assets.model.tracking import MLFLOW_EXPERIMENT, MODEL_NAME
+from ml_assets.model.tracking import MLFLOW_EXPERIMENT, MODEL_NAME, log_in_to_registry
 from ml_assets.partitions import daily_partitions, request_day_partitions
 from ml_assets.settings import Settings, load_settings
 from resources.alerts import FileAndWebhookNotifier
 from resources.home import PRIVATE_UMASK, ProjectHome
 from resources.landing_zone import LocalLandingZone
 from resources.mlflow_registry import ModelRegistry, mlflow_tracking_resource, sqlite_tracking_uri
+from resources.mlflow_server import REGISTRY_USER, password_file, running_server
 from resources.prediction_logs import PredictionLogs
 from resources.ray_cluster import RayCluster
 from resources.warehouse import Warehouse, WarehouseIOManager
@@ -44,7 +45,13 @@ PROMOTION_ASSET = champion_model.key.to_user_string()
 def local_resources(home: ProjectHome, settings: Settings | None = None) -> dict[str, object]:
     """Resources of a single machine: everything under the project home."""
     settings = settings or load_settings()
-    tracking_uri = sqlite_tracking_uri(home.mlflow)
+    # While the home's authenticated tracking server runs, every client goes through it (and
+    # its login): the CLI, the code server, the runs, and the replicas they deploy.
+    server = running_server(home)
+    username, secret = (REGISTRY_USER, str(password_file(home))) if server else ("", "")
+    if server:
+        log_in_to_registry(username, secret)
+    tracking_uri = server or sqlite_tracking_uri(home.mlflow)
     artifacts = str(home.mlflow / "artifacts")
     return {
         "io_manager": WarehouseIOManager(database=str(home.warehouse), schema=WAREHOUSE_SCHEMA),
@@ -71,10 +78,12 @@ def local_resources(home: ProjectHome, settings: Settings | None = None) -> dict
             challenger_mode=settings.challenger_mode,
             challenger_share=settings.challenger_share,
             promote_on_live_evidence=settings.promote_on_live_evidence,
+            prediction_log_max_bytes_per_day=settings.prediction_log_max_bytes_per_day,
         ),
         "failure_notifier": FileAndWebhookNotifier(
             path=str(home.logs / "run_failures.jsonl"),
-            webhook_url=_secret(settings, "failure_webhook_url"),
+            # The variable's name: the notifier reads the URL (a secret) when it posts.
+            webhook_url_env=Settings.env_name("failure_webhook_url"),
         ),
         "model_registry": ModelRegistry(
             tracking_uri=tracking_uri,
@@ -82,6 +91,9 @@ def local_resources(home: ProjectHome, settings: Settings | None = None) -> dict
             experiment_name=MLFLOW_EXPERIMENT,
             model_name=MODEL_NAME,
             promoted_by=PROMOTION_ASSET,
+            ui_url=server or ModelRegistry.model_fields["ui_url"].default,
+            username=username,
+            password_file=secret,
         ),
     }
 

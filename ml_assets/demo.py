@@ -42,6 +42,14 @@ from resources.local_services import (
     stop_service,
     wait_http,
 )
+from resources.mlflow_server import (
+    MLFLOW_SERVICE,
+    REGISTRY_USER,
+    password_file,
+    running_server,
+    server_argv,
+    server_env,
+)
 from resources.ray_cluster import cluster_pids
 
 DAGSTER_SERVICE = "dagster-dev"
@@ -53,7 +61,6 @@ BACKFILL_WEBSERVER_SERVICE = "dagster-backfill-webserver"
 BACKFILL_DAEMON_SERVICE = "dagster-backfill-daemon"
 # In the order they stop: nothing launches runs, then nothing reads the code, then the code.
 BACKFILL_SERVICES = (BACKFILL_DAEMON_SERVICE, BACKFILL_WEBSERVER_SERVICE, BACKFILL_CODE_SERVICE)
-MLFLOW_SERVICE = "mlflow-ui"
 # pyarrow reads its allocator from this variable, once, when a process first allocates.
 ARROW_MEMORY_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
@@ -119,25 +126,51 @@ def dagster_webserver(home: ProjectHome, service: str = DAGSTER_SERVICE) -> str 
     return f"http://127.0.0.1:{argv[argv.index('-p') + 1]}"
 
 
+def launch_registry(home: ProjectHome, port: int) -> None:
+    """Start the home's MLflow server, with its authentication, unless it runs.
+
+    An older home's UI without authentication is replaced: the platform's clients only go
+    through a server that asks for a login."""
+    if running_pid(home.logs, MLFLOW_SERVICE) is not None and running_server(home) is None:
+        stop_service(home.logs, MLFLOW_SERVICE)
+    if running_pid(home.logs, MLFLOW_SERVICE) is None:
+        env = {**service_env(home), **server_env(home)}
+        start_service(home.logs, MLFLOW_SERVICE, server_argv(home, port), env)
+
+
+def start_registry(home: ProjectHome, port: int) -> str:
+    """The home's MLflow server's URL once it answers (started first unless it runs)."""
+    launch_registry(home, port)
+    url = running_server(home)
+    if url is None:
+        raise RuntimeError(
+            f"the MLflow server ended at once; {log_file(home.logs, MLFLOW_SERVICE)}"
+        )
+    # /health answers without a login: it shows the server, its auth app included, is up.
+    wait_http(f"{url}/health", 120, log_file(home.logs, MLFLOW_SERVICE))
+    return url
+
+
+def registry_login_hint(home: ProjectHome) -> str:
+    """Where a person finds the MLflow server's login (never the password itself)."""
+    return f"user {REGISTRY_USER}, password in {password_file(home)}"
+
+
 def start_services(home: ProjectHome, settings: DemoSettings) -> None:
-    """Start dagster dev (webserver + daemon) and the MLflow UI unless already running."""
-    bin_dir = Path(sys.executable).parent
-    env = service_env(home)
+    """Start the MLflow server and dagster dev (webserver + daemon) unless already running.
+
+    MLflow first: the code server that `dagster dev` starts reads, when it loads, whether the
+    home's tracking server runs, and then sends every run's registry calls through it."""
+    launch_registry(home, settings.mlflow_port)
     if running_pid(home.logs, DAGSTER_SERVICE) is None:
         argv = dagster_dev_argv(home, settings.ui_port)
-        start_service(home.logs, DAGSTER_SERVICE, argv, env)
-    if running_pid(home.logs, MLFLOW_SERVICE) is None:
-        argv = [str(bin_dir / "mlflow"), "ui", "-h", "127.0.0.1", "-p", str(settings.mlflow_port)]
-        argv += ["--backend-store-uri", f"sqlite:///{home.mlflow / 'mlflow.db'}"]
-        argv += ["--default-artifact-root", str(home.mlflow / "artifacts")]
-        # A browsing UI for one user: one worker, and no background job runner (its consumers
-        # took ~2.5 GiB here for features this project does not use).
-        argv += ["--workers", "1"]
-        mlflow_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        start_service(home.logs, MLFLOW_SERVICE, argv, mlflow_env)
-    ui = f"http://127.0.0.1:{settings.ui_port}"
-    wait_http(f"{ui}/server_info", 180, log_file(home.logs, DAGSTER_SERVICE))
-    wait_http(f"http://127.0.0.1:{settings.mlflow_port}", 120, log_file(home.logs, MLFLOW_SERVICE))
+        start_service(home.logs, DAGSTER_SERVICE, argv, service_env(home))
+    start_registry(home, settings.mlflow_port)
+    wait_http(
+        f"http://127.0.0.1:{settings.ui_port}/server_info",
+        180,
+        log_file(home.logs, DAGSTER_SERVICE),
+    )
 
 
 def stop_services(home: ProjectHome) -> list[str]:
@@ -322,7 +355,9 @@ def print_memory_and_addresses(memory: MemoryWatch, settings: DemoSettings) -> N
         f"{gib(memory.peak[DAGSTER_SERVICE])}, MLflow UI {gib(memory.peak[MLFLOW_SERVICE])})"
     )
     print(f"Dagster UI: http://127.0.0.1:{settings.ui_port}")
-    print(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port}")
+    print(
+        f"MLflow UI:  http://127.0.0.1:{settings.mlflow_port} ({registry_login_hint(memory.home)})"
+    )
     print(f"Endpoint:   {settings.endpoint}/predict (OpenAPI at {settings.endpoint}/docs)")
     print("Stop everything: make down (ml-assets down)")
 

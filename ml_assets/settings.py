@@ -99,6 +99,16 @@ class Settings(BaseSettings):
         description="Prediction-log files are deleted once this many days old and fully "
         "ingested into the warehouse.",
     )
+    # 512 MiB: some 300,000 answers of 1.7 KB (a line whose narrative has the real extracts'
+    # mean length, 1,035 characters) a day; with 30 days of retention, at most 15 GiB of logs.
+    prediction_log_max_bytes_per_day: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Bytes a day's prediction logs may take, all replicas' files together "
+        "(the disk they hold is at most this times the retention days, more only while days "
+        "wait to be ingested). Past it the day's further answers are not logged: each replica "
+        "warns once a day and counts them (`/model`'s `prediction_log.dropped_records`).",
+    )
     serve_host: str = Field(
         default="127.0.0.1",
         description="Where the Ray Serve endpoint binds; beyond loopback it needs a token.",
@@ -125,7 +135,9 @@ class Settings(BaseSettings):
     )
     failure_webhook_url: SecretStr | None = Field(
         default=None,
-        description="Set: a failed run is also POSTed to this URL (next to the log file).",
+        description="Set: a failed run is also POSTed to this URL (next to the log file). A "
+        "secret: the notifier reads it when it posts; the UI and error messages show the "
+        "variable's name, never the URL.",
     )
     postgres_port: int = Field(
         default=POSTGRES_PORT,

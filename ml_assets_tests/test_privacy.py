@@ -1,5 +1,6 @@
 """The PII scrubber: each kind masked, near-misses kept, recall on the generator's inserted PII,
-false positives on real CFPB narratives (which the CFPB has already masked)."""
+false positives on real CFPB narratives (which the CFPB has already masked). Recall on values the
+scrubber was not written against: test_pii_oracle.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from ml_assets.privacy import (
     ACCOUNT,
     ADDRESS,
     CARD,
+    DOB,
     EMAIL,
+    NAME,
     PHONE,
     PII_KINDS,
     ROUTING,
@@ -58,6 +61,24 @@ MAX_CHANGED_TOKEN_SHARE = 0.01
         ("I live at 1234 Elm Street.", "I live at XXXX XXXX XXXX."),
         ("Mail 56 North Oak Ave, Apt 4B today.", "Mail XXXX XXXX XXXX XXXX, XXXX XXXX today."),
         ("Send it to PO Box 123 or P.O. Box 9.", "Send it to XXXX XXXX XXXX or XXXX XXXX XXXX."),
+        # Layouts of Faker's (bench/pii_oracle.py) the first patterns missed.
+        ("My SSN is 123456789.", "My SSN is XXXX."),
+        ("Call 555-1234 or 206.269.0743x9150.", "Call XXXX or XXXX."),
+        ("Call (408)389-9579 or +44 20 7946 0958.", "Call XXXX or XXXX XXXX XXXX XXXX."),
+        ("Call (0161) 4960066 or 090-0334-7963.", "Call XXXX XXXX or XXXX."),
+        ("I was born on March 14, 1985 in Ohio.", "I was born on XXXX XXXX, XXXX in Ohio."),
+        ("My DOB: 03/14/1985.", "My DOB: XXXX."),
+        ("Write to jürgen.müller@bäcker.de or 李@王.中国.", "Write to XXXX or XXXX."),
+        ("I live at 141 Hodges Mountains Apt. 915.", "I live at XXXX XXXX XXXX XXXX XXXX."),
+        ("I live at 1234 elm street.", "I live at XXXX XXXX XXXX."),
+        (
+            "Mail 2585 Scott Pass, Tracytown, NJ 06200 today.",
+            "Mail XXXX XXXX XXXX, XXXX, XXXX XXXX today.",
+        ),
+        ("Mail Hauptstraße 5, 10115 Berlin now.", "Mail XXXX XXXX, XXXX XXXX now."),
+        ("Mail 12, rue de la Paix now.", "Mail XXXX, XXXX XXXX XXXX XXXX now."),
+        ("My name is Jane van der Berg and I", "My name is XXXX XXXX XXXX XXXX and I"),
+        ("I am Dr. Anne O'Neil, the borrower.", "I am XXXX XXXX XXXX, the borrower."),
     ],
 )
 def test_each_kind_is_masked_word_for_word(text: str, masked: str) -> None:
@@ -69,7 +90,9 @@ def test_each_kind_is_masked_word_for_word(text: str, masked: str) -> None:
     "text",
     [
         "Card 4111 1111 1111 1112 fails the Luhn check, as does 4111111111111112.",
-        "The number 123456789 fails the ABA checksum.",
+        "I am Sorry, This is FALSE, I am in a Trial and my name is XXXX XXXX.",
+        "They cite 12 CFR 617.7010 and 1024.41 during 2016; During 2016 Citibank paid.",
+        "The date of birth is XX/XX/XXXX and I was born in 1970.",
         "They charged me $1,250.00 and {$1200.00} on XX/XX/2016 and XXXX/XXXX/2015.",
         "XXXX XXXX called me about $XXXX on XX/XX/XXXX.",
         "In 2016 I disputed under Section 609 of the FCRA 3 times in 2-4 business days.",
@@ -86,7 +109,8 @@ def test_near_misses_are_left_alone(text: str) -> None:
 def test_find_pii_gives_each_kind_and_its_span() -> None:
     text = (
         "Mail jane@example.com, call (555) 123-4567 or visit www.example.com. SSN 123-45-6789, "
-        "card 4111 1111 1111 1111, routing 021000021, account number 12345678, 1234 Elm Street."
+        "card 4111 1111 1111 1111, routing 021000021, account number 12345678, 1234 Elm Street. "
+        "DOB 01/02/1980. My name is Jane Doe."
     )
     found = [(m.kind, text[m.start : m.end]) for m in find_pii(text)]
     assert found == [
@@ -98,6 +122,8 @@ def test_find_pii_gives_each_kind_and_its_span() -> None:
         (ROUTING, "021000021"),
         (ACCOUNT, "12345678"),
         (ADDRESS, "1234 Elm Street"),
+        (DOB, "01/02/1980"),
+        (NAME, "Jane Doe."),
     ]
     assert len(find_pii("no data here")) == 0
     assert Counter(m.kind for m in find_pii(text)) == dict.fromkeys(PII_KINDS, 1)
@@ -138,8 +164,10 @@ def test_recall_on_the_generators_inserted_pii() -> None:
             leaked = value in scrubbed or (len(digits) >= 5 and digits in kept_digits)
             inserted[kind] += 1
             caught[kind] += not leaked
-    recall = {kind: caught[kind] / inserted[kind] for kind in PII_KINDS}
-    assert set(inserted) == set(PII_KINDS)
+    recall = {kind: caught[kind] / inserted[kind] for kind in inserted}
+    # The generator plants the kinds of its first version; dates of birth and names are the
+    # oracle's (test_pii_oracle.py).
+    assert set(inserted) == set(PII_KINDS) - {DOB, NAME}
     assert min(recall.values()) >= MIN_RECALL, recall
     assert sum(caught.values()) / sum(inserted.values()) >= MIN_RECALL
 

@@ -144,6 +144,10 @@ class ModelRegistry(dg.ConfigurableResource):
     experiment_name: str
     model_name: str
     ui_url: str = "http://127.0.0.1:5000"
+    # The login of an authenticated tracking server, for the processes this one starts (the
+    # Serve replicas); empty with a store file.
+    username: str = ""
+    password_file: str = ""
     lock_timeout_s: float = STORE_LOCK_TIMEOUT_S
     # The asset that moves the champion alias: once it has been materialized, a missing store
     # is a lost registry, not a first run (see check_store_not_lost).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import dagster as dg
 from pydantic import Field
@@ -13,6 +15,7 @@ from pydantic import Field
 from resources.landing_zone import is_day_folder
 
 LOG_SUFFIX = ".jsonl"
+SKIP_CHUNK_BYTES = 64 * 1024  # an over-long line is skipped this much at a time
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class LogFile:
 
 
 class PredictionLogs(dg.ConfigurableResource):
-    """Lists and reads the daily JSON-lines logs the endpoint's replicas write; deletes expired days."""
+    """Lists and streams the daily JSON-lines logs the endpoint's replicas write; deletes expired days."""
 
     root: str
     retention_days: int = Field(default=30, ge=1, description="days a log is kept once ingested")
@@ -62,7 +65,30 @@ class PredictionLogs(dg.ConfigurableResource):
             key=lambda f: f.name,
         )
 
-    def read_bytes(self, file: LogFile) -> bytes:
-        """The file's first `size` bytes: what was listed, even if a writer appended since."""
+    def iter_lines(self, file: LogFile, max_line_bytes: int) -> Iterator[bytes]:
+        """The lines of the file's first `size` bytes (what was listed, even if a writer appended
+        since), one at a time, without their newlines: what is held is one line, of at most
+        `max_line_bytes` (a longer one is cut there, the rest of it read past and not kept)."""
         with (Path(self.root) / file.name).open("rb") as handle:
-            return handle.read(file.size)
+            left = file.size
+            while left > 0:
+                # Bounded reads only: a line and its newline, never more than what was listed.
+                line = handle.readline(min(left, max_line_bytes + 1))
+                if not line:
+                    return  # the file shrank since it was listed: what is left is all there is
+                left -= len(line)
+                if not line.endswith(b"\n") and left > 0:
+                    left = _skip_line(handle, left)
+                yield line.removesuffix(b"\n")[:max_line_bytes]
+
+
+def _skip_line(handle: BinaryIO, left: int) -> int:
+    """Read past the rest of an over-long line (in bounded chunks); the bytes left after it."""
+    while left > 0:
+        rest = handle.readline(min(left, SKIP_CHUNK_BYTES))
+        if not rest:
+            return 0
+        left -= len(rest)
+        if rest.endswith(b"\n"):
+            break
+    return left

@@ -50,6 +50,7 @@ from ml_assets.monitoring.performance import (
 )
 from ml_assets.monitoring.performance import live_performance as live_performance_table
 from ml_assets.monitoring.served import (
+    SMOKE_COLUMN,
     answered_traffic,
     expired_days,
     line_count,
@@ -58,6 +59,7 @@ from ml_assets.monitoring.served import (
     users_traffic,
 )
 from ml_assets.partitions import PARTITIONS_START_DATE, platform_today, request_day_partitions
+from ml_assets.serving.schemas import MAX_LOGGED_LINE_BYTES
 from resources.mlflow_registry import ModelRegistry
 from resources.prediction_logs import PredictionLogs
 from resources.warehouse import Warehouse
@@ -114,7 +116,10 @@ def served_predictions(
             "stored for it stay as they are (rerunning would replace them with nothing)"
         )
     deleted = _delete_expired_logs(prediction_logs, warehouse, today, keep=day)
-    log = parse_prediction_logs(day, [(f.name, prediction_logs.read_bytes(f)) for f in files])
+    # Streamed: a day's logs are read a line at a time, never held whole.
+    log = parse_prediction_logs(
+        day, ((f.name, prediction_logs.iter_lines(f, MAX_LOGGED_LINE_BYTES)) for f in files)
+    )
     # Names and sizes decide the version: logs only grow, and a day read once is not read again
     # until a writer appends to it.
     version = dg.DataVersion(log_digest((f.name, f.size) for f in files))
@@ -127,6 +132,7 @@ def served_predictions(
             "files": [f.name for f in files],
             "bytes": sum(f.size for f in files),
             "predictions": len(predictions),
+            "smoke_requests": int(predictions[SMOKE_COLUMN].sum()),
             "model_versions": {
                 str(v): int(n) for v, n in predictions["model_version"].value_counts().items()
             },
@@ -167,7 +173,9 @@ def _delete_expired_logs(
                 stored[d] += n
     deleted = []
     for d in expired:
-        lines = sum(line_count(logs.read_bytes(f)) for f in logs.files_for_day(d))
+        lines = sum(
+            line_count(logs.iter_lines(f, MAX_LOGGED_LINE_BYTES)) for f in logs.files_for_day(d)
+        )
         if lines == stored[d]:  # anything not yet stored waits for its own run
             logs.delete_day(d)
             deleted.append(d)

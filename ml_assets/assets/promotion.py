@@ -45,7 +45,9 @@ def _served(warehouse: Warehouse, versions: list[str]) -> pd.DataFrame:
         )
     with warehouse.connect() as conn:
         served = conn.execute(
-            "select complaint_id, model_version, request_time, dispute_probability "
+            # `smoke` where the table has it (stored since it is logged): COLUMNS takes those
+            # of the names that exist.
+            "select columns('^(complaint_id|model_version|request_time|dispute_probability|smoke)$') "
             f"from {WAREHOUSE_SCHEMA}.{table} where model_version in (select unnest(?::varchar[]))",
             [versions],
         ).fetchdf()

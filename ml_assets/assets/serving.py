@@ -2,6 +2,7 @@
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
@@ -22,13 +23,22 @@ from ml_assets.model.tracking import (
 )
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from ml_assets.serving.auth import token_digest
-from ml_assets.serving.schemas import MAX_COMPLAINTS, ChallengerConfig, ServingConfig
+from ml_assets.serving.schemas import (
+    MAX_COMPLAINTS,
+    ChallengerConfig,
+    RegistryLogin,
+    ServingConfig,
+)
+from ml_assets.serving.smoke import read_key, smoke_key
 from ml_assets.settings import ChallengerServing
 from resources.compat.ray import with_code_version
+from resources.home import ensure_secret
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
 SERVING_CODE_VERSION = "3"
+SMOKE_KEY_FILE = "serve_smoke_key"
+LOG_BUDGET_DEFAULT: int = ServingConfig.model_fields["prediction_log_max_bytes_per_day"].default
 
 
 class DeploymentConfig(dg.Config):
@@ -70,6 +80,14 @@ def challenger_config(
     )
 
 
+def smoke_key_file(ray_cluster: RayCluster) -> Path:
+    """The key that signs the deployer's smoke requests, made on first use: beside the
+    cluster's Ray token (the cluster's secrets, owner-only, in the project home)."""
+    path = Path(ray_cluster.token_path).with_name(SMOKE_KEY_FILE)
+    ensure_secret(path)
+    return path
+
+
 def serving_config(
     registry: ModelRegistry,
     version: str,
@@ -77,11 +95,19 @@ def serving_config(
     max_complaints: int,
     api_token: str = "",
     challenger: ChallengerConfig | None = None,
+    log_bytes_per_day: int = LOG_BUDGET_DEFAULT,
+    smoke_key_path: Path | None = None,
 ) -> ServingConfig:
-    """The Serve `user_config` of a registered version, with its provenance."""
+    """The Serve `user_config` of a registered version, with its provenance (`smoke_key_path`:
+    the key whose signature marks smoke requests; None: none is marked)."""
     found = registry.get_version(version)
     return ServingConfig(
         tracking_uri=registry.tracking_uri,
+        registry_login=(
+            RegistryLogin(username=registry.username, password_file=registry.password_file)
+            if registry.username
+            else None
+        ),
         model_name=found.name,
         model_version=found.version,
         decision_threshold=float(found.tags.get(THRESHOLD_TAG, DEFAULT_DECISION_THRESHOLD)),
@@ -92,6 +118,8 @@ def serving_config(
             CHAMPION_ALIAS, found.run_id, found.tags, registry.run_metrics(found.run_id)
         ),
         challenger=challenger,
+        prediction_log_max_bytes_per_day=log_bytes_per_day,
+        smoke_key=smoke_key(smoke_key_path) if smoke_key_path else None,
     )
 
 
@@ -128,6 +156,8 @@ def serve_version(
             serving_policy.challenger_mode,
             serving_policy.challenger_share,
         ),
+        serving_policy.prediction_log_max_bytes_per_day,
+        smoke_key_file(ray_cluster),
     )
     ray_cluster.connect()
     deploy(config, ray_cluster.http_host, ray_cluster.http_port, versioned())
@@ -181,6 +211,8 @@ def deployed_model(
         else config.challenger_share,
     )
 
+    key_file = smoke_key_file(ray_cluster)
+
     def config_for(version: str) -> ServingConfig:
         return serving_config(
             model_registry,
@@ -189,6 +221,8 @@ def deployed_model(
             config.max_complaints,
             ray_cluster.api_token,
             challenger,
+            serving_policy.prediction_log_max_bytes_per_day,
+            key_file,
         )
 
     wanted = config_for(champion.version)
@@ -210,6 +244,7 @@ def deployed_model(
             expected,
             ray_cluster.api_token or None,
             versioned(),
+            read_key(key_file),
         )
     except SmokeTestFailed as exc:
         raise dg.Failure(str(exc)) from exc

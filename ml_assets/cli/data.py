@@ -254,7 +254,11 @@ def generate_export_file(
 
 @click.command("land-cfpb")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--source", help="Name of the landed files [default: the export's file name].")
+@click.option(
+    "--source",
+    help="Name of the landed files: letters, digits, '-' and '_' [default: the export's file "
+    "name].",
+)
 @click.option("--encoding", default="utf-8-sig", help="The export's encoding.")
 @click.option(
     "--columns",
@@ -282,6 +286,7 @@ def land_cfpb(
     from ml_assets.instance import init_home
     from ml_assets.partitions import daily_partitions
 
+    name = source_name(path, source)
     mapping = None
     if columns is not None:
         with as_file(columns) as mapping_path:
@@ -290,7 +295,7 @@ def land_cfpb(
     report = land_cfpb_export(
         path,
         home.landing,
-        source=source,
+        source=name,
         encoding=encoding,
         is_partition=daily_partitions.has_partition_key,
         columns=mapping,
@@ -312,6 +317,20 @@ def land_cfpb(
             f"({outside[0]}..{outside[-1]}) and will not be ingested until they are inside"
         )
     return 0
+
+
+def source_name(path: Path, source: str | None) -> str:
+    """`land-cfpb`'s source: `--source`, else the export's file name; a usage error unless the
+    landing code accepts it (checked before anything is written)."""
+    from ml_assets.ingest.landing import check_source_name, export_source_name
+
+    try:
+        return check_source_name(export_source_name(path) if source is None else source)
+    except ValueError as exc:
+        derived = f" (from the file name of {path}: pass --source NAME)" if source is None else ""
+        raise click.BadParameter(
+            f"{exc}{derived}", ctx=click.get_current_context(), param_hint="'--source'"
+        ) from exc
 
 
 @click.command("materialize")

@@ -138,14 +138,14 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
 @storage_option
 @with_home
 def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
-    """Start Ray, dagster dev, the MLflow UI (and PostgreSQL, if chosen).
+    """Start Ray, dagster dev, the MLflow server (and PostgreSQL, if chosen).
 
     \b
     Examples:
       ml-assets up --ui-port 3000
       ml-assets up --storage postgres
     """
-    from ml_assets.demo import DemoSettings, start_services
+    from ml_assets.demo import DemoSettings, registry_login_hint, start_services
     from ml_assets.instance import home_storage
     from resources.local_postgres import SUPERUSER
 
@@ -154,8 +154,8 @@ def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
     settings = DemoSettings(ui_port=ui_port)
     start_services(home, settings)
     click.echo(
-        f"Dagster UI http://127.0.0.1:{ui_port}, MLflow UI http://127.0.0.1:{settings.mlflow_port}; "
-        f"logs in {home.logs}"
+        f"Dagster UI http://127.0.0.1:{ui_port}, MLflow UI http://127.0.0.1:{settings.mlflow_port} "
+        f"({registry_login_hint(home)}); logs in {home.logs}"
     )
     server = home_storage(home).server(home)
     if server is not None:
@@ -163,6 +163,22 @@ def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
             f"Dagster's storage: PostgreSQL on 127.0.0.1:{server.port} (user {SUPERUSER}, "
             f"password in {server.password_file}), data in {server.data}"
         )
+    return 0
+
+
+@click.command("mlflow")
+@with_home
+def mlflow_server(home: ProjectHome) -> int:
+    """Start the MLflow server alone, with its authentication.
+
+    \b
+    Examples:
+      ml-assets mlflow
+    """
+    from ml_assets.demo import DemoSettings, registry_login_hint, start_registry
+
+    url = start_registry(home, DemoSettings().mlflow_port)
+    click.echo(f"MLflow {url} ({registry_login_hint(home)}); stop it with ml-assets down")
     return 0
 
 
@@ -189,4 +205,4 @@ def down(home: ProjectHome) -> int:
     return 0
 
 
-COMMANDS = (init, demo, up, down)
+COMMANDS = (init, demo, up, mlflow_server, down)

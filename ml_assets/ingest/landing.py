@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -39,6 +40,20 @@ UNROUTABLE_FOLDER = "_unroutable"
 STAGING_FOLDER = ".staging"
 # What an export is read from: a plain or zipped file, or gzip's own stream.
 ByteStream = IO[bytes] | gzip.GzipFile
+# A source names its day files, `<day>/<source>.csv`: without a separator or `..` they stay in
+# their day folder, and without a leading dot the landing zone sees them (its readers skip
+# dot-files as writers' temporaries, `resources/landing_zone.py`).
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_source_name(name: str) -> str:
+    """`name` if it can name a source's landing files; else a ValueError saying what can."""
+    if not _SOURCE_NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} cannot name landing files: a source name has letters, digits, '-' and '_' "
+            "only (no path separator, no leading dot), e.g. cfpb_2024"
+        )
+    return name
 
 
 def complaints_root(landing_root: Path) -> Path:
@@ -256,8 +271,9 @@ def land_cfpb_export(
     like any other, where reading flags it and validation rejects it; only records without a
     readable date go to `_unroutable/`. `columns` renames (or drops) the file's columns first; day
     files carry the renamed header. With `is_partition`, days it refuses are listed in the report.
+    A `source` (default: the export's file name) that `check_source_name` refuses raises first.
     """
-    source = source or export_source_name(path)
+    source = check_source_name(export_source_name(path) if source is None else source)
     report = LandingReport(source=source)
     with open_export(path) as handle:
         records = iter_csv_records(_decoded_lines(handle, encoding, path))

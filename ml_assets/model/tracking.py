@@ -213,6 +213,18 @@ def keras_artifact(flavors: Mapping[str, Any], uri: str) -> str:
     return str(path)
 
 
+# The variables MLflow's client reads a login from. Its only other source, ~/.mlflow/credentials,
+# is one per machine account, not one per project home.
+USERNAME_ENV: Final = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_ENV: Final = "MLFLOW_TRACKING_PASSWORD"
+
+
+def log_in_to_registry(username: str, password_file: str) -> None:
+    """Make this process's MLflow client log in to the tracking server as `username`."""
+    os.environ[USERNAME_ENV] = username
+    os.environ[PASSWORD_ENV] = Path(password_file).read_text().strip()
+
+
 def load_keras_model(version: str, tracking_uri: str, name: str = MODEL_NAME) -> keras.Model:
     """The Keras network of a registered version, loaded by the installed code (nothing the
     version stores is run or unpickled)."""

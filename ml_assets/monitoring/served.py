@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
 from pydantic import ValidationError
 
-from ml_assets.columns import NARRATIVE_COLUMN, REQUEST_DATE_COLUMN
+from ml_assets.columns import REQUEST_DATE_COLUMN
 from ml_assets.privacy import scrub, scrub_record
-from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX, LoggedPrediction
+from ml_assets.serving.schemas import FREE_TEXT_FIELDS, LoggedPrediction
 
+SMOKE_COLUMN = "smoke"
 SERVED_COLUMNS: dict[str, str] = {
     REQUEST_DATE_COLUMN: "datetime64[ns]",
     "request_time": "datetime64[ns, UTC]",
@@ -25,7 +26,8 @@ SERVED_COLUMNS: dict[str, str] = {
     "dispute_probability": "float64",
     "disputed": "bool",
     "role": "string",  # champion, challenger (answered under a split) or shadow (no user saw it)
-    "inputs": "string",  # the complaint as sent (JSON), for drift and skew
+    SMOKE_COLUMN: "bool",  # a deployment's smoke request (signed by the deployer), not users' traffic
+    "inputs": "string",  # the complaint as the model read it (scrubbed; JSON), for drift and skew
     "source_file": "string",
     "line_number": "int64",
 }
@@ -55,9 +57,18 @@ def log_digest(files: Iterable[tuple[str, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def line_count(data: bytes) -> int:
-    """The records in a log file's bytes, as `parse_prediction_logs` numbers them."""
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+def file_lines(data: bytes) -> list[bytes]:
+    """A log file's bytes as the prediction logs' reader yields them: its lines, without their
+    newlines (the newline that ends the last line opens no record)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def line_count(lines: Iterable[bytes]) -> int:
+    """The records of a log file's lines, as `parse_prediction_logs` numbers them."""
+    return sum(1 for _ in lines)
 
 
 def expired_days(days: Iterable[str], today: date, retention_days: int) -> list[str]:
@@ -91,15 +102,13 @@ def _frame(rows: list[dict[str, object]], columns: dict[str, str]) -> pd.DataFra
     return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
-def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> ServedLog:
-    """Every line of a day's logs (name, bytes) as a served prediction, or quarantined with why."""
+def parse_prediction_logs(day: str, files: Iterable[tuple[str, Iterable[bytes]]]) -> ServedLog:
+    """Every line of a day's logs (each file's name and lines, without their newlines, read one
+    at a time) as a served prediction, or quarantined with why."""
     served: list[dict[str, object]] = []
     quarantined: list[dict[str, object]] = []
     request_date = pd.Timestamp(day)
-    for name, data in files:
-        lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()  # the newline that ends the last line opens no record
+    for name, lines in files:
         for number, raw in enumerate(lines, start=1):
             line = raw.decode("utf-8", errors="replace")
             logged, reason = _parse_line(raw, day)
@@ -114,8 +123,9 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
                     }
                 )
                 continue
-            # Masked again: logs written before the endpoint scrubbed, or by another writer.
-            inputs = scrub_record(logged.inputs.model_dump(exclude_none=True), (NARRATIVE_COLUMN,))
+            # Masked again: logs written before the endpoint scrubbed every field, or by another
+            # writer.
+            inputs = scrub_record(logged.inputs.model_dump(exclude_none=True), FREE_TEXT_FIELDS)
             served.append(
                 {
                     REQUEST_DATE_COLUMN: request_date,
@@ -127,6 +137,7 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
                     "dispute_probability": logged.dispute_probability,
                     "disputed": logged.disputed,
                     "role": logged.role,
+                    SMOKE_COLUMN: logged.smoke,
                     "inputs": json.dumps(inputs, sort_keys=True),
                     "source_file": name,
                     "line_number": number,
@@ -136,9 +147,14 @@ def parse_prediction_logs(day: str, files: Sequence[tuple[str, bytes]]) -> Serve
 
 
 def users_traffic(served: pd.DataFrame) -> pd.DataFrame:
-    """Served predictions without a deployment's smoke requests."""
-    ids = served["complaint_id"].astype("string").fillna("")
-    return served[~ids.str.startswith(SMOKE_COMPLAINT_ID_PREFIX)]
+    """Served predictions without a deployment's smoke requests: those its signature marked.
+
+    A complaint id proves nothing (anyone can send `deploy-smoke-1`): rows stored before the
+    mark was logged, in a table without the column or with it empty, are users' traffic."""
+    if SMOKE_COLUMN not in served.columns:
+        return served
+    smoke = served[SMOKE_COLUMN].astype("boolean").fillna(False).astype(bool)
+    return served[~smoke]
 
 
 def answered_traffic(served: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -25,7 +25,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ml_assets.columns import NARRATIVE_COLUMN
 from ml_assets.privacy import scrub_record
 from ml_assets.serving.auth import token_matches
 from ml_assets.serving.feedback import PredictionLog
@@ -33,6 +32,7 @@ from ml_assets.serving.guard import ComplaintBudget, RequestGuard
 from ml_assets.serving.predictor import split_by_lengths
 from ml_assets.serving.routing import to_challenger
 from ml_assets.serving.schemas import (
+    FREE_TEXT_FIELDS,
     MAX_ERROR_DETAILS,
     ChallengerInfo,
     ErrorResponse,
@@ -47,9 +47,9 @@ from ml_assets.serving.schemas import (
     ValidationErrorItem,
     ValidationErrorResponse,
 )
+from ml_assets.serving.smoke import SMOKE_SIGNATURE_HEADER, is_smoke, load_key
 
 logger = logging.getLogger(__name__)
-FREE_TEXT_FIELDS = frozenset({NARRATIVE_COLUMN})
 # Complaints per model call: a request's list is scored in chunks of at most this many, and
 # `@serve.batch` fills a batch up to it counting complaints, not requests.
 BATCH_COMPLAINTS = 64
@@ -78,6 +78,10 @@ api = FastAPI(
 api.add_middleware(RequestGuard)
 bearer = HTTPBearer(auto_error=False, description="Needed when the server sets a token")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+# The deployer's, on its smoke requests: not part of the API's contract.
+SmokeSignature = Annotated[
+    str | None, Header(alias=SMOKE_SIGNATURE_HEADER, include_in_schema=False)
+]
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -89,7 +93,8 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of the given error statuses, each with the body it really has."""
     described = {
-        400: "The body is not JSON, or nests deeper than a request can",
+        400: "The body is not JSON, or not one the limits can count (a duplicate key, content "
+        "after the object, nesting deeper than a request)",
         401: "The server requires a bearer token, and none or a wrong one was sent",
         413: "The body is over MAX_BODY_BYTES, or the complaints over the deployment's maximum",
         422: "A field is invalid (the first errors, and their count)",
@@ -137,15 +142,26 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse(status_code=422, content=body.model_dump())
 
 
+def request_records(body: PredictRequest) -> list[dict[str, Any]]:
+    """The complaints as the model and the log see them: every field a caller types masked by
+    the same scrubber as ingestion (logged inputs then replay to the features the model saw)."""
+    return [
+        scrub_record(c.model_dump(exclude_none=True), FREE_TEXT_FIELDS) for c in body.complaints
+    ]
+
+
 def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
     return sum(len(b) for b in batches)
 
 
-def _load_predictor(tracking_uri: str, model_name: str, version: str) -> Any:
+def _load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
     """A registered version's predictor, its tf.function traced before it takes traffic."""
-    from ml_assets.model.tracking import load_keras_model
+    from ml_assets.model.tracking import load_keras_model, log_in_to_registry
     from ml_assets.serving.predictor import Predictor
 
+    if config.registry_login is not None:
+        log_in_to_registry(config.registry_login.username, config.registry_login.password_file)
+    tracking_uri, model_name = config.tracking_uri, config.model_name
     predictor = Predictor(load_keras_model(version, tracking_uri, model_name))
     predictor.predict_records([{}])
     return predictor
@@ -219,9 +235,7 @@ class ChallengerScorer(BatchedScoring):
         if config.model_version is None:
             self.predictor, self.version = None, None
         elif config.model_version != self.version:
-            predictor = _load_predictor(
-                config.tracking_uri, config.model_name, config.model_version
-            )
+            predictor = _load_predictor(config, config.model_version)
             self.predictor, self.version = predictor, config.model_version
         logger.info("challenger: %s", self.version or "none")
 
@@ -251,6 +265,7 @@ class DisputeModelServer(BatchedScoring):
     def __init__(self, challenger: DeploymentHandle | None = None) -> None:
         self.config: ServingConfig | None = None
         self.feedback: PredictionLog | None = None
+        self.smoke_key: bytes | None = None
         self.deployed_at = ""
         self.budget = ComplaintBudget(MAX_ONGOING_COMPLAINTS)
         self.challenger = challenger
@@ -262,17 +277,25 @@ class DisputeModelServer(BatchedScoring):
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Load the configured version (if it changed), then switch to it in one assignment."""
         config = ServingConfig(**user_config)
+        smoke_key = load_key(config.smoke_key) if config.smoke_key else None
         if self.config is None or config.model_version != self.config.model_version:
             if self.config is not None:
                 self._recent = {self.config.model_version: self.predictor}
             self.predictor = self._recent.pop(config.model_version, None) or _load_predictor(
-                config.tracking_uri, config.model_name, config.model_version
+                config, config.model_version
             )
             self.deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
         if config.predictions_dir and (
-            self.feedback is None or str(self.feedback.folder) != config.predictions_dir
+            self.feedback is None
+            or str(self.feedback.folder) != config.predictions_dir
+            or self.feedback.max_bytes_per_day != config.prediction_log_max_bytes_per_day
         ):
-            self.feedback = PredictionLog(Path(config.predictions_dir))
+            if self.feedback is not None:
+                self.feedback.close()
+            self.feedback = PredictionLog(
+                Path(config.predictions_dir), config.prediction_log_max_bytes_per_day
+            )
+        self.smoke_key = smoke_key
         self.config = config
         logger.info("serving %s version %s", config.model_name, config.model_version)
 
@@ -298,6 +321,7 @@ class DisputeModelServer(BatchedScoring):
         self,
         body: PredictRequest,
         credentials: Credentials,
+        smoke_signature: SmokeSignature = None,
     ) -> Any:
         """Dispute probabilities for 1 to `max_complaints` complaints."""
         refusal = self._refusal(credentials)
@@ -311,12 +335,11 @@ class DisputeModelServer(BatchedScoring):
                 f"complaints: {len(body.complaints)} given, at most {config.max_complaints} "
                 "per request",
             )
-        # Masked before the model and the log: the same scrubber as ingestion, so features
-        # do not skew, and no prediction log keeps what the warehouse would not.
-        records = [
-            scrub_record(c.model_dump(exclude_none=True), FREE_TEXT_FIELDS) for c in body.complaints
-        ]
-        challenger = config.challenger if self.challenger is not None else None
+        records = request_records(body)
+        # A deployment's smoke request checks the champion: it is neither split nor shadowed, and
+        # monitoring leaves it out. Only the deployer's signature makes one, never an id.
+        smoke = is_smoke(self.smoke_key, body, smoke_signature)
+        challenger = config.challenger if self.challenger is not None and not smoke else None
         share = challenger.share if challenger is not None and challenger.mode == "split" else 0.0
         routed = to_challenger([c.complaint_id for c in body.complaints], share)
         async with self.budget.hold(len(records)):
@@ -325,7 +348,7 @@ class DisputeModelServer(BatchedScoring):
             answer.prediction(complaint.complaint_id)
             for complaint, answer in zip(body.complaints, answers, strict=True)
         ]
-        self._log(records, predictions, answers, config)
+        self._log(records, predictions, answers, config, smoke)
         if challenger is not None and challenger.mode == "shadow":
             self._shadow(records, config)
         return PredictResponse(
@@ -400,7 +423,7 @@ class DisputeModelServer(BatchedScoring):
         predictions = [
             a.prediction(r.get("complaint_id")) for r, a in zip(records, answers, strict=True)
         ]
-        self._log(records, predictions, answers, config)
+        self._log(records, predictions, answers, config, smoke=False)
 
     def _log(
         self,
@@ -408,6 +431,7 @@ class DisputeModelServer(BatchedScoring):
         predictions: list[Prediction],
         answers: list[_Answer],
         config: ServingConfig,
+        smoke: bool,
     ) -> None:
         if self.feedback is None:
             return
@@ -424,6 +448,7 @@ class DisputeModelServer(BatchedScoring):
                     "dispute_probability": prediction.dispute_probability,
                     "disputed": prediction.disputed,
                     "role": answer.role,
+                    "smoke": smoke,
                 }
             )
 
@@ -439,6 +464,9 @@ class DisputeModelServer(BatchedScoring):
             decision_threshold=self.config.decision_threshold,
             deployed_at=self.deployed_at,
             challenger=self._challenger_info(),
+            prediction_log=(
+                self.feedback.info(datetime.now(UTC).date().isoformat()) if self.feedback else None
+            ),
             **self.config.provenance,
         )
 

@@ -15,7 +15,8 @@ import requests
 from ml_assets.model.features import MISSING_TOKEN, TEXT_FEATURE
 from ml_assets.serving.auth import bearer_headers, require_token_beyond_loopback
 from ml_assets.serving.guard import proxy_middlewares
-from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX, ServingConfig
+from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX, PredictRequest, ServingConfig
+from ml_assets.serving.smoke import SMOKE_SIGNATURE_HEADER, sign
 
 APP_NAME = "dispute_model"
 # Set on the head's processes (`ml-assets ray-up`): Serve's HTTP proxy then runs the request
@@ -115,26 +116,37 @@ class SmokeResult:
     version: str
 
 
+def _smoke_headers(token: str | None, key: bytes | None, payload: dict[str, Any]) -> dict[str, str]:
+    """A smoke request's headers: the token, and the signature that marks it as the deployer's
+    (without a key it is logged as any request)."""
+    headers = bearer_headers(token)
+    if key is not None:
+        headers[SMOKE_SIGNATURE_HEADER] = sign(key, PredictRequest.model_validate(payload))
+    return headers
+
+
 def smoke_test(
     endpoint: str,
     records: Sequence[Mapping[str, Any]],
     expected: np.ndarray,
     version: str,
     token: str | None = None,
+    smoke_key: bytes | None = None,
 ) -> SmokeResult:
-    """Send records one by one and in one batch; raise when answers or version disagree."""
+    """Send records one by one and in one batch, signed with the deployment's `smoke_key` (so
+    that monitoring leaves them out); raise when answers or version disagree."""
     latencies, served = [], []
-    headers = bearer_headers(token)
     records = [
         {**record, "complaint_id": f"{SMOKE_COMPLAINT_ID_PREFIX}{i}"}
         for i, record in enumerate(records)
     ]
     for record in records:
+        payload = {"complaints": [dict(record)]}
         began = time.perf_counter()
         answer = requests.post(
             f"{endpoint}/predict",
-            json={"complaints": [dict(record)]},
-            headers=headers,
+            json=payload,
+            headers=_smoke_headers(token, smoke_key, payload),
             timeout=30,
         )
         latencies.append((time.perf_counter() - began) * 1000)
@@ -145,10 +157,11 @@ def smoke_test(
                 f"endpoint answered with version {body['model_version']}, expected {version}"
             )
         served.append(body["predictions"][0]["dispute_probability"])
+    payload = {"complaints": [dict(r) for r in records]}
     batch = requests.post(
         f"{endpoint}/predict",
-        json={"complaints": [dict(r) for r in records]},
-        headers=headers,
+        json=payload,
+        headers=_smoke_headers(token, smoke_key, payload),
         timeout=60,
     )
     batch.raise_for_status()
@@ -180,6 +193,7 @@ def deploy_checked(
     expected: np.ndarray,
     token: str | None = None,
     versioned: Versioned = _unversioned,
+    smoke_key: bytes | None = None,
 ) -> tuple[str | None, SmokeResult]:
     """Deploy `wanted` and smoke-test it; on failure put back the version served before.
 
@@ -189,8 +203,10 @@ def deploy_checked(
     previous = served_version(endpoint)
     deploy(wanted, host, port, versioned)
     try:
-        smoke = smoke_test(endpoint, records, expected, wanted.model_version, token)
-    except (RuntimeError, OSError) as exc:
+        smoke = smoke_test(endpoint, records, expected, wanted.model_version, token, smoke_key)
+    # ValueError: a record the request model refuses, found when its request is signed (the
+    # endpoint's 422 otherwise).
+    except (RuntimeError, OSError, ValueError) as exc:
         if previous and previous != wanted.model_version:
             deploy(config_for(previous), host, port, versioned)
         raise SmokeTestFailed(

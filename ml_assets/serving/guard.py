@@ -1,4 +1,5 @@
-"""Limits enforced before any work: the body's size as it arrives, the complaint count as it parses.
+"""Limits enforced before any work: the body's size as it arrives, the complaint count as it parses,
+and a 400 for whatever would make the app parse more than was counted.
 
 It runs twice on the local cluster: in Serve's HTTP proxy (`proxy_middlewares`), so a refused body
 never travels to a replica, and in the app, for clusters whose proxy was started without it.
@@ -33,6 +34,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_DEPTH = 3
 # Bytes parsed per step: past the limit after at most this much more (1,001 items take 3 KB).
 FEED_BYTES = 4096
+# The request's only key (PredictRequest forbids others): any other is refused at once, before
+# the counter follows its value, however large.
+REQUEST_KEY = "complaints"
+# The longest token `json.loads` may report an error at the start of only because the bytes so
+# far end inside it: `-Infinity`, or an escaped surrogate pair (12 characters).
+CUT_TOKEN_CHARS = 16
+_NUMBER_BYTES = frozenset(b"0123456789+-.eE")
 _VALUE_STARTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
 
 
@@ -48,8 +56,12 @@ class TooManyComplaints(Exception):
         self.count = count
 
 
-class TooDeep(Exception):
-    """The body nests deeper than any valid request (object, list, complaint, field)."""
+class Uncountable(Exception):
+    """The body is not a request the counter can follow to its end: a 400 saying why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class ComplaintCounter:
@@ -61,6 +73,15 @@ class ComplaintCounter:
     ijson rebuilds per event and cost quadratic time on deep nesting), numbers as floats (its C
     backend crashes the process on integers of over 4,300 digits), and a depth limit: the state
     below is what a JSON-path library would otherwise keep.
+
+    The count holds only if the app parses no more than was counted, so the counter follows the
+    top-level object to its end and refuses (Uncountable) what it cannot vouch for: a duplicate
+    key (the app's `json.loads` keeps the last, a list never counted), content after the object,
+    a top-level value other than an object, and JSON ijson refuses where `json.loads` reads on.
+    A top-level key other than REQUEST_KEY is refused at once too (the app would answer 422).
+    Duplicate keys inside a complaint are left alone: the app keeps one value per field, each
+    capped at MAX_TEXT_CHARS, so they cost it no more than their bytes, which MAX_BODY_BYTES
+    bounds.
     """
 
     def __init__(self, limit: int = MAX_COMPLAINTS) -> None:
@@ -70,12 +91,14 @@ class ComplaintCounter:
         self.count = 0
         self._events = ijson.sendable_list()
         self._parser: Any = ijson.basic_parse_coro(self._events, use_float=True)
+        self._received: list[bytes] = []  # the chunks fed so far, for `_unparsable`
         self._depth = 0
-        self._key: str | None = None  # the last key of the top-level object
-        self._done = False  # not JSON, or past the list: the app answers from here
+        self._key: str | None = None  # the top-level object's key, once read
+        self._ended = False  # the top-level object is complete
+        self._done = False  # not JSON, where the app's parser stops too: the app answers
 
     def feed(self, chunk: bytes) -> None:
-        """Parse one more chunk; raises TooManyComplaints or TooDeep as soon as it can tell."""
+        """Parse one more chunk; raises TooManyComplaints or Uncountable as soon as it can tell."""
         # A server hands over whatever the socket had (often 64-256 KiB): parsed whole, that is
         # ~85,000 empty complaints' events built before the first is counted.
         for start in range(0, len(chunk), FEED_BYTES):
@@ -83,30 +106,84 @@ class ComplaintCounter:
                 return
             try:
                 self._parser.send(chunk[start : start + FEED_BYTES])
-            except Exception:  # any parse error: not JSON; the app answers 400 with its reason
-                self._done = True
-            for event, value in self._events:
+                failed = False
+            except Exception:  # ijson's errors: IncompleteJSONError, UnicodeDecodeError and more
+                failed = True
+            for event, value in self._events:  # those before an error count too
                 self._step(event, value)
-                if self._done:
-                    break
             del self._events[:]
+            if failed:
+                self._unparsable(b"".join([*self._received, chunk[: start + FEED_BYTES]]))
+        self._received.append(chunk)
 
     def _step(self, event: str, value: object) -> None:
-        in_list = self._depth == 2 and self._key == "complaints"
+        if self._depth == 0 and event != "start_map":
+            raise Uncountable('the body is not a JSON object: send {"complaints": [...]}')
+        in_list = self._depth == 2 and self._key == REQUEST_KEY
         if in_list and event in _VALUE_STARTS:
             self.count += 1
             if self.count > self.limit:
                 raise TooManyComplaints(self.count)
         if event == "map_key" and self._depth == 1:
-            self._key = str(value)
+            if value != REQUEST_KEY:
+                raise Uncountable(
+                    f"the body has the key {value!r}: a request has the key {REQUEST_KEY!r} only"
+                )
+            if self._key is not None:
+                raise Uncountable(
+                    f"the key {REQUEST_KEY!r} appears twice in the body's object: a JSON parser "
+                    "keeps only the last one, so send it once"
+                )
+            self._key = REQUEST_KEY
         elif event in ("start_map", "start_array"):
             self._depth += 1
             if self._depth > MAX_DEPTH:
-                raise TooDeep
+                raise Uncountable(f"the body nests deeper than {MAX_DEPTH} levels: not a request")
         elif event in ("end_map", "end_array"):
             self._depth -= 1
-            if in_list and event == "end_array":
-                self._done = True  # the list is complete: nothing more to count
+            self._ended = self._depth == 0
+
+    def _unparsable(self, received: bytes) -> None:
+        """ijson stopped within `received`: leave the body to the app if its parser stops too."""
+        if self._ended:
+            raise Uncountable("content follows the body's JSON object: send the object alone")
+        if self._depth:  # inside the object: only the app's parser can tell
+            readable = _app_parser_fails_within(received)
+        else:
+            # No value began (a `{` or `[` is an event at once): `json.loads` reads one scalar at
+            # most, unless it decodes the body as UTF-16 or -32 or past a byte-order mark.
+            readable = json.detect_encoding(received) == "utf-8"
+        if not readable:
+            raise Uncountable(
+                "the body is not JSON this endpoint can count: send UTF-8 without a byte-order "
+                "mark, and no NaN, Infinity or numbers out of 64-bit range"
+            )
+        self._done = True  # the app answers 400 with its parser's reason
+
+
+def _app_parser_fails_within(received: bytes) -> bool:
+    """Whether `json.loads`, the app's parser (Starlette's `Request.json`), fails within these
+    bytes, whatever follows them: then it parses no more than the counter followed, plus at most
+    the FEED_BYTES the counter stopped in.
+
+    ijson (yajl) refuses some JSON that `json.loads` reads on: NaN, Infinity, integers of over 64
+    bits, floats that overflow, UTF-16 and -32, surrogates encoded as UTF-8. Listing them would
+    miss the next one; asking the app's own parser cannot, at the cost of one parse of the bytes
+    received, only for bodies ijson refuses.
+    """
+    try:
+        json.loads(received)
+    except json.JSONDecodeError as exc:
+        # A string or token cut at the end of `received` may still close in the rest.
+        cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(exc.doc) - CUT_TOKEN_CHARS
+        return not cut
+    except UnicodeDecodeError as exc:  # a sequence cut at the end may complete in the rest
+        return exc.end < len(received)
+    except ValueError:  # an integer over `sys.get_int_max_str_digits()`: the app's too, if whole
+        return received[-1] not in _NUMBER_BYTES
+    except RecursionError:  # nesting past where ijson stopped: the app's recursion limit may differ
+        return False
+    return False  # all of it parses: the app would read on past what was counted
 
 
 async def read_body(
@@ -148,7 +225,8 @@ def _json_response(status: int, body: dict[str, Any]) -> tuple[Message, Message]
 
 
 class RequestGuard:
-    """Refuse an oversized body (413) or complaint list (422) before the app parses it."""
+    """Refuse an oversized body (413), complaint list (422) or one the count cannot follow (400)
+    before the app parses it."""
 
     def __init__(self, app: ASGIApp, predict_path: str = "/predict") -> None:
         self.app = app
@@ -168,13 +246,8 @@ class RequestGuard:
                 refusal = self._too_large()
             except TooManyComplaints as exc:
                 refusal = self._too_many(exc.count)
-            except TooDeep:
-                refusal = _json_response(
-                    400,
-                    ErrorResponse(
-                        detail=f"the body nests deeper than {MAX_DEPTH} levels: not a request"
-                    ).model_dump(),
-                )
+            except Uncountable as exc:
+                refusal = _json_response(400, ErrorResponse(detail=exc.detail).model_dump())
         if refusal is not None:
             for message in refusal:
                 await send(message)

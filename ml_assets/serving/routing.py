@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX
-
 # Buckets of the hash: a share is honoured to 1/10,000.
 BUCKETS = 10_000
 
@@ -21,10 +19,7 @@ def bucket(complaint_id: str) -> int:
 def to_challenger(complaint_ids: Sequence[str | None], share: float) -> list[bool]:
     """Whether each complaint goes to the challenger: its bucket below `share` of them.
 
-    A complaint without an id, and a deployment's smoke request (which checks the champion),
-    always goes to the champion."""
+    A complaint without an id always goes to the champion; every id is routed alike (a
+    deployment's smoke request, told by its signature, is not split at all: the app's choice)."""
     cut = round(share * BUCKETS)
-    return [
-        cid is not None and not cid.startswith(SMOKE_COMPLAINT_ID_PREFIX) and bucket(cid) < cut
-        for cid in complaint_ids
-    ]
+    return [cid is not None and bucket(cid) < cut for cid in complaint_ids]

@@ -7,20 +7,39 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
-# A deployment's smoke requests carry complaint ids with this prefix: logged like any request
-# (nothing is hidden), left out of live performance and skew, which are about users' traffic.
+from ml_assets.settings import Settings
+
+# A deployment's smoke requests carry complaint ids with this prefix, for a reader of the logs.
+# The prefix hides nothing (anyone can send it): what marks a smoke request, kept on the champion
+# and out of live performance and skew, is the deployer's signature (`smoke.py`).
 SMOKE_COMPLAINT_ID_PREFIX: Final = "deploy-smoke-"
 
 # The request limits, in the schema (OpenAPI's maxItems / maxLength) and enforced by
 # `guard.RequestGuard` while the body arrives, before it is parsed.
 MAX_COMPLAINTS = 1000
-MAX_TEXT_CHARS = 20_000
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ERROR_DETAILS = 20  # a 422 lists the first errors and counts them all
+# Characters per field: about 3x the longest values of the real CFPB extracts
+# (../shared/data/cfpb: dates 10, state 2, ZIP code 5, consent 20, channel 11; product 23, issue
+# and sub-issue 40, company 53, public response 95, and the CFPB's 2017 taxonomy's longest
+# product, 76; narratives 4,058), so that a real complaint never meets them, and every logged
+# line stays bounded (MAX_LOGGED_LINE_BYTES).
+MAX_CODE_CHARS = 64  # dates, state, ZIP code, flags, consent, channel
+MAX_LABEL_CHARS = 256  # ids, categories, companies and their responses, tags
+MAX_TEXT_CHARS = 20_000  # the narrative
 
+Code = Annotated[str, Field(max_length=MAX_CODE_CHARS)]
+Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+# A complaint's id is the key its late label joins on, so it is never scrubbed (CFPB's ids are
+# 7-digit numbers, which the scrubber rightly takes for local phone numbers): it is held to an
+# identifier's characters instead, which leave no room for words, names, e-mails or addresses.
+Identifier = Annotated[
+    str, Field(max_length=MAX_CODE_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
 # JSON true/false only: pydantic's lax mode would also take 0 and 1, which the schema refuses.
 Flag = Annotated[bool, Strict()]
+_LOG_BUDGET = Settings.model_fields["prediction_log_max_bytes_per_day"]
 
 
 class Complaint(BaseModel):
@@ -28,24 +47,37 @@ class Complaint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    complaint_id: Text | None = None
-    date_received: Text | None = None
-    product: Text | None = None
-    sub_product: Text | None = None
-    issue: Text | None = None
-    sub_issue: Text | None = None
+    complaint_id: Identifier | None = None
+    date_received: Code | None = None
+    product: Label | None = None
+    sub_product: Label | None = None
+    issue: Label | None = None
+    sub_issue: Label | None = None
     consumer_complaint_narrative: Text | None = None
-    company_public_response: Text | None = None
-    company: Text | None = None
-    state: Text | None = None
-    zip_code: Text | None = None
-    tags: Text | None = None
-    consumer_consent_provided: Text | None = None
-    submitted_via: Text | None = None
-    date_sent_to_company: Text | None = None
-    company_response: Text | None = None
-    timely_response: Flag | Text | None = Field(default=None, description="true/false or Yes/No")
-    consumer_disputed: Flag | Text | None = Field(default=None, description="ignored: the label")
+    company_public_response: Label | None = None
+    company: Label | None = None
+    state: Code | None = None
+    zip_code: Code | None = None
+    tags: Label | None = None
+    consumer_consent_provided: Code | None = None
+    submitted_via: Code | None = None
+    date_sent_to_company: Code | None = None
+    company_response: Label | None = None
+    timely_response: Flag | Code | None = Field(default=None, description="true/false or Yes/No")
+    consumer_disputed: Flag | Code | None = Field(default=None, description="ignored: the label")
+
+
+# Every other field a caller types can hold text (even a flag, sent as "Yes"): all are scrubbed
+# before the model and the log, and again when a log is read.
+FREE_TEXT_FIELDS: Final[tuple[str, ...]] = tuple(
+    name for name in Complaint.model_fields if name != "complaint_id"
+)
+# A logged line's bound: every character of every field at its longest JSON escape (12 bytes: a
+# surrogate pair's two \uXXXX), and room for the rest of the record. The prediction logs' reader
+# keeps no more of a line than this.
+MAX_LOGGED_LINE_BYTES: Final = (
+    12 * (MAX_TEXT_CHARS + 9 * MAX_LABEL_CHARS + 8 * MAX_CODE_CHARS) + 4096
+)
 
 
 class PredictRequest(BaseModel):
@@ -124,6 +156,9 @@ class LoggedPrediction(BaseModel):
     disputed: bool
     # Logs written before challengers served hold the champion's answers only.
     role: Role = "champion"
+    # A deployment's smoke request, verified by its signature. Logs written before it was
+    # recorded are users' traffic, `deploy-smoke-` ids included (that prefix hid anyone's).
+    smoke: bool = False
 
     @property
     def request_day(self) -> str:
@@ -157,6 +192,18 @@ class ChallengerInfo(BaseModel):
     )
 
 
+class PredictionLogInfo(BaseModel):
+    """This replica's prediction log writer: the day's byte budget, and what it did not log."""
+
+    day: str = Field(description="the UTC day of the figures (YYYY-MM-DD)")
+    budget_bytes: int = Field(description="the bytes a day's logs may take, all replicas' files")
+    written_bytes_today: int = Field(description="the bytes of the day's logs, all replicas'")
+    dropped_records: int = Field(
+        description="answers this replica did not log since its writer started: over a day's "
+        "budget, its queue full, or a write failed"
+    )
+
+
 class ModelInfo(BaseModel):
     """Provenance of the served model, and the challenger beside it (if any)."""
 
@@ -174,6 +221,7 @@ class ModelInfo(BaseModel):
     decision_threshold: float
     deployed_at: str
     challenger: ChallengerInfo | None = None
+    prediction_log: PredictionLogInfo | None = None
 
 
 class ChallengerConfig(BaseModel):
@@ -189,6 +237,23 @@ class ChallengerConfig(BaseModel):
     )
 
 
+class RegistryLogin(BaseModel):
+    """How a replica logs in to an authenticated MLflow server: a user, and a file holding its
+    password (the password itself never enters the config, which Ray shows to the cluster)."""
+
+    username: str
+    password_file: str
+
+
+class SmokeKey(BaseModel):
+    """The key that signs a deployer's smoke requests: a file only its owner reads (the key never
+    enters the config, which Ray shows to the cluster), and the key's SHA-256, so that a new key
+    is a config change, which the replicas reload."""
+
+    file: str
+    sha256: str
+
+
 class ScorerConfig(BaseModel):
     """The challenger deployment's `user_config`: which version to load (None: none)."""
 
@@ -197,6 +262,7 @@ class ScorerConfig(BaseModel):
     tracking_uri: str
     model_name: str
     model_version: str | None = None
+    registry_login: RegistryLogin | None = None
 
 
 class ServingConfig(BaseModel):
@@ -208,17 +274,26 @@ class ServingConfig(BaseModel):
     model_name: str
     model_version: str
     decision_threshold: float
+    registry_login: RegistryLogin | None = None
     provenance: dict[str, Any]
     predictions_dir: str | None = None
     max_complaints: int = Field(default=MAX_COMPLAINTS, ge=1, le=MAX_COMPLAINTS)
     # The SHA-256 of the bearer token /predict and /model require (None: open); the token itself
     # never enters the deployment's config, which Ray shows to anyone who can reach the cluster.
     api_token_sha256: str | None = None
+    prediction_log_max_bytes_per_day: int = Field(
+        default=_LOG_BUDGET.default, ge=1, description=_LOG_BUDGET.description
+    )
+    # None: no request is marked as a deployment's smoke request.
+    smoke_key: SmokeKey | None = None
     challenger: ChallengerConfig | None = None
 
     def scorer_config(self) -> ScorerConfig:
         """What the challenger deployment loads: the challenger's version, or nothing."""
         version = self.challenger.model_version if self.challenger else None
         return ScorerConfig(
-            tracking_uri=self.tracking_uri, model_name=self.model_name, model_version=version
+            tracking_uri=self.tracking_uri,
+            model_name=self.model_name,
+            model_version=version,
+            registry_login=self.registry_login,
         )

@@ -1,6 +1,7 @@
 """The benches that need nothing prepared run to their last line at their `--smoke` size; no figure
 is asserted (pipeline.py generates, lands, materializes and trains in a scratch home of its own)."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,22 @@ def test_pipeline(tmp_path: Path) -> None:
     assert out.exists()
 
 
+@pytest.mark.real_data  # its false positives and throughput are measured on the real narratives
+def test_pii_recall(tmp_path: Path, real_data_dir: Path) -> None:
+    out = tmp_path / "pii_recall.md"
+    narratives = str(real_data_dir / "narratives_by_product.csv")
+    line = last_line("pii_recall.py", "--narratives", narratives, "--out", str(out))
+    assert line.startswith("pii recall figures: min_structured_recall=")
+    assert "name_recall=" in line and "fp_share_now=" in line and "texts_per_s_now=" in line
+    assert "| date of birth |" in out.read_text()
+
+
 def test_storages(tmp_path: Path) -> None:
     out = tmp_path / "storages.md"
-    line = last_line("storages.py", "--work", str(tmp_path / "work"), "--out", str(out))
+    # PostgreSQL's socket path must fit 107 bytes: pytest's tmp_path (its run counter, the xdist
+    # worker, the test's name) plus a case's folder and port may not.
+    with tempfile.TemporaryDirectory(prefix="st", dir="/tmp") as work:
+        line = last_line("storages.py", "--work", work, "--out", str(out))
     assert line.startswith("storage ratios: stock_sqlite_vs_project=")
     assert "stock_postgres_vs_project=" in line
     # Each case ran on the storage it names.

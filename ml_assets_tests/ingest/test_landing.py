@@ -213,3 +213,63 @@ def test_the_real_labelled_export_gets_ids_unique_over_all_its_days(
     ids = [i for f in frames for i in f["complaint_id"]]
     assert report.rows_landed == len(ids) == 3186
     assert len(set(ids)) == 3186
+
+
+# Names that would put day files outside their day folder (or the landing zone), or hide them
+# from the landing zone's readers, which skip dot-files as writers' temporaries.
+REFUSED_SOURCES = [
+    "../../../../escaped",
+    ".hidden",
+    "..",
+    "a/b",
+    "a\\b",
+    "",
+    "nul\x00byte",
+    "/tmp/absolute",
+    "with space",
+    "cfpb.2024",
+]
+ACCEPTED_SOURCES = ["cfpb_2024", "complaints", "CFPB-export-2", "x", "-dash", "2024"]
+
+
+def _files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("source", REFUSED_SOURCES)
+def test_a_source_that_is_not_a_simple_name_is_refused_and_nothing_is_written(
+    tmp_path: Path, source: str
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(f"{HEADER}\n{_row('7/29/2013', '1')}\n")
+    # The day folder is four levels under tmp_path: "../../../../escaped" would land in it.
+    landing = tmp_path / "home" / "landing"
+
+    with pytest.raises(ValueError, match="letters, digits, '-' and '_'") as refused:
+        land_cfpb_export(export, landing, source=source)
+
+    assert repr(source) in str(refused.value)
+    assert _files_under(tmp_path) == {export}
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("name", [".hidden.csv", "two words.csv", "v1.2.csv.gz"])
+def test_an_export_whose_file_name_is_no_source_name_needs_one(tmp_path: Path, name: str) -> None:
+    export = tmp_path / name
+    export.write_text(f"{HEADER}\n{_row('7/29/2013', '1')}\n")
+    with pytest.raises(ValueError, match="letters, digits, '-' and '_'"):
+        land_cfpb_export(export, tmp_path / "landing")
+    assert _files_under(tmp_path) == {export}
+
+
+@pytest.mark.parametrize("source", ACCEPTED_SOURCES)
+def test_a_simple_source_name_lands_in_its_day_folder(tmp_path: Path, source: str) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(f"{HEADER}\n{_row('7/29/2013', '1')}\n")
+    landing = tmp_path / "landing"
+
+    report = land_cfpb_export(export, landing, source=source)
+
+    assert report.source == source
+    assert _files_under(landing) == {landing / f"complaints/2013-07-29/{source}.csv"}
+    assert _files_under(tmp_path) == {export, *_files_under(landing)}

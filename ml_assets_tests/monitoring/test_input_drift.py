@@ -194,9 +194,11 @@ def _world(
     served = pd.DataFrame(
         {
             "request_date": pd.Timestamp(DAY),
-            # A deployment's smoke requests (evaluation rows) come last: not users' traffic.
+            # A deployment's smoke requests (evaluation rows, signed) come last: not users'
+            # traffic.
             "complaint_id": [f"r{i}" for i in range(len(served_products))]
             + [f"{SMOKE_COMPLAINT_ID_PREFIX}{i}" for i in range(smoke)],
+            "smoke": [False] * len(served_products) + [True] * smoke,
             "inputs": [
                 json.dumps({"product": p, "consumer_complaint_narrative": "late fee"})
                 for p in [*served_products, *["Credit card"] * smoke]

@@ -22,7 +22,7 @@ from ml_assets.monitoring.performance import (
     live_degradation,
     live_performance,
 )
-from ml_assets.monitoring.served import parse_prediction_logs
+from ml_assets.monitoring.served import file_lines, parse_prediction_logs
 from ml_assets.partitions import PARTITIONS_START_DATE
 from ml_assets.serving.schemas import SMOKE_COMPLAINT_ID_PREFIX
 from resources.home import ProjectHome
@@ -47,7 +47,7 @@ def _log(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
         )
         for complaint, version, probability, threshold in rows
     ]
-    log = parse_prediction_logs(DAY, [("a.jsonl", "\n".join(lines).encode())])
+    log = parse_prediction_logs(DAY, [("a.jsonl", file_lines("\n".join(lines).encode()))])
     assert log.quarantined.empty
     return log.predictions
 
@@ -137,7 +137,8 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
     version = client.create_model_version(
         registry.model_name, "file:///nowhere", mlflow_run.info.run_id
     )
-    # The last is a deployment's smoke request (an evaluation row): logged, not users' traffic.
+    # The last is a deployment's smoke request (an evaluation row, signed): logged, not users'
+    # traffic.
     rows = [("c1", 0.9), ("c2", 0.8), ("c3", 0.35), ("c4", 0.15), (f"{SMOKE}7", 0.99)]
     folder = home.predictions / DAY
     folder.mkdir(parents=True)
@@ -152,6 +153,7 @@ def test_the_asset_scores_each_day_logs_to_the_served_run_and_follows_late_label
                     "inputs": {"complaint_id": c},
                     "dispute_probability": p,
                     "disputed": p >= 0.5,
+                    "smoke": c.startswith(SMOKE),
                 }
             )
             for c, p in rows

@@ -1,8 +1,11 @@
 """`served_predictions`: the endpoint's logs read line by line, nothing dropped, each day once."""
 
+import io
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -12,7 +15,14 @@ from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.monitoring import served_predictions
 from ml_assets.definitions import local_resources
 from ml_assets.jobs import served_predictions_job
-from ml_assets.monitoring.served import expired_days, log_digest, parse_prediction_logs
+from ml_assets.monitoring.served import (
+    expired_days,
+    file_lines,
+    line_count,
+    log_digest,
+    parse_prediction_logs,
+    users_traffic,
+)
 from ml_assets.partitions import request_day_partitions_through
 from ml_assets.settings import Settings
 from resources.compat.dagster_testing import create_run_for_test
@@ -53,7 +63,11 @@ def test_every_line_is_a_served_prediction_or_quarantined_with_its_reason() -> N
     first = "\n".join([good[0], bad[0], bad[1], bad[4]]) + "\n"
     second = "\n".join([bad[2], good[1], bad[3]]).encode() + b"\n\xff\xfe\n"
     log = parse_prediction_logs(
-        DAY, [("2016-01-05/a.jsonl", first.encode()), ("2016-01-05/b.jsonl", second)]
+        DAY,
+        [
+            ("2016-01-05/a.jsonl", file_lines(first.encode())),
+            ("2016-01-05/b.jsonl", file_lines(second)),
+        ],
     )
 
     served = log.predictions
@@ -87,7 +101,7 @@ def test_every_line_is_a_served_prediction_or_quarantined_with_its_reason() -> N
 
 
 def test_an_empty_day_gives_empty_typed_tables() -> None:
-    log = parse_prediction_logs(DAY, [("2016-01-05/a.jsonl", b"")])
+    log = parse_prediction_logs(DAY, [("2016-01-05/a.jsonl", file_lines(b""))])
     assert log.predictions.empty and log.quarantined.empty
     assert str(log.predictions["dispute_probability"].dtype) == "float64"
 
@@ -95,6 +109,118 @@ def test_an_empty_day_gives_empty_typed_tables() -> None:
 def test_the_version_of_a_day_is_its_files_names_and_sizes() -> None:
     assert log_digest([("a", 10), ("b", 5)]) == log_digest([("b", 5), ("a", 10)])
     assert log_digest([("a", 10)]) != log_digest([("a", 11)])
+
+
+class _BoundedReads:
+    """A log file that records the size asked of every read, and offers no other way to read
+    (iterating, `read()` without a size or `readlines()` fail)."""
+
+    def __init__(self, handle: io.BufferedReader) -> None:
+        self.handle = handle
+        self.sizes: list[int] = []
+        self.consumed = 0
+
+    def readline(self, size: int) -> bytes:
+        self.sizes.append(size)
+        line = self.handle.readline(size)
+        self.consumed += len(line)
+        return line
+
+    def __enter__(self) -> "_BoundedReads":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.handle.close()
+
+
+def _spied_open(monkeypatch: pytest.MonkeyPatch) -> list[_BoundedReads]:
+    """Every log file the resource opens from now on, spied on."""
+    opened: list[_BoundedReads] = []
+    real_open = Path.open
+
+    def spied(path: Path, *args: Any, **kwargs: Any) -> _BoundedReads:
+        opened.append(_BoundedReads(real_open(path, *args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr(Path, "open", spied)
+    return opened
+
+
+def test_a_days_log_is_read_a_line_at_a_time_never_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [logged(n=n) for n in range(2000)]  # 527 KB, 260 bytes a line
+    bound = 1024  # what a line may take here: 500 times less than the file
+    path = tmp_path / DAY / "replica.jsonl"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    logs = PredictionLogs(root=str(tmp_path))
+    (listed,) = logs.files_for_day(DAY)
+    with path.open("a") as handle:  # appended after the listing: not read this time
+        handle.write(logged(n=2000) + "\n")
+
+    opened = _spied_open(monkeypatch)
+    reader = logs.iter_lines(listed, bound)
+    first = next(reader)
+    (handle,) = opened
+    # Lazy: one line read when one is asked for.
+    assert first == lines[0].encode() and handle.consumed == len(first) + 1
+    log = parse_prediction_logs(DAY, [(listed.name, _counting(reader, bound))])
+
+    assert log.quarantined.empty and len(log.predictions) == 1999  # the rest of the listed lines
+    assert all(0 < size <= bound + 1 for size in handle.sizes)  # never an unbounded read
+    assert handle.consumed == listed.size
+    monkeypatch.undo()
+    assert line_count(logs.iter_lines(listed, bound)) == 2000
+
+
+def _counting(lines: Iterator[bytes], bound: int) -> Iterator[bytes]:
+    """The lines, each checked to be within the bound as the parser takes it."""
+    for line in lines:
+        assert len(line) <= bound
+        yield line
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_an_over_long_line_is_cut_quarantined_and_the_next_keeps_its_number(
+    tmp_path: Path, ending: str
+) -> None:
+    bound = 1024
+    path = tmp_path / DAY / "replica.jsonl"
+    path.parent.mkdir()
+    over_long = logged(n=1, inputs={"complaint_id": "c-1", "company": "x" * 100_000})
+    path.write_text("\n".join([logged(n=0), over_long, logged(n=2), over_long]) + ending)
+    logs = PredictionLogs(root=str(tmp_path))
+    (listed,) = logs.files_for_day(DAY)
+
+    log = parse_prediction_logs(DAY, [(listed.name, logs.iter_lines(listed, bound))])
+    assert log.predictions["line_number"].tolist() == [1, 3]
+    assert log.quarantined["line_number"].tolist() == [2, 4]
+    assert log.quarantined["line"].str.len().tolist() == [bound, bound]
+    assert line_count(logs.iter_lines(listed, bound)) == 4
+
+
+def test_only_signed_smoke_requests_are_left_out_of_users_traffic() -> None:
+    day_lines = [
+        logged(n=0),
+        logged(n=1, inputs={"complaint_id": "deploy-smoke-1"}),  # an id anyone can send
+        logged(n=2, inputs={"complaint_id": "deploy-smoke-2"}, smoke=True),  # the deployer's
+        logged(n=3, inputs={"complaint_id": "c-3"}, smoke=True),
+    ]
+    log = parse_prediction_logs(DAY, [("a.jsonl", file_lines("\n".join(day_lines).encode()))])
+    assert log.predictions["smoke"].tolist() == [False, False, True, True]
+    assert users_traffic(log.predictions)["complaint_id"].tolist() == ["c-0", "deploy-smoke-1"]
+    # Tables stored before the mark was logged: every row is users' traffic, prefix or not.
+    older = log.predictions.drop(columns="smoke")
+    assert len(users_traffic(older)) == 4
+    # Rows stored before, in a table that gained the column since: NULL, users' traffic.
+    gained = log.predictions.astype({"smoke": "object"})
+    gained.loc[gained.index[:3], "smoke"] = None
+    assert users_traffic(gained)["complaint_id"].tolist() == [
+        "c-0",
+        "deploy-smoke-1",
+        "deploy-smoke-2",
+    ]
 
 
 def _write(home: ProjectHome, day: str, name: str, lines: list[str]) -> Path:

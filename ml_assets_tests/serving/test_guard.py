@@ -3,6 +3,7 @@
 import asyncio
 import importlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,8 +22,14 @@ from ml_assets.serving.guard import (
     ComplaintCounter,
     RequestGuard,
     TooManyComplaints,
+    _app_parser_fails_within,
 )
-from ml_assets.serving.schemas import MAX_BODY_BYTES, MAX_COMPLAINTS, ValidationErrorResponse
+from ml_assets.serving.schemas import (
+    MAX_BODY_BYTES,
+    MAX_COMPLAINTS,
+    ErrorResponse,
+    ValidationErrorResponse,
+)
 from ml_assets.settings import Settings, load_settings
 
 MIB = 1024 * 1024
@@ -159,9 +166,8 @@ def test_counting_stops_at_the_limit_however_long_the_list() -> None:
     [
         json.dumps({"complaints": [{"product": "Mortgage"}] * MAX_COMPLAINTS}).encode(),
         b"not json at all",
-        b'{"complaints": [{}], "other": [' + b"1," * 5000 + b"1]}",
     ],
-    ids=["at-the-limit", "not-json", "other-lists-not-counted"],
+    ids=["at-the-limit", "not-json"],
 )
 def test_bodies_within_the_limits_reach_the_app_intact(body: bytes) -> None:
     status, _, app, _ = call([body[:7], body[7:]])
@@ -266,3 +272,162 @@ def test_a_number_too_long_for_python_is_left_to_the_app_without_crashing() -> N
     body = b'{"complaints":[' + b"9" * 5000 + b"]}"
     status, _, app, _ = call([body])
     assert status == 200 and app.bodies == [body]
+
+
+CHUNK = (
+    64 * 1024
+)  # what a server hands over per receive() (uvicorn reads the socket 64 KiB at once)
+
+
+def chunked(body: bytes, size: int = CHUNK) -> list[bytes]:
+    """The body as a server hands it to the app, `size` bytes per receive()."""
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+def filled_list(head: bytes, tail: bytes = b"]}", item: bytes = b"{}") -> bytes:
+    """`head` + as many `item`s as MAX_BODY_BYTES leaves room for + `tail`: the largest body."""
+    count = (MAX_BODY_BYTES - len(head) - len(tail) + 1) // (len(item) + 1)
+    body = head + b",".join([item] * count) + tail
+    assert MAX_BODY_BYTES - len(item) - 1 < len(body) <= MAX_BODY_BYTES
+    return body
+
+
+# Each would have the app parse more than the guard counted: it stopped counting after the first
+# list, or at what its parser refuses and `json.loads` reads on. Each fills MAX_BODY_BYTES (built
+# when a test asks: 90 MB in all).
+BYPASSES: dict[str, Callable[[], bytes]] = {
+    # json.loads keeps the last of duplicate keys: the list the guard never counted.
+    "second-complaints-list": lambda: filled_list(b'{"complaints":[{}],"complaints":['),
+    "second-list-escaped-key": lambda: filled_list(b'{"complaints":[{}],"compl\\u0061ints":['),
+    "trailing-nesting": lambda: filled_list(b'{"complaints":[{}]} ', b"", b"["),
+    "not-an-object": lambda: filled_list(b"[", b"]"),
+    # yajl stops at these; json.loads reads them and the list after them.
+    "nan-led-list": lambda: filled_list(b'{"complaints":[NaN,'),
+    "negative-infinity-led-list": lambda: filled_list(b'{"complaints":[-Infinity,'),
+    "int-over-64-bits-led-list": lambda: filled_list(b'{"complaints":[18446744073709551616,'),
+    "float-overflow-led-list": lambda: filled_list(b'{"complaints":[1e999,'),
+    "utf-8-surrogate-led-list": lambda: filled_list(b'{"complaints":["\xed\xa0\x80",'),
+    "byte-order-mark": lambda: filled_list(b'\xef\xbb\xbf{"complaints":['),
+    "utf-16": lambda: ('{"complaints":[' + ",".join(["{}"] * 1_300_000) + "]}").encode("utf-16-le"),
+}
+
+
+@pytest.mark.parametrize("name", BYPASSES)
+def test_a_body_the_count_cannot_vouch_for_is_refused_in_its_first_chunk(name: str) -> None:
+    body = BYPASSES[name]()
+    chunks = chunked(body)
+    status, answer, app, consumed = call(chunks)
+    assert status == 400 and app.bodies == []
+    # Refused at the first chunk: the other ~127 (up to MAX_BODY_BYTES) are never read.
+    assert consumed == 1 and len(chunks) >= 100
+    assert json.loads(answer)["detail"]  # the ErrorResponse shape, saying why
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"complaints":[{}],"complaints":[{}]}', "the key 'complaints' appears twice"),
+        (b'{"complaints":[{}],"other":1,"other":2}', "the body has the key 'other'"),
+        (b'{"other":[' + b"1," * 5000 + b'1],"complaints":[{}]}', "the body has the key 'other'"),
+        (b'{"complaints":[{}]} [[[[', "content follows the body's JSON object"),
+        (b'{"complaints":[{}]}{"complaints":[{}]}', "content follows the body's JSON object"),
+        (b'{"complaints":[{}],"x":[[[[[]]]]]}', "the body has the key 'x'"),
+        (b'{"complaints":[[[[[]]]]]}', "nests deeper than 3 levels"),
+        (b'"complaints"', "not a JSON object"),
+        (b"[]", "not a JSON object"),
+        (b'{"complaints":[NaN]}', "NaN, Infinity"),
+    ],
+    ids=[
+        "duplicate-complaints",
+        "unknown-key",
+        "unknown-key-first",
+        "trailing-nesting",
+        "second-object",
+        "nesting-under-another-key",
+        "nesting-in-the-list",
+        "string",
+        "list",
+        "nan",
+    ],
+)
+def test_each_refusal_says_what_was_wrong(body: bytes, reason: str) -> None:
+    status, answer, app, _ = call([body])
+    assert status == 400 and app.bodies == []
+    assert reason in ErrorResponse.model_validate_json(answer).detail
+
+
+def test_what_reveals_the_bypass_decides_the_chunk_it_is_refused_in() -> None:
+    # A full request's worth of complaints first, then a second list: the counter reads on until
+    # the duplicate key (chunk 3 of 64 KiB), not one chunk more.
+    complaint = json.dumps({"product": "Mortgage", "consumer_complaint_narrative": "x" * 100})
+    head = b'{"complaints":[' + b",".join([complaint.encode()] * MAX_COMPLAINTS) + b"]"
+    body = filled_list(head + b',"complaints":[')
+    chunks = chunked(body)
+    assert len(head) // CHUNK == 2 and (len(head) + 14) // CHUNK == 2  # the key ends in chunk 3
+    status, _, app, consumed = call(chunks)
+    assert (status, app.bodies, consumed) == (400, [], 3)
+    # The same body ending after its first list is a request like any other.
+    valid = head + b"}"
+    status, _, app, consumed = call(chunked(valid))
+    assert (status, app.bodies, consumed) == (200, [valid], 3)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"complaints":[{"product":"a","product":"b"}]}',
+        b'{"complaints":[{}]}  \r\n\t',
+        b'{"complaints":["\xff"]}',
+        b'{"complaints":[{}], ',
+        b"",
+    ],
+    ids=[
+        "duplicate-field-in-a-complaint",
+        "trailing-whitespace",
+        "invalid-utf-8",
+        "cut-short",
+        "empty",
+    ],
+)
+def test_bodies_whose_parse_the_app_bounds_itself_still_reach_it(body: bytes) -> None:
+    # A duplicate field keeps one value (each capped at MAX_TEXT_CHARS); invalid UTF-8 stops
+    # json.loads before it parses anything; a body cut short stops it where the guard stopped.
+    status, _, app, _ = call([body])
+    assert status == 200 and app.bodies == [body]
+
+
+@pytest.mark.parametrize(
+    ("received", "fails_whatever_follows"),
+    [
+        (b'{"complaints":[NaN,x,{},{},{},{},{},{},{},{}', True),  # an error no byte mends
+        (b'{"complaints":[NaN,x', False),  # within a token's length of the end: unsure
+        (b'{"complaints":[NaN,{}]} {"complaints":[]}', True),  # extra data: json.loads stops
+        (b'{"complaints":[NaN,{},{}]}', False),  # all of it parses: the app would read it
+        (b'{"complaints":[NaN,{},{},{},{},{},{},{},{},{}', False),  # more may follow
+        (b'{"complaints":[NaN,{},{},{},{},{},{},{},' + b"-Infinit", False),  # a token cut short
+        (b'{"complaints":[NaN,{},{},{},{},{},{},{},"' + b"x" * 100, False),  # a string cut short
+        (b'{"complaints":[NaN,{},{},{},{},{},{},{},"\xc3', False),  # a UTF-8 sequence cut short
+        (b'{"complaints":[NaN,{},{},{},{},{},{},{},"\xc3(",{}]}', True),  # one never complete
+        (b'{"complaints":[' + b"9" * 5000 + b"]}", True),  # int() refuses it, whole
+        (b'{"complaints":[' + b"9" * 5000, False),  # ... but `.5` may follow: a float
+        (b'{"complaints":[NaN,' + b"[" * 5000, False),  # past the recursion limit: unsure
+    ],
+    ids=[
+        "error",
+        "error-at-the-end",
+        "extra-data",
+        "complete",
+        "open",
+        "cut-token",
+        "cut-string",
+        "cut-utf-8",
+        "invalid-utf-8",
+        "long-int",
+        "cut-long-int",
+        "deep",
+    ],
+)
+def test_a_body_ijson_refuses_reaches_the_app_only_if_its_parser_stops_there_too(
+    received: bytes, fails_whatever_follows: bool
+) -> None:
+    assert _app_parser_fails_within(received) is fails_whatever_follows

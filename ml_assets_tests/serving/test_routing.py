@@ -57,8 +57,12 @@ def test_another_process_puts_every_complaint_in_the_same_bucket() -> None:
     assert all(0 <= bucket(i) < BUCKETS for i in ids)
 
 
-def test_no_share_no_id_and_smoke_requests_stay_with_the_champion() -> None:
+def test_no_share_and_no_id_stay_with_the_champion_and_a_smoke_id_is_any_id() -> None:
     ids = _ids(200)
     assert not any(to_challenger(ids, 0.0))
     assert all(to_challenger(ids, 1.0))
-    assert to_challenger([None, f"{SMOKE_COMPLAINT_ID_PREFIX}0"], 1.0) == [False, False]
+    # The prefix of the deployer's smoke requests hides nothing: only its signature keeps a
+    # request on the champion (test_serving_units.py).
+    smoke_ids = [f"{SMOKE_COMPLAINT_ID_PREFIX}{i}" for i in range(200)]
+    assert to_challenger([None, *smoke_ids], 1.0) == [False] + [True] * 200
+    assert to_challenger(smoke_ids, 0.5) == [bucket(i) < BUCKETS // 2 for i in smoke_ids]
