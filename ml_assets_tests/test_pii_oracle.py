@@ -5,16 +5,13 @@ a false positive). Figures over more values and the throughput: bench/pii_recall
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
 
 from ml_assets.privacy import find_pii, scrub, scrub_series
-from ml_assets_tests.bench.smoke_runs import BENCH
+from ml_assets_tests.bench.smoke_runs import bench_module
 
 PER_KIND = 300
 SEED = 7
@@ -25,16 +22,7 @@ MIN_NAME_RECALL = 0.95
 MAX_FALSE_POSITIVE_SHARE = 0.001
 
 
-def _oracle() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_oracle", BENCH / "pii_oracle.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-oracle = _oracle()
+oracle = bench_module("pii_oracle")
 
 
 @pytest.fixture(scope="module")

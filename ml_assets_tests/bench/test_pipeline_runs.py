@@ -1,14 +1,12 @@
 """bench/pipeline_runs.py's memory figure counts memory that processes share once, as PostgreSQL's
 server processes share its buffers; the kernel's own proportional count (PSS) is the oracle."""
 
-import importlib.util
 import subprocess
 import sys
-from types import ModuleType
 
 import psutil
 
-from ml_assets_tests.bench.smoke_runs import BENCH
+from ml_assets_tests.bench.smoke_runs import bench_module
 
 SEGMENT = 192 * 2**20
 MIB = 2**20
@@ -30,18 +28,8 @@ os.wait()
 """
 
 
-def _pipeline_runs() -> ModuleType:
-    # A bench script, not a package module: loaded from its file as bench/pipeline.py loads it.
-    spec = importlib.util.spec_from_file_location("pipeline_runs", BENCH / "pipeline_runs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_shared_memory_counts_once() -> None:
-    pipeline_runs = _pipeline_runs()
+    pipeline_runs = bench_module("pipeline_runs")
     with subprocess.Popen(
         [sys.executable, "-c", SHARERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     ) as sharers:
