@@ -35,6 +35,7 @@ from resources.home import ProjectHome
 from resources.local_services import (
     group_pids,
     log_file,
+    port_taken,
     rss_bytes,
     running_pid,
     service_argv,
@@ -45,6 +46,7 @@ from resources.local_services import (
 from resources.mlflow_server import (
     MLFLOW_SERVICE,
     REGISTRY_USER,
+    check_store_kept,
     password_file,
     running_server,
     server_argv,
@@ -131,23 +133,31 @@ def launch_registry(home: ProjectHome, port: int) -> None:
 
     An older home's UI without authentication is replaced: the platform's clients only go
     through a server that asks for a login."""
-    if running_pid(home.logs, MLFLOW_SERVICE) is not None and running_server(home) is None:
+    if running_pid(home.logs, MLFLOW_SERVICE) is not None and "--app-name" not in (
+        service_argv(home.logs, MLFLOW_SERVICE) or []
+    ):
         stop_service(home.logs, MLFLOW_SERVICE)
-    if running_pid(home.logs, MLFLOW_SERVICE) is None:
-        env = {**service_env(home), **server_env(home)}
-        start_service(home.logs, MLFLOW_SERVICE, server_argv(home, port), env)
+    if running_pid(home.logs, MLFLOW_SERVICE) is not None:
+        return
+    if port_taken(port):
+        raise RuntimeError(
+            f"127.0.0.1:{port} is taken by a process this home did not start: the platform "
+            "would send its MLflow login there. Stop that process, then start again."
+        )
+    check_store_kept(home)
+    env = {**service_env(home), **server_env(home)}
+    start_service(home.logs, MLFLOW_SERVICE, server_argv(home, port), env)
 
 
 def start_registry(home: ProjectHome, port: int) -> str:
     """The home's MLflow server's URL once it answers (started first unless it runs)."""
     launch_registry(home, port)
+    log = log_file(home.logs, MLFLOW_SERVICE)
+    # /health answers without a login: it shows the server, its auth app included, is up.
+    wait_http(f"http://127.0.0.1:{port}/health", 120, log, running_pid(home.logs, MLFLOW_SERVICE))
     url = running_server(home)
     if url is None:
-        raise RuntimeError(
-            f"the MLflow server ended at once; {log_file(home.logs, MLFLOW_SERVICE)}"
-        )
-    # /health answers without a login: it shows the server, its auth app included, is up.
-    wait_http(f"{url}/health", 120, log_file(home.logs, MLFLOW_SERVICE))
+        raise RuntimeError(f"the MLflow server does not listen on 127.0.0.1:{port}; {log}")
     return url
 
 
@@ -161,11 +171,10 @@ def start_services(home: ProjectHome, settings: DemoSettings) -> None:
 
     MLflow first: the code server that `dagster dev` starts reads, when it loads, whether the
     home's tracking server runs, and then sends every run's registry calls through it."""
-    launch_registry(home, settings.mlflow_port)
+    start_registry(home, settings.mlflow_port)
     if running_pid(home.logs, DAGSTER_SERVICE) is None:
         argv = dagster_dev_argv(home, settings.ui_port)
         start_service(home.logs, DAGSTER_SERVICE, argv, service_env(home))
-    start_registry(home, settings.mlflow_port)
     wait_http(
         f"http://127.0.0.1:{settings.ui_port}/server_info",
         180,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets import privacy
 from ml_assets.privacy import (
     ACCOUNT,
     ADDRESS,
@@ -226,3 +227,20 @@ def test_the_column_scan_finds_what_the_one_by_one_scan_finds(real_data_dir: Pat
     # ... so the matches are the same, on real narratives, generated PII and Unicode's edges.
     assert find_pii_many(texts) == [find_pii(text) for text in texts]
     assert all(find_pii_many(UNICODE_EDGES)), "every edge case holds personal data"
+
+
+def test_a_text_dense_with_digits_is_masked_by_rule_without_the_phone_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import phonenumbers
+
+    # Past the digit budget the parser (0.14 ms a number it finds) is never asked.
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("PhoneNumberMatcher ran on an over-budget text")
+
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", refuse)
+    text = "call 1234567 " * (privacy.MAX_PHONE_DIGITS // 7 + 1)
+    assert not re.search(r"\d", scrub(text))
+    # At the budget the parser decides, as for any narrative.
+    with pytest.raises(AssertionError, match="PhoneNumberMatcher ran"):
+        scrub("call 1234567 " * (privacy.MAX_PHONE_DIGITS // 7))

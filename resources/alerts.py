@@ -87,7 +87,8 @@ class FileAndWebhookNotifier(FailureNotifier):
         else:
             if answer.ok:
                 return
-            quoted = without_url(answer.text[:ANSWER_CHARS], url)
+            # Masked whole, then cut: a URL echoed across the cut would keep a token's prefix.
+            quoted = without_url(answer.text, url)[:ANSWER_CHARS]
             failed = f"answered {answer.status_code}: {quoted}"
         # Raised here, after the handler: requests' messages carry the URL (host, path and query,
         # where the token is). Raised inside it, even `from None`, the new error would keep

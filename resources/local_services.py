@@ -230,6 +230,24 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def group_listens_on(pgid: int, port: int) -> bool:
+    """Whether a process of the group `pgid` listens on TCP `port` of this machine (rather than
+    another user's process that took the port first)."""
+    for pid in group_pids(pgid):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            for connection in psutil.Process(pid).net_connections("tcp"):
+                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+                    return True
+    return False
+
+
+def port_taken(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` now."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def rss_bytes(pids: list[int]) -> int:
     """Resident memory of these processes together (those that ended meanwhile count 0)."""
     total = 0

@@ -1,7 +1,10 @@
 """The project home's MLflow tracking server, behind MLflow's own basic authentication.
 
 Whoever can move the `champion` alias chooses the model the serving sensor deploys, so the REST
-API a local user (or a page open in the owner's browser) can reach on 127.0.0.1 asks for a login.
+API any local user can reach on 127.0.0.1 asks for a login. (MLflow lets pages served from
+localhost origins send credentials: a page on another loopback port, in a browser that already
+logged in, could reuse that login; do not log in to it from a browser you also use for untrusted
+local pages.)
 MLflow's `basic-auth` app (the `mlflow[auth]` extra) rather than a proxy of our own: it keeps its
 users in a database of its own and checks every REST, UI and artifact request, per experiment and
 registered model. The password is generated into the home, readable by its owner only.
@@ -13,7 +16,7 @@ import sys
 from pathlib import Path
 
 from resources.home import ProjectHome, ensure_secret
-from resources.local_services import service_argv
+from resources.local_services import group_listens_on, running_pid, service_argv
 
 # The service's PID and log file name (unchanged since it was the UI alone: a server that an
 # older home runs is still found and stopped).
@@ -82,10 +85,28 @@ def server_argv(home: ProjectHome, port: int) -> list[str]:
 
 
 def running_server(home: ProjectHome) -> str | None:
-    """The URL of the home's tracking server while it runs (from its command line), else None."""
+    """The URL of the home's tracking server while it runs and listens, else None."""
     argv = service_argv(home.logs, MLFLOW_SERVICE)
-    if argv is None or "--app-name" not in argv:
+    pid = running_pid(home.logs, MLFLOW_SERVICE)
+    if argv is None or pid is None or "--app-name" not in argv:
         # Not running, or an older home's unauthenticated UI: the platform keeps using the
         # store file, and `ml-assets down` / `up` replace the UI with the server.
         return None
-    return f"http://127.0.0.1:{argv[argv.index('-p') + 1]}"
+    port = int(argv[argv.index("-p") + 1])
+    # The login goes to whatever answers on the port: only to our own server, never to a
+    # process another local user started there first.
+    return f"http://127.0.0.1:{port}" if group_listens_on(pid, port) else None
+
+
+def check_store_kept(home: ProjectHome) -> None:
+    """Refuse a missing store beside the registry's artifacts: `mlflow server` would create an
+    empty one, and the next model trained would become champion unchallenged."""
+    artifacts = home.mlflow / "artifacts"
+    store = home.mlflow / "mlflow.db"
+    if not store.exists() and artifacts.is_dir() and any(artifacts.iterdir()):
+        raise RuntimeError(
+            f"the MLflow store {store} is missing, but {artifacts} holds the registry's "
+            "artifacts: the registry and its champion were there. Restore the store from a "
+            f"backup of {home.mlflow} and start again; to start a new registry on purpose, "
+            f"move {artifacts} away first."
+        )

@@ -83,11 +83,12 @@ LOGGED_FIGURES = ("labelled", "roc_auc", "pr_auc", "ece", "mean_probability", "p
 
 @dg.multi_asset(
     outs={
+        # 2: every field scrubbed, and the deployer's signed smoke requests marked (`smoke`).
         "served_predictions": dg.AssetOut(
-            metadata=REQUEST_DAY_TABLE, code_version="1", kinds={"pandas", "duckdb"}
+            metadata=REQUEST_DAY_TABLE, code_version="2", kinds={"pandas", "duckdb"}
         ),
         "quarantined_predictions": dg.AssetOut(
-            metadata=REQUEST_DAY_TABLE, code_version="1", kinds={"pandas", "duckdb"}
+            metadata=REQUEST_DAY_TABLE, code_version="2", kinds={"pandas", "duckdb"}
         ),
     },
     partitions_def=request_day_partitions,

@@ -24,8 +24,8 @@ MAX_ERROR_DETAILS = 20  # a 422 lists the first errors and counts them all
 # and sub-issue 40, company 53, public response 95, and the CFPB's 2017 taxonomy's longest
 # product, 76; narratives 4,058), so that a real complaint never meets them, and every logged
 # line stays bounded (MAX_LOGGED_LINE_BYTES).
-MAX_CODE_CHARS = 64  # dates, state, ZIP code, flags, consent, channel
-MAX_LABEL_CHARS = 256  # ids, categories, companies and their responses, tags
+MAX_CODE_CHARS = 64  # ids, dates, state, ZIP code, flags, consent, channel
+MAX_LABEL_CHARS = 256  # categories, companies and their responses, tags
 MAX_TEXT_CHARS = 20_000  # the narrative
 
 Code = Annotated[str, Field(max_length=MAX_CODE_CHARS)]
@@ -33,7 +33,8 @@ Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 # A complaint's id is the key its late label joins on, so it is never scrubbed (CFPB's ids are
 # 7-digit numbers, which the scrubber rightly takes for local phone numbers): it is held to an
-# identifier's characters instead, which leave no room for words, names, e-mails or addresses.
+# identifier's characters instead, which leave no room for sentences, e-mail or street addresses
+# (a number or a one-token name still fits: docs/data-protection.md says so).
 Identifier = Annotated[
     str, Field(max_length=MAX_CODE_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,13 @@ from ml_assets.model.tracking import MODEL_NAME, PASSWORD_ENV, USERNAME_ENV
 from resources.home import ProjectHome
 from resources.local_services import free_port, stop_service
 from resources.mlflow_registry import ModelRegistry
-from resources.mlflow_server import MLFLOW_SERVICE, REGISTRY_USER, auth_folder, password_file
+from resources.mlflow_server import (
+    MLFLOW_SERVICE,
+    REGISTRY_USER,
+    auth_folder,
+    password_file,
+    running_server,
+)
 
 ALIAS = "champion"
 
@@ -23,15 +30,22 @@ ALIAS = "champion"
 @pytest.fixture
 def registry_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProjectHome]:
     """A project home whose authenticated MLflow server runs; the login it gave this process is
-    taken back afterwards (monkeypatch restores the variables it touched first)."""
-    for name in (USERNAME_ENV, PASSWORD_ENV):
-        monkeypatch.delenv(name, raising=False)
+    taken back afterwards."""
+    forget_registry_login(monkeypatch)
     home = ProjectHome.at(tmp_path / "home")
     start_registry(home, free_port())
     try:
         yield home
     finally:
         assert stop_service(home.logs, MLFLOW_SERVICE)
+
+
+def forget_registry_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset MLflow's login variables now, and again when the test ends: set first, so that
+    monkeypatch records them (it records nothing it deletes that was not there)."""
+    for name in (USERNAME_ENV, PASSWORD_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
 
 def _alias_move(url: str, version: str, auth: tuple[str, str] | None) -> requests.Response:
@@ -84,3 +98,22 @@ def test_without_the_server_the_platform_uses_the_store_file(tmp_path: Path) -> 
     registry = local_resources(ProjectHome.at(tmp_path / "home"))["model_registry"]
     assert isinstance(registry, ModelRegistry)
     assert registry.tracking_uri.startswith("sqlite:///") and registry.username == ""
+
+
+def test_a_port_another_process_holds_is_refused_before_any_login_is_sent(tmp_path: Path) -> None:
+    home = ProjectHome.at(tmp_path / "home")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"127.0.0.1:{port} is taken by a process"):
+            start_registry(home, port)
+    assert running_server(home) is None
+
+
+def test_a_missing_store_beside_the_registrys_artifacts_is_refused(tmp_path: Path) -> None:
+    home = ProjectHome.at(tmp_path / "home")
+    (home.mlflow / "artifacts" / "1").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match=r"mlflow\.db is missing"):
+        start_registry(home, free_port())
+    assert running_server(home) is None and not (home.mlflow / "mlflow.db").exists()

@@ -43,9 +43,7 @@ from ml_assets.model.tracking import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     MODEL_NAME,
-    PASSWORD_ENV,
     THRESHOLD_TAG,
-    USERNAME_ENV,
     load_keras_model,
 )
 from ml_assets.monitoring.served import file_lines, parse_prediction_logs, users_traffic
@@ -818,9 +816,9 @@ def test_a_replica_loads_through_the_authenticated_registry_with_its_login(
 ) -> None:
     from ml_assets.demo import start_registry
     from ml_assets.serving.app import _load_predictor
+    from ml_assets_tests.e2e.test_registry_auth import forget_registry_login
 
-    for name in (USERNAME_ENV, PASSWORD_ENV):
-        monkeypatch.delenv(name, raising=False)
+    forget_registry_login(monkeypatch)
     url = start_registry(served.home, free_port())
     try:
         version = requests.get(f"{served.endpoint}/healthz", timeout=30).json()["model_version"]

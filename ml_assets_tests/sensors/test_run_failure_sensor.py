@@ -13,7 +13,13 @@ import dagster as dg
 import pytest
 
 from ml_assets.settings import Settings
-from resources.alerts import URL_MASK, FileAndWebhookNotifier, without_url
+from resources.alerts import (
+    ANSWER_CHARS,
+    TOKEN_MIN_CHARS,
+    URL_MASK,
+    FileAndWebhookNotifier,
+    without_url,
+)
 from sensors.run_failures import make_run_failure_sensor
 
 sensor = make_run_failure_sensor()
@@ -33,7 +39,7 @@ class Webhook:
     """A real HTTP server on 127.0.0.1 that keeps what it is sent and answers `status`; an error
     answer echoes the path it was posted to, as some services' error pages do."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, padding: str = "") -> None:
         self.received: list[dict] = []
         outer = self
 
@@ -41,7 +47,7 @@ class Webhook:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.received.append(json.loads(body))
-                echo = b"" if status < 400 else f"no hook at {self.path}".encode()
+                echo = b"" if status < 400 else f"{padding}no hook at {self.path}".encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(echo)))
                 self.end_headers()
@@ -162,6 +168,24 @@ def test_a_failing_webhook_fails_the_tick_but_keeps_the_record_and_shows_no_url(
         failed.value
     )
     assert f"(the failure is recorded in {path})" in str(failed.value)
+
+
+@pytest.mark.parametrize("cut_at", [20, 40, 60])
+def test_an_answer_cut_through_the_echoed_url_shows_none_of_its_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut_at: int
+) -> None:
+    # The quoted answer ends ANSWER_CHARS in: the echoed path straddles that point.
+    padding = "x" * (ANSWER_CHARS - len("no hook at /hooks/") - cut_at)
+    hook = Webhook(500, padding)
+    try:
+        monkeypatch.setenv(WEBHOOK_ENV, hook.url)
+        with pytest.raises(RuntimeError) as failed:
+            notifier(tmp_path / "failures.jsonl").notify({"run_id": "r1"})
+    finally:
+        hook.server.shutdown()
+    for token in (PATH_TOKEN, QUERY_TOKEN):
+        for prefix in range(TOKEN_MIN_CHARS, len(token) + 1):
+            assert token[:prefix] not in str(failed.value), (cut_at, token[:prefix])
 
 
 def closed_port() -> int:
