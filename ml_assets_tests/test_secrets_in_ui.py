@@ -69,6 +69,7 @@ def resources_as_the_ui_gets_them(workspace_file: Path) -> dict:
     return answer.data
 
 
+@pytest.mark.services  # a code server over gRPC, as the UI reads it
 def test_the_ui_shows_secret_variables_by_name_never_their_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
