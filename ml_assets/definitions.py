@@ -11,6 +11,7 @@ from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
 from ml_assets.assets.monitoring import served_predictions
 from ml_assets.assets.policy import ServingPolicy
+from ml_assets.assets.scoring import complaint_scores
 from ml_assets.assets.serving import deployed_model
 from ml_assets.automation import RetrainPolicy, automated_assets
 from ml_assets.ingest.landing import COMPLAINTS_FOLDER
@@ -19,6 +20,7 @@ from ml_assets.jobs import (
     MODEL_LAYER_CHECKS,
     data_layer_job,
     deployment_job,
+    scoring_job,
     served_predictions_job,
     training_job,
 )
@@ -139,10 +141,12 @@ def build_definitions(
         assets=[
             raw_complaints,
             served_predictions,
+            # Launched by hand (scoring_job): it needs the Ray cluster, which runs apart.
+            complaint_scores,
             *automated_assets(retrain_policy(settings), settings.promote_on_live_evidence),
         ],
         asset_checks=MODEL_LAYER_CHECKS,
-        jobs=[data_layer_job, training_job, deployment_job, served_predictions_job],
+        jobs=[data_layer_job, training_job, deployment_job, served_predictions_job, scoring_job],
         sensors=[
             make_landing_file_sensor(data_layer_job, daily_partitions, DATA_LAYER_KEYS, interval),
             make_prediction_log_sensor(

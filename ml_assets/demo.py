@@ -17,7 +17,7 @@ import requests
 
 from ml_assets.assets.keys import COMPLAINT_FEATURES, DEPLOYED_MODEL
 from ml_assets.ingest.landing import complaints_root
-from ml_assets.instance import WORKSPACE_FILE
+from ml_assets.instance import ARROW_MEMORY_POOL_ENV, WORKSPACE_FILE
 from ml_assets.jobs import DATA_LAYER_KEYS
 from ml_assets.model.tracking import MODEL_NAME
 from ml_assets.operations import (
@@ -52,7 +52,7 @@ from resources.mlflow_server import (
     server_argv,
     server_env,
 )
-from resources.ray_cluster import cluster_pids
+from resources.ray_cluster import auth_env, cluster_pids
 
 DAGSTER_SERVICE = "dagster-dev"
 # What `ml-assets materialize` starts for its backfill alone (no sensors) when the platform's
@@ -63,8 +63,6 @@ BACKFILL_WEBSERVER_SERVICE = "dagster-backfill-webserver"
 BACKFILL_DAEMON_SERVICE = "dagster-backfill-daemon"
 # In the order they stop: nothing launches runs, then nothing reads the code, then the code.
 BACKFILL_SERVICES = (BACKFILL_DAEMON_SERVICE, BACKFILL_WEBSERVER_SERVICE, BACKFILL_CODE_SERVICE)
-# pyarrow reads its allocator from this variable, once, when a process first allocates.
-ARROW_MEMORY_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 DATA_LAYER = {key.to_user_string() for key in DATA_LAYER_KEYS}
 SAMPLE_COMPLAINT = {
     "complaint_id": "demo-1",
@@ -110,6 +108,8 @@ def service_env(home: ProjectHome) -> dict[str, str]:
         **os.environ,
         "DAGSTER_HOME": str(home.dagster_home),
         "ML_ASSETS_HOME": str(home.root),
+        # The run launcher submits runs to the home's Ray cluster with its token (runs on Ray).
+        **auth_env(home.ray_token),
     }
 
 

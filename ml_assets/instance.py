@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from importlib.resources import files
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
@@ -12,6 +13,9 @@ from pydantic import BaseModel, ValidationError
 
 from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
 from ml_assets.ingest.landing import complaints_root
+from ml_assets.model.tracking import PASSWORD_ENV, USERNAME_ENV
+from ml_assets.settings import Settings, load_settings
+from resources.event_log import EVENT_BATCH_SIZE_ENV
 from resources.home import ProjectHome
 from resources.local_postgres import DATABASE, SUPERUSER, LocalPostgres
 
@@ -26,14 +30,31 @@ TEMPLATE_FILES: Final[dict[Storage, str]] = {
     "sqlite": "dagster.yaml",
     "postgres": "dagster-postgres.yaml",
 }
+# pyarrow reads its allocator from this variable, once, when a process first allocates.
+ARROW_MEMORY_POOL_ENV: Final = "ARROW_DEFAULT_MEMORY_POOL"
+
+# Where the instance launches its runs: a process on this machine (Dagster's default launcher),
+# or a Ray job on the cluster (dagster-ray's RayRunLauncher, the `run_launcher` block of
+# RAY_RUNS_TEMPLATE). A run launcher rather than dagster-ray's `ray_executor` (a Ray job per
+# step): the jobs run their steps in one process on purpose (a step's process imports the code
+# location again, ~5 s); DuckDB's warehouse takes one writer at a time, which the instance's
+# concurrency pool counts per run (`granularity: run`); and a run stays what the instance queues,
+# retries and shows, only its process is placed on the cluster.
+RunsOn = Literal["local", "ray"]
+RAY_RUNS_TEMPLATE: Final = "run-launcher-ray.yaml"
+# The CPU a run's process takes on the cluster: a run is one process. Asking for a resource also
+# lets Ray place the process on any node; a job that asks for none runs on the head node.
+RAY_RUN_CPUS: Final = 1
 
 
 class InstanceStorage(BaseModel, frozen=True):
-    """Where the instance keeps runs, events and schedules: SQLite files, or the home's PostgreSQL."""
+    """Where the instance keeps runs, events and schedules (SQLite files, or the home's
+    PostgreSQL), and where it launches runs (here, or on the Ray cluster)."""
 
     kind: Storage = "sqlite"
     # The home's PostgreSQL server's port (kind "postgres" only).
     postgres_port: int | None = None
+    runs_on: RunsOn = "local"
 
     def server(self, home: ProjectHome) -> LocalPostgres | None:
         """The home's PostgreSQL server, if the instance is on one."""
@@ -58,25 +79,59 @@ def home_storage(home: ProjectHome) -> InstanceStorage:
         ) from None
 
 
-def dagster_yaml(home: ProjectHome, storage: InstanceStorage) -> str:
-    """The instance configuration of a project home on a storage."""
+def ray_run_env() -> list[str]:
+    """The variables a run on Ray takes from the process that launches it: the instance, the
+    project's settings, the MLflow login, the tuning of local runs' processes.
+
+    Names only: the launcher reads their values when it submits the run (a secret reaches the
+    Ray job's environment, never dagster.yaml); an unset one is left out."""
+    names = {
+        "DAGSTER_HOME",
+        *(Settings.env_name(field) for field in Settings.model_fields),
+        EVENT_BATCH_SIZE_ENV,
+        ARROW_MEMORY_POOL_ENV,
+        USERNAME_ENV,
+        PASSWORD_ENV,
+    }
+    return sorted(names)
+
+
+def run_launcher_yaml(ray_address: str) -> str:
+    """The `run_launcher` block that makes every run of the instance a Ray job at `ray_address`."""
+    template = (TEMPLATES / RAY_RUNS_TEMPLATE).read_text()
+    return template.format(
+        # JSON is YAML: a string and a list, whatever they hold.
+        address=json.dumps(ray_address),
+        path=json.dumps(f"{Path(sys.executable).parent}:${{PATH}}"),
+        num_cpus=RAY_RUN_CPUS,
+        env_vars=json.dumps(ray_run_env()),
+    )
+
+
+def dagster_yaml(home: ProjectHome, storage: InstanceStorage, ray_address: str = "") -> str:
+    """The instance configuration of a project home on a storage; runs on Ray go to the cluster
+    at `ray_address` (default: the settings' RAY_ADDRESS, else the local head)."""
     template = (TEMPLATES / TEMPLATE_FILES[storage.kind]).read_text()
     server = storage.server(home)
     if server is None:
-        return template.format(
+        text = template.format(
             # Where Dagster's default SQLite event log keeps its files: existing homes keep their
             # history.
             event_log_dir=home.dagster_home / "history" / "runs",
             concurrent_runs=CONCURRENT_DATA_RUNS,
         )
-    return template.format(
-        concurrent_runs=CONCURRENT_DATA_RUNS,
-        username=SUPERUSER,
-        db_name=DATABASE,
-        port=server.pooler_port,
-        # A JSON string is a YAML scalar whatever the path holds (spaces, colons, #).
-        socket_dir=json.dumps(str(server.socket_dir)),
-    )
+    else:
+        text = template.format(
+            concurrent_runs=CONCURRENT_DATA_RUNS,
+            username=SUPERUSER,
+            db_name=DATABASE,
+            port=server.pooler_port,
+            # A JSON string is a YAML scalar whatever the path holds (spaces, colons, #).
+            socket_dir=json.dumps(str(server.socket_dir)),
+        )
+    if storage.runs_on == "ray":
+        text += run_launcher_yaml(ray_address or load_settings().ray_gcs_address)
+    return text
 
 
 class CodeLocation(NamedTuple):

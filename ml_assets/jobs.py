@@ -6,6 +6,7 @@ from ml_assets.assets.evaluation import blessing, champion_model, model_evaluati
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.monitoring import input_drift, live_performance, served_predictions
+from ml_assets.assets.scoring import complaint_scores
 from ml_assets.assets.serving import deployed_model
 from ml_assets.assets.statistics import complaint_statistics
 from ml_assets.assets.training import dispute_model, training_dataset
@@ -43,6 +44,16 @@ deployment_job = dg.define_asset_job(
     description="Serve the champion on Ray Serve and check it over HTTP.",
 )
 SERVING_ASSETS = [deployed_model]
+
+# Needs a running Ray cluster too; one run scores up to DAYS_PER_RUN days (its backfill policy).
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets(complaint_scores),
+    partitions_def=daily_partitions,
+    executor_def=dg.in_process_executor,
+    description="Score one ingestion day's complaints with the champion, by Ray Data on the cluster.",
+)
+SCORING_ASSETS = [complaint_scores]
 
 MONITORING_ASSETS = [served_predictions, live_performance, input_drift]
 served_predictions_job = dg.define_asset_job(

@@ -17,6 +17,7 @@ ASSETS = {
     "model_evaluation",
     "champion_model",
     "deployed_model",
+    "complaint_scores",
     "live_promotion",
     "served_predictions",
     "quarantined_predictions",

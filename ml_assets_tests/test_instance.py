@@ -1,17 +1,21 @@
 """The home's Dagster instance: on SQLite by default, on the home's PostgreSQL when chosen."""
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import get_args
 
 import dagster as dg
 import pytest
 import yaml
+from dagster_ray import RayRunLauncher
 
-from ml_assets.cli.platform import STORAGES
+from ml_assets.cli.platform import RUNS_ON, STORAGES
 from ml_assets.instance import (
+    RAY_RUN_CPUS,
     STORAGE_FILE,
     InstanceStorage,
+    RunsOn,
     Storage,
     code_location,
     code_server_workspace,
@@ -101,3 +105,42 @@ def test_an_instance_on_postgres_keeps_its_runs_in_the_server(tmp_path: Path) ->
         done = subprocess.run(psql, capture_output=True, text=True, timeout=30, check=True)
         assert done.stdout == "1\n"
         assert not list(home.dagster_home.rglob("*.db"))
+
+
+def test_the_command_line_offers_where_runs_go() -> None:
+    assert get_args(RunsOn) == RUNS_ON
+
+
+def test_runs_on_ray_add_the_launcher_and_nothing_else(tmp_path: Path) -> None:
+    home = ProjectHome(tmp_path)
+    for storage in (InstanceStorage(), InstanceStorage(kind="postgres", postgres_port=15432)):
+        local = dagster_yaml(home, storage, "127.0.0.1:6380")
+        on_ray = dagster_yaml(home, storage.model_copy(update={"runs_on": "ray"}), "127.0.0.1:6380")
+        assert "run_launcher" not in yaml.safe_load(local)
+        config = yaml.safe_load(on_ray)
+        launcher = config.pop("run_launcher")
+        assert config == yaml.safe_load(local)
+        ray = launcher["config"]["ray"]
+        assert ray["address"] == "127.0.0.1:6380" and ray["num_cpus"] == RAY_RUN_CPUS
+        # The run's `dagster` is this environment's, whatever the node's PATH holds.
+        assert ray["runtime_env"]["env_vars"]["PATH"].startswith(f"{Path(sys.executable).parent}:")
+        # Names only, the instance's and every setting's among them: no value, no secret.
+        assert {"DAGSTER_HOME", "ML_ASSETS_HOME", "ML_ASSETS_API_TOKEN", "RAY_ADDRESS"} <= set(
+            ray["env_vars"]
+        )
+        assert all(name.isidentifier() for name in ray["env_vars"])
+
+
+def test_a_home_on_ray_remembers_it_and_its_instance_launches_with_dagster_ray(
+    tmp_path: Path,
+) -> None:
+    home = ProjectHome(tmp_path)
+    init_home(home, InstanceStorage(runs_on="ray"))
+    init_home(home)  # a later command keeps the home's choice
+    assert home_storage(home) == InstanceStorage(runs_on="ray")
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        # The quoting subclass (its shell command is checked by the e2e runs on Ray).
+        assert isinstance(instance.run_launcher, RayRunLauncher)
+    init_home(home, InstanceStorage())
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        assert not isinstance(instance.run_launcher, RayRunLauncher)

@@ -58,7 +58,27 @@ class ProjectHome:
 
     @property
     def ray_tmp(self) -> Path:
+        """The Ray head's temp dir (Ray's unix sockets end its session paths: keep it short)."""
         return self.root / "ray"
+
+    @property
+    def ray_workers(self) -> Path:
+        """The folder of the local worker nodes' temp dirs (`ml-assets ray-up --workers N`)."""
+        # A sibling of `ray_tmp`, not inside it: stopping the head by its temp dir must not
+        # reach the workers (nor the reverse). A short name: Ray's session paths end in unix
+        # sockets (at most 107 bytes), some 60 bytes below the temp dir already.
+        return self.root / "rayw"
+
+    def ray_worker_tmp(self, index: int) -> Path:
+        """The temp dir of local worker node `index` (1, 2, ...)."""
+        return self.ray_workers / str(index)
+
+    def ray_worker_tmps(self) -> list[Path]:
+        """The temp dirs of the local worker nodes ever started in this home, in index order."""
+        if not self.ray_workers.is_dir():
+            return []
+        found = [path for path in self.ray_workers.iterdir() if path.name.isdigit()]
+        return sorted(found, key=lambda path: int(path.name))
 
     @property
     def postgres(self) -> Path:

@@ -17,7 +17,8 @@ from resources.compat.ray import reload_ray_config
 from resources.home import ensure_secret
 
 DEFAULT_GCS_PORT = 6379
-# `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs.
+# `ray start --head` takes 6-7 s on 2 cores; far longer means it hangs. A worker node starts
+# fewer processes (no GCS) and is bounded by the same limit.
 HEAD_START_TIMEOUT_S = 180
 # The ports Ray would otherwise fix (its dashboard agent's 52365, its workers' 10002-19999), left
 # to the OS (0), so that a demo's, a bench's and a test's heads share one machine. The node and
@@ -28,6 +29,8 @@ OS_CHOSEN_PORT_FLAGS = (
     "--min-worker-port=0",
     "--max-worker-port=0",
 )
+# The dashboard, when runs go to Ray: on loopback only, on a port the OS chooses.
+DASHBOARD_FLAGS = ("--include-dashboard=true", "--dashboard-host=127.0.0.1", "--dashboard-port=0")
 
 
 def auth_env(token_path: Path) -> dict[str, str]:
@@ -44,20 +47,23 @@ def start_head(
     port: int = DEFAULT_GCS_PORT,
     extra_env: Mapping[str, str] | None = None,
     client_port: int | None = None,
+    dashboard: bool = False,
 ) -> None:
-    """`ray start --head` on this machine: no dashboard, temp dir and token in the project home.
+    """`ray start --head` on this machine: temp dir and token in the project home.
 
     `extra_env` reaches every process of the cluster (Serve reads its proxy hooks from there).
     `client_port`: Ray's client server's port (None: Ray's default, 10001, which a second head
-    on the same machine, a test's or a bench's, cannot share)."""
+    on the same machine, a test's or a bench's, cannot share).
+    `dashboard`: start Ray's dashboard, whose job server takes Dagster's runs as Ray jobs
+    (RayRunLauncher), on 127.0.0.1 and an OS-chosen port (job clients find it through the GCS;
+    its HTTP API asks for the token). Off otherwise: its modules take ~1 GB RSS."""
     ensure_secret(token_path)
     temp_dir.mkdir(parents=True, exist_ok=True)
-    # The `ray` script of this interpreter's environment, whether or not the venv is on PATH.
-    ray_script = str(Path(sys.executable).parent / "ray")
     command = [
-        ray_script, "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
-        "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
-        f"--temp-dir={temp_dir}", *OS_CHOSEN_PORT_FLAGS,
+        _ray_script(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}",
+        "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+        *(DASHBOARD_FLAGS if dashboard else ("--include-dashboard=false",)),
+        *OS_CHOSEN_PORT_FLAGS,
     ]  # fmt: skip
     if client_port is not None:
         command.append(f"--ray-client-server-port={client_port}")
@@ -77,9 +83,74 @@ def start_head(
         ) from exc
 
 
+def start_worker(
+    head_address: str,
+    temp_dir: Path,
+    token_path: Path,
+    num_cpus: int,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
+    """`ray start --address=head_address`: one more node on 127.0.0.1, joined with the head's token.
+
+    The node keeps its own temp dir (Ray 2.60 takes `--temp-dir` per node), so that
+    `stop_node(temp_dir)` stops this node only. `extra_env` reaches the node's processes (Serve's
+    proxy hooks, as on the head)."""
+    if not token_path.exists():
+        raise RuntimeError(
+            f"No Ray token at {token_path}: a worker node joins with its head's token; start the "
+            "head first (`ml-assets ray-up`)"
+        )
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        _ray_script(), "start", f"--address={head_address}", f"--num-cpus={num_cpus}",
+        "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+        *OS_CHOSEN_PORT_FLAGS,
+    ]  # fmt: skip
+    try:
+        subprocess.run(
+            command,
+            env={**os.environ, **(extra_env or {}), **auth_env(token_path)},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=HEAD_START_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"`ray start --address={head_address}` did not finish in {HEAD_START_TIMEOUT_S} s; "
+            f"its logs are under {temp_dir}/session_latest/logs (stop what it started with "
+            "`ml-assets ray-down`)"
+        ) from exc
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(
+            f"A Ray worker node could not join the head at {head_address} (is the head up, with "
+            f"the token {token_path}?):\n{_tail(exc.stderr or exc.stdout or '')}"
+        ) from exc
+
+
+def _tail(output: str, lines: int = 5) -> str:
+    """The last lines of a command's output: Ray ends a failure's traceback with its reason."""
+    return "\n".join(output.strip().splitlines()[-lines:])
+
+
+def _ray_script() -> str:
+    """The `ray` script of this interpreter's environment, whether or not the venv is on PATH."""
+    return str(Path(sys.executable).parent / "ray")
+
+
+def _under(path: str, marker: str) -> bool:
+    """Whether `path` is the folder `marker` or inside it (`/h/ray-w1` is not under `/h/ray`)."""
+    return path == marker or path.startswith(marker + os.sep)
+
+
+def _names_folder(cmdline: list[str], marker: str) -> bool:
+    """Whether an argument names `marker` or a path inside it (bare or as `--flag=path`)."""
+    return any(_under(part, marker) for arg in cmdline for part in (arg, arg.partition("=")[2]))
+
+
 def _holds_files_under(process: psutil.Process, marker: str) -> bool:
     try:
-        return any(f.path.startswith(marker) for f in process.open_files())
+        return any(_under(f.path, marker) for f in process.open_files())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -94,7 +165,9 @@ def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
     for process in psutil.process_iter(["cmdline"]):
         if process.pid == os.getpid():
             continue
-        if marker in " ".join(process.info["cmdline"] or []) or _holds_files_under(process, marker):
+        if _names_folder(process.info["cmdline"] or [], marker) or _holds_files_under(
+            process, marker
+        ):
             found[process.pid] = process
     for process in list(found.values()):
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -109,7 +182,8 @@ def cluster_pids(temp_dir: Path) -> list[int]:
 
 
 def stop_head(temp_dir: Path, timeout_s: float = 10.0) -> int:
-    """Stop this project's Ray processes (`ray stop` would end every cluster on the machine).
+    """Stop the Ray node (head or worker) that uses `temp_dir`, by PID (`ray stop` would end
+    every cluster on the machine); a worker's temp dir stops that worker only, the head's the head.
 
     psutil signals a process only while its PID still has the start time it was found with, so
     a PID reused meanwhile is left alone. The GCS, raylet and agents outwait any SIGTERM grace

@@ -26,6 +26,7 @@ QUARANTINED_PREDICTIONS: Final = dg.AssetKey("quarantined_predictions")
 INPUT_DRIFT: Final = dg.AssetKey("input_drift")
 LIVE_PERFORMANCE: Final = dg.AssetKey("live_performance")
 LIVE_PROMOTION: Final = dg.AssetKey("live_promotion")
+COMPLAINT_SCORES: Final = dg.AssetKey("complaint_scores")
 
 # --- groups --------------------------------------------------------------------------------------
 DATA_LAYER_GROUP: Final = "data_layer"

@@ -4,6 +4,7 @@ import hashlib
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ml_assets.assets.evidence import evidence_after
 from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
@@ -19,6 +20,12 @@ from ml_assets.assets.keys import (
 from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.model.features import LABEL
 from ml_assets.model.network import ModelParams, narrative_vocabulary
+from ml_assets.model.search import (
+    DEFAULT_TRIALS,
+    SearchResult,
+    TrialTracking,
+    search_hyperparameters,
+)
 from ml_assets.model.tracking import (
     CHALLENGER_ALIAS,
     DAGSTER_RUN_TAG,
@@ -42,9 +49,12 @@ from ml_assets.model.training import (
 from ml_assets.monitoring.drift import reference_profile
 from resources.compat.dagster import DATA_VERSION_TAG
 from resources.mlflow_registry import ModelRegistry
+from resources.ray_cluster import RayCluster
 from resources.warehouse import Warehouse
 
 RETRAIN_EVIDENCE_TAG = "ml_assets/retrain_evidence"
+SEARCH_RUN_NAME = "search"  # the nested MLflow run that holds the trials' runs
+SEARCH_RUN_TAG = "search_run_id"  # on the final model's run: the search that chose its params
 MAX_TAG_CHARS = 240
 DATASET_CODE_VERSION = "1"
 MODEL_CODE_VERSION = "1"
@@ -55,7 +65,19 @@ class TrainingWindowConfig(dg.Config, TrainingWindow):
 
 
 class ModelConfig(dg.Config, ModelParams):
-    """Hyperparameters of the dispute model (the fields and defaults of `ModelParams`)."""
+    """Hyperparameters of the dispute model (the fields and defaults of `ModelParams`), and
+    whether a Ray Tune search on the Ray cluster chooses some of them first."""
+
+    search: bool = Field(
+        default=False,
+        description="search learning rate, embedding sizes, hidden units and dropout with Ray "
+        "Tune (ASHA) on the Ray cluster first, then train with the best configuration",
+    )
+    search_trials: int = Field(default=DEFAULT_TRIALS, ge=1, description="trials of the search")
+
+    def params(self) -> ModelParams:
+        """The hyperparameters alone (the search's switches are not the model's)."""
+        return ModelParams.model_validate(self.model_dump(include=set(ModelParams.model_fields)))
 
 
 def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -146,7 +168,7 @@ def _clipped(text: str) -> str:
 
 @dg.asset(
     # dagster-mlflow's resource is function-style, so the registry comes through the context too.
-    required_resource_keys={"mlflow", "model_registry"},
+    required_resource_keys={"mlflow", "model_registry", "ray_cluster"},
     io_manager_key="model_io_manager",
     group_name=MODEL_GROUP,
     code_version=MODEL_CODE_VERSION,
@@ -176,9 +198,14 @@ def dispute_model(
         },
         context.asset_key.to_user_string(),
     )
+    params = config.params()
+    search: SearchResult | None = None
     try:
-        trained = train_dispute_model(training_dataset, config, callbacks=[epoch_logger()])
-        log_training(trained, config, tags)
+        if config.search:
+            search = _search(context.resources.ray_cluster, training_dataset, params, config)
+            params = search.best_params
+        trained = train_dispute_model(training_dataset, params, callbacks=[epoch_logger()])
+        log_training(trained, params, tags)
         # Drift is measured from the newest days of the window, the ones the model is blessed
         # on: after a retrain on a changed world they are the new world, while the whole
         # window would still mix in the old one for weeks and call for retraining every day.
@@ -204,5 +231,52 @@ def dispute_model(
             "threshold": trained.threshold,
             "best_val_auc": max(trained.history.get("val_auc", [float("nan")])),
             "epochs": len(trained.history.get("loss", [])),
+            **(_search_metadata(search) if search else {}),
         },
     )
+
+
+def _search(
+    ray_cluster: RayCluster, dataset: pd.DataFrame, params: ModelParams, config: ModelConfig
+) -> SearchResult:
+    """The search on the Ray cluster, its trials nested under a "search" run inside the active
+    (the final model's) MLflow run."""
+    import mlflow
+
+    # Fails naming how to start a cluster when none is reachable: no silent local Ray.
+    ray_cluster.connect()
+    run = mlflow.start_run(run_name=SEARCH_RUN_NAME, nested=True)
+    try:
+        experiment = mlflow.get_experiment(run.info.experiment_id)
+        tracking = TrialTracking(mlflow.get_tracking_uri(), experiment.name, run.info.run_id)
+        found = search_hyperparameters(dataset, params, tracking, trials=config.search_trials)
+        mlflow.log_params(found.best_config)
+        mlflow.log_metrics(
+            {
+                "best_val_auc": found.best_val_auc,
+                "default_val_auc": found.default_val_auc,
+                "trials": len(found.trials),
+                "seconds": found.seconds,
+            }
+        )
+        mlflow.log_table(found.trials, "search/trials.json")
+    except BaseException:
+        # Only the search's run: the caller ends the final model's run as failed.
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+    mlflow.set_tag(SEARCH_RUN_TAG, run.info.run_id)
+    return found
+
+
+def _search_metadata(search: SearchResult) -> dict[str, dg.MetadataValue]:
+    """What the search found, for the asset's metadata."""
+    return {
+        "search_best_config": dg.MetadataValue.json(search.best_config),
+        "search_best_val_auc": dg.MetadataValue.float(search.best_val_auc),
+        "search_default_val_auc": dg.MetadataValue.float(search.default_val_auc),
+        "search_chose_default": dg.MetadataValue.bool(search.best_is_default),
+        "search_trials": dg.MetadataValue.int(len(search.trials)),
+        "search_seconds": dg.MetadataValue.float(round(search.seconds, 1)),
+        "search_table": dg.MetadataValue.md(search.trials.to_markdown(index=False)),
+    }

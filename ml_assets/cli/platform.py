@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 
@@ -11,8 +12,10 @@ from ml_assets.cli.common import ProjectDefault, demo_defaults, with_home
 from ml_assets.cli.serving import start_ray, stop_ray
 from resources.home import ProjectHome
 
-# The instance's storages (`ml_assets.instance.Storage`, which takes a second to import).
+# The instance's storages and where it launches runs (`ml_assets.instance.Storage` and
+# `RunsOn`, which take a second to import).
 STORAGES = ("sqlite", "postgres")
+RUNS_ON = ("local", "ray")
 
 storage_option = click.option(
     "--storage",
@@ -24,30 +27,64 @@ storage_option = click.option(
 )
 
 
-def init_on_storage(home: ProjectHome, storage: str | None) -> None:
-    """Set up the home on the chosen storage (None: the home's), refusing to switch under a
-    running dagster dev."""
+runs_on_option = click.option(
+    "--runs-on",
+    type=click.Choice(RUNS_ON),
+    default=None,
+    help="Where the instance launches runs: local (a process on this machine, a new home's) or "
+    "ray (each run a Ray job on the cluster, dagster-ray's RayRunLauncher; Ray's dashboard then "
+    "runs too, for its job server). The home remembers it. Unset: the home's.",
+)
+
+
+def init_on_storage(home: ProjectHome, storage: str | None, runs_on: str | None = None) -> None:
+    """Set up the home on the chosen storage and runs (None: the home's), refusing to switch
+    under a running dagster dev."""
     from ml_assets.demo import DAGSTER_SERVICE
     from ml_assets.instance import InstanceStorage, home_storage, init_home
     from ml_assets.settings import load_settings
     from resources.local_services import running_pid
 
-    chosen = None
+    current = home_storage(home)
+    chosen = current.model_dump()
     if storage is not None:
         port = load_settings().postgres_port if storage == "postgres" else None
-        chosen = InstanceStorage.model_validate({"kind": storage, "postgres_port": port})
-    if chosen not in (None, home_storage(home)) and running_pid(home.logs, DAGSTER_SERVICE):
+        chosen.update(kind=storage, postgres_port=port)
+    if runs_on is not None:
+        chosen["runs_on"] = runs_on
+    setup = InstanceStorage.model_validate(chosen)
+    if setup != current and running_pid(home.logs, DAGSTER_SERVICE):
         raise click.UsageError(
-            "dagster dev runs on this home's current storage: stop the platform (`ml-assets "
-            "down`) before choosing another"
+            "dagster dev runs on this home's current storage and run launcher: stop the "
+            "platform (`ml-assets down`) before choosing others"
         )
-    init_home(home, chosen)
+    init_home(home, setup)
+
+
+def check_job_server(home: ProjectHome) -> None:
+    """Refuse runs on Ray while the home's Ray head runs without its dashboard (the job server)."""
+    import psutil
+
+    from resources.ray_cluster import cluster_processes
+
+    commands = []
+    for process in cluster_processes(home.ray_tmp):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            commands.append(" ".join(process.cmdline()))
+    # Ray starts its dashboard's process in any case; without the dashboard, with no frontend
+    # and without the modules, the job server's among them.
+    if any("dashboard/dashboard.py" in c and "--disable-frontend" in c for c in commands):
+        raise click.UsageError(
+            f"the project's Ray head ({home.ray_tmp}) runs without its dashboard, whose job "
+            "server takes runs on Ray: stop it (`ml-assets ray-down`) and run this again"
+        )
 
 
 @click.command("init")
 @storage_option
+@runs_on_option
 @with_home
-def init(home: ProjectHome, storage: str | None) -> int:
+def init(home: ProjectHome, storage: str | None, runs_on: str | None) -> int:
     """Create the project home and its Dagster instance (on SQLite or PostgreSQL).
 
     With --storage postgres it also starts the home's PostgreSQL server.
@@ -56,8 +93,9 @@ def init(home: ProjectHome, storage: str | None) -> int:
     Examples:
       ml-assets init
       ml-assets --home /tmp/ml_assets_home init --storage postgres
+      ml-assets init --runs-on ray
     """
-    init_on_storage(home, storage)
+    init_on_storage(home, storage, runs_on)
     click.echo(f"project home: {home.root}\nDAGSTER_HOME={home.dagster_home}")
     return 0
 
@@ -136,21 +174,25 @@ def demo(home: ProjectHome, days: int, more_days: int, ui_port: int, scenario: s
     help="The Dagster UI's port.",
 )
 @storage_option
+@runs_on_option
 @with_home
-def up(home: ProjectHome, ui_port: int, storage: str | None) -> int:
+def up(home: ProjectHome, ui_port: int, storage: str | None, runs_on: str | None) -> int:
     """Start Ray, dagster dev, the MLflow server (and PostgreSQL, if chosen).
 
     \b
     Examples:
       ml-assets up --ui-port 3000
       ml-assets up --storage postgres
+      ml-assets up --runs-on ray      # every run a Ray job on the cluster
     """
     from ml_assets.demo import DemoSettings, registry_login_hint, start_services
     from ml_assets.instance import home_storage
     from resources.local_postgres import SUPERUSER
 
-    init_on_storage(home, storage)
+    init_on_storage(home, storage, runs_on)
     start_ray(home, None)
+    if home_storage(home).runs_on == "ray":
+        check_job_server(home)
     settings = DemoSettings(ui_port=ui_port)
     start_services(home, settings)
     click.echo(

@@ -9,6 +9,10 @@ import click
 from ml_assets.cli.common import QUIET_RUN_CONFIG, ProjectDefault, with_home
 from resources.home import ProjectHome
 
+# A local worker node's CPUs: on one machine the nodes share its cores, so a node is a placement
+# target (room for both 0.5-CPU model replicas), not extra compute.
+WORKER_CPUS = 1
+
 
 def endpoint_url() -> str:
     """The served model's local endpoint, on the port the settings serve it on."""
@@ -17,52 +21,96 @@ def endpoint_url() -> str:
     return f"http://127.0.0.1:{load_settings().serve_port}"
 
 
-def start_ray(home: ProjectHome, num_cpus: int | None) -> None:
-    """Start the project's Ray head unless it is running already."""
+def start_ray(
+    home: ProjectHome, num_cpus: int | None, workers: int = 0, worker_cpus: int = WORKER_CPUS
+) -> None:
+    """Start the project's Ray head unless it is running already, then local worker nodes
+    1..`workers` that are not running, `worker_cpus` CPUs each."""
     import os
 
+    from ml_assets.instance import home_storage
     from ml_assets.serving.deploy import PROXY_ENV
-    from resources.ray_cluster import cluster_pids, start_head
+    from resources.ray_cluster import DEFAULT_GCS_PORT, cluster_pids, start_head, start_worker
 
     if cluster_pids(home.ray_tmp):
         click.echo(f"the project's Ray head is already running (temp dir {home.ray_tmp})")
-        return
-    # Ray's session paths end in unix sockets (at most 107 bytes): keep the temp dir short.
-    start_head(
-        home.ray_tmp,
-        home.ray_token,
-        num_cpus=num_cpus or os.cpu_count() or 2,
-        extra_env=PROXY_ENV,
-    )
-    click.echo(f"Ray head started on 127.0.0.1 (temp dir {home.ray_tmp}, token {home.ray_token})")
+    else:
+        # Ray's session paths end in unix sockets (at most 107 bytes): keep the temp dir short.
+        start_head(
+            home.ray_tmp,
+            home.ray_token,
+            num_cpus=num_cpus or os.cpu_count() or 2,
+            extra_env=PROXY_ENV,
+            # Its job server takes the runs when the home's runs go to Ray (`--runs-on ray`).
+            dashboard=home_storage(home).runs_on == "ray",
+        )
+        click.echo(
+            f"Ray head started on 127.0.0.1 (temp dir {home.ray_tmp}, token {home.ray_token})"
+        )
+    for index in range(1, workers + 1):
+        temp_dir = home.ray_worker_tmp(index)
+        if cluster_pids(temp_dir):
+            click.echo(f"Ray worker node {index} is already running (temp dir {temp_dir})")
+            continue
+        # Every node runs a Serve proxy (or may): each needs the request guard's hook too.
+        start_worker(
+            f"127.0.0.1:{DEFAULT_GCS_PORT}",
+            temp_dir,
+            home.ray_token,
+            num_cpus=worker_cpus,
+            extra_env=PROXY_ENV,
+        )
+        click.echo(f"Ray worker node {index} joined ({worker_cpus} CPU, temp dir {temp_dir})")
 
 
 def stop_ray(home: ProjectHome) -> None:
-    """Stop the project's Ray processes, by PID."""
+    """Stop the project's Ray processes, every local worker node's and the head's, by PID."""
     from resources.ray_cluster import stop_head
 
-    stopped = stop_head(home.ray_tmp)
-    click.echo(f"stopped {stopped} Ray processes of {home.ray_tmp}")
+    for temp_dir in [*home.ray_worker_tmps(), home.ray_tmp]:
+        stopped = stop_head(temp_dir)
+        if stopped or temp_dir == home.ray_tmp:
+            click.echo(f"stopped {stopped} Ray processes of {temp_dir}")
 
 
 @click.command("ray-up")
-@click.option("--num-cpus", type=int, help="CPUs Ray may schedule [default: one per core].")
+@click.option(
+    "--num-cpus", type=int, help="CPUs Ray may schedule on the head [default: one per core]."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker nodes to start beside the head on this machine, each with its own temp dir.",
+)
+@click.option(
+    "--worker-cpus",
+    type=click.IntRange(min=1),
+    default=WORKER_CPUS,
+    show_default=True,
+    help="CPUs Ray may schedule on each worker node.",
+)
 @with_home
-def ray_up(home: ProjectHome, num_cpus: int | None) -> int:
-    """Start the project's local Ray head (127.0.0.1, token auth).
+def ray_up(home: ProjectHome, num_cpus: int | None, workers: int, worker_cpus: int) -> int:
+    """Start the project's local Ray head (127.0.0.1, token auth) and worker nodes.
+
+    Worker nodes (--workers) join the head with its token; a node already running is left
+    as it is.
 
     \b
-    Example:
+    Examples:
       ml-assets ray-up --num-cpus 2
+      ml-assets ray-up --workers 2 --worker-cpus 1
     """
-    start_ray(home, num_cpus)
+    start_ray(home, num_cpus, workers, worker_cpus)
     return 0
 
 
 @click.command("ray-down")
 @with_home
 def ray_down(home: ProjectHome) -> int:
-    """Stop the project's Ray processes (by PID).
+    """Stop the project's Ray processes, worker nodes and head (by PID).
 
     Other Ray clusters on the machine are left alone.
 

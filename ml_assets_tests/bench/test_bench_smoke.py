@@ -29,6 +29,19 @@ def test_ablation(served: Served, tmp_path: Path) -> None:
     assert line == f"written {out}"
 
 
+def test_search(served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "search.md"
+    line = last_line("search.py", "--home", str(served.home.root), "--out", str(out))
+    assert line == f"written {out}"
+
+
+def test_batch_scoring(served: Served, tmp_path: Path) -> None:
+    out = tmp_path / "batch_scoring.md"
+    line = last_line("batch_scoring.py", "--home", str(served.home.root), "--out", str(out))
+    assert re.fullmatch(r"batch scoring: one_node=[0-9]+/s two_nodes=[0-9]+/s ratio=[0-9.]+", line)
+    assert "| 2 nodes |" in out.read_text()
+
+
 def test_gate(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "gate.md"
     line = last_line("gate.py", "--home", str(served.home.root), "--out", str(out))

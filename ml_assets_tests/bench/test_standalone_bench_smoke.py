@@ -63,3 +63,11 @@ def test_profile_run(tmp_path: Path) -> None:
     report = out.read_text()
     # The project's own assets and Dagster's event storage both show in their tables.
     assert "raw_complaints" in report and "store_event" in report
+
+
+def test_ray_runs(tmp_path: Path) -> None:
+    out = tmp_path / "ray_runs.md"
+    line = last_line("ray_runs.py", "--out", str(out))
+    assert line.startswith("ray_runs ratios: run=")
+    assert "launch_to_end=" in line and "command=" in line
+    assert "| ray |" in out.read_text() and "| local |" in out.read_text()

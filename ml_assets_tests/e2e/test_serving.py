@@ -24,7 +24,9 @@ import pytest
 import requests
 
 from ml_assets.assets.day_ranges import range_tags
+from ml_assets.assets.keys import COMPLAINT_SCORES, FEATURES_TABLE, WAREHOUSE_SCHEMA
 from ml_assets.assets.policy import ServingPolicy
+from ml_assets.assets.scoring import complaint_scores
 from ml_assets.assets.serving import deployed_model, serve_version, serving_config, smoke_key_file
 from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.definitions import local_resources
@@ -36,7 +38,7 @@ from ml_assets.jobs import (
     deployment_job,
 )
 from ml_assets.model.blessing import BlessingPolicy
-from ml_assets.model.features import to_model_inputs
+from ml_assets.model.features import FEATURE_COLUMNS, to_model_inputs
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import promote, rollback
 from ml_assets.model.tracking import (
@@ -54,6 +56,7 @@ from ml_assets.serving.deploy import (
     PROXY_ENV,
     SmokeTestFailed,
     deploy_checked,
+    features_to_record,
     served_version,
 )
 from ml_assets.serving.schemas import (
@@ -72,6 +75,7 @@ from ml_assets.synthetic.export import generate_landing
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.local_services import free_port, stop_service
+from resources.mlflow_registry import ModelRegistry
 from resources.mlflow_server import MLFLOW_SERVICE, REGISTRY_USER, password_file
 from resources.ray_cluster import (
     RayCluster,
@@ -858,6 +862,92 @@ def test_personal_data_is_masked_before_the_model_and_the_log(served: Served) ->
     assert [r["inputs"][NARRATIVE] for r in mine] == [masked]
     raw_logs = "".join(p.read_text() for p in served.home.predictions.glob("*/*.jsonl"))
     assert "jane.roe@example.com" not in raw_logs and "555-201-3344" not in raw_logs
+
+
+# Batch and endpoint score with the same code and weights; only float32 rounding may differ.
+PARITY_TOLERANCE = 1e-6
+
+
+def day_features(served: Served, day: str) -> pd.DataFrame:
+    """The features table's rows of an ingestion day."""
+    with served.resources["warehouse"].connect() as conn:
+        return conn.execute(
+            f"select * from {FEATURES_TABLE} where ingestion_date = ?",
+            [pd.Timestamp(day).to_pydatetime()],
+        ).fetchdf()
+
+
+def test_complaint_scores_equal_the_endpoints_answers_for_the_days_complaints(
+    served: Served,
+) -> None:
+    day = DAYS[-1].isoformat()
+    version, threshold = champion(served)
+    result = dg.materialize(
+        [*ALL_ASSETS, complaint_scores],
+        selection=[complaint_scores.key],
+        partition_key=day,
+        resources=served.resources,
+        instance=served.instance,
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node(complaint_scores.key.path[-1])[0].metadata
+    features = day_features(served, day)
+    with served.resources["warehouse"].connect() as conn:
+        scores = conn.execute(
+            f"select * from {WAREHOUSE_SCHEMA}.{COMPLAINT_SCORES.path[-1]}"
+        ).fetchdf()
+    assert meta["version"].value == version and meta["rows"].value == len(features) > 0
+    assert meta["nodes"].value == 1 and meta["actors"].value >= 1
+    assert sorted(scores["complaint_id"]) == sorted(features["complaint_id"])
+    assert set(scores["model_version"]) == {version}
+    assert set(scores["ingestion_date"]) == {pd.Timestamp(day)}
+    # The same complaints as a caller sends them, in one request to the endpoint.
+    complaints = [
+        {**features_to_record(row), "complaint_id": complaint_id}
+        for complaint_id, row in zip(
+            features["complaint_id"],
+            features[list(FEATURE_COLUMNS)].to_dict("records"),
+            strict=True,
+        )
+    ]
+    answer = requests.post(
+        f"{served.endpoint}/predict", json={"complaints": complaints}, headers=AUTH, timeout=120
+    )
+    assert answer.status_code == 200
+    answered = pd.DataFrame(answer.json()["predictions"])
+    assert set(answered["model_version"]) == {version}
+    joined = scores.merge(
+        answered, on="complaint_id", suffixes=("", "_served"), validate="one_to_one"
+    )
+    assert len(joined) == len(features)
+    difference = (joined["dispute_probability"] - joined["dispute_probability_served"]).abs()
+    assert difference.max() <= PARITY_TOLERANCE
+    assert (joined["disputed"] == joined["disputed_served"]).all()
+    assert (joined["disputed"] == (joined["dispute_probability"] >= threshold)).all()
+    # Not a constant: the day's complaints get different scores, so the equality says something.
+    assert joined["dispute_probability"].nunique() > 1
+
+
+def test_complaint_scores_fail_clearly_without_a_champion(served: Served) -> None:
+    registry: ModelRegistry = served.resources["model_registry"]
+    without = ModelRegistry(
+        tracking_uri=registry.tracking_uri,
+        artifact_location=registry.artifact_location,
+        experiment_name=registry.experiment_name,
+        model_name="no_such_model",
+    )
+    result = dg.materialize(
+        [*ALL_ASSETS, complaint_scores],
+        selection=[complaint_scores.key],
+        partition_key=DAYS[-1].isoformat(),
+        resources={**served.resources, "model_registry": without},
+        instance=served.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    assert error is not None and "has no 'champion' alias" in error.message
 
 
 def test_the_serving_sensor_brings_the_champion_back_after_a_ray_head_restart(
