@@ -34,6 +34,7 @@ from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.serving.batch import BatchScores, score_on_cluster
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 from ml_assets.settings import load_settings
+from resources.compat.ray import free_cpus_per_node
 from resources.home import ProjectHome
 from resources.local_services import free_port
 from resources.mlflow_registry import ModelRegistry
@@ -103,7 +104,7 @@ def measure(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{layout}: the nodes did not all join within 60 s")
             time.sleep(0.5)
-        result = score_on_cluster(features, config)
+        result = score_on_cluster(features, config, free_cpus_per_node())
     return Measured(layout, len(node_cpus), result)
 
 

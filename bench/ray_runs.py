@@ -28,6 +28,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml_assets.demo import stop_services
 from ml_assets.synthetic.export import generate_landing
 from resources.home import ProjectHome
 from resources.local_services import free_port
@@ -73,10 +74,9 @@ def run_seconds(home: ProjectHome) -> dict[str, float]:
 
 
 def case(
-    case_name: str, landing: Path, token: Path, work: Path, env: dict[str, str]
+    home: ProjectHome, case_name: str, landing: Path, token: Path, env: dict[str, str]
 ) -> dict[str, float]:
     """One case in a fresh home: init on its launcher, backfill the landed days; its seconds."""
-    home = ProjectHome.at(tempfile.mkdtemp(prefix=f"{case_name}-", dir=work))
     shutil.copytree(landing, home.landing)
     # The home's Dagster reaches the cluster with the home's token (ml_assets/demo.py
     # service_env): the cluster's.
@@ -106,6 +106,7 @@ def main() -> None:
     landing = work / "landing"
     generate_landing(landing, FIRST_DAY, args.days, args.rows_per_day, seed=29)
     best: dict[str, dict[str, float]] = {}
+    homes: list[ProjectHome] = []
     try:
         start_head(
             head_dir, token, num_cpus=1, port=gcs_port, client_port=free_port(), dashboard=True
@@ -113,12 +114,17 @@ def main() -> None:
         start_worker(address, worker_dir, token, num_cpus=1)
         for repeat in range(args.repeats):
             for name in CASES:
-                seconds = case(name, landing, token, work, env)
+                homes.append(ProjectHome.at(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
+                seconds = case(homes[-1], name, landing, token, env)
                 shown = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
                 print(f"repeat {repeat + 1} {name}: {shown}", flush=True)
                 kept = best.setdefault(name, seconds)
                 best[name] = {k: min(kept[k], seconds[k]) for k in METRICS}
     finally:
+        # The Dagster `ml-assets materialize` started (code server, webserver, daemon) outlives
+        # the command when it is killed (its timeout): stopped by its PID files in each home.
+        for home in homes:
+            stop_services(home)
         stop_head(worker_dir)
         stop_head(head_dir)
         shutil.rmtree(work, ignore_errors=True)

@@ -41,6 +41,7 @@ from ml_assets.model.search import (
 )
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN, VALIDATION, train_dispute_model
 from ml_assets.settings import load_settings
+from resources.compat.ray import free_cpus_per_node
 from resources.home import ProjectHome
 from resources.local_services import free_port
 from resources.ray_cluster import RayCluster, start_head, stop_head
@@ -181,6 +182,7 @@ def main() -> None:
             dataset,
             base,
             None,
+            free_cpus_per_node(),
             trials=args.trials,
             max_epochs=args.max_epochs,
             concurrency=args.concurrency,

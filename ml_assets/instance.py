@@ -12,9 +12,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ml_assets.assets.day_ranges import CONCURRENT_DATA_RUNS
+from ml_assets.assets.keys import DEPLOYED_MODEL
 from ml_assets.ingest.landing import complaints_root
 from ml_assets.model.tracking import PASSWORD_ENV, USERNAME_ENV
-from ml_assets.settings import Settings, load_settings
+from ml_assets.settings import SECRET_FIELDS, Settings, load_settings
 from resources.event_log import EVENT_BATCH_SIZE_ENV
 from resources.home import ProjectHome
 from resources.local_postgres import DATABASE, SUPERUSER, LocalPostgres
@@ -80,20 +81,35 @@ def home_storage(home: ProjectHome) -> InstanceStorage:
 
 
 def ray_run_env() -> list[str]:
-    """The variables a run on Ray takes from the process that launches it: the instance, the
-    project's settings, the MLflow login, the tuning of local runs' processes.
+    """The variables every run on Ray takes from the process that launches it: the instance, the
+    project's settings but its secrets, the MLflow login (runs log to MLflow), the tuning of
+    runs' processes.
 
     Names only: the launcher reads their values when it submits the run (a secret reaches the
-    Ray job's environment, never dagster.yaml); an unset one is left out."""
+    Ray job's environment, never dagster.yaml); an unset one is left out. Whoever holds the
+    cluster's token can read a job's runtime environment (Ray's job API and dashboard show it),
+    so a secret goes only where a run needs it: the failure webhook's URL to no run (the
+    run-failure sensor posts, in the daemon), the endpoint's token to deploying runs alone
+    (`ray_asset_env`)."""
     names = {
         "DAGSTER_HOME",
-        *(Settings.env_name(field) for field in Settings.model_fields),
+        *(
+            Settings.env_name(field)
+            for field in Settings.model_fields
+            if field not in SECRET_FIELDS
+        ),
         EVENT_BATCH_SIZE_ENV,
         ARROW_MEMORY_POOL_ENV,
         USERNAME_ENV,
         PASSWORD_ENV,
     }
     return sorted(names)
+
+
+def ray_asset_env() -> dict[str, list[str]]:
+    """The variables only the runs on Ray that materialize an asset take, by asset: the
+    endpoint's token, which `deployed_model` deploys (as its digest) and its smoke test sends."""
+    return {DEPLOYED_MODEL.to_user_string(): [Settings.env_name("api_token")]}
 
 
 def run_launcher_yaml(ray_address: str) -> str:
@@ -105,6 +121,7 @@ def run_launcher_yaml(ray_address: str) -> str:
         path=json.dumps(f"{Path(sys.executable).parent}:${{PATH}}"),
         num_cpus=RAY_RUN_CPUS,
         env_vars=json.dumps(ray_run_env()),
+        asset_env_vars=json.dumps(ray_asset_env()),
     )
 
 

@@ -53,7 +53,6 @@ scoring_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Score one ingestion day's complaints with the champion, by Ray Data on the cluster.",
 )
-SCORING_ASSETS = [complaint_scores]
 
 MONITORING_ASSETS = [served_predictions, live_performance, input_drift]
 served_predictions_job = dg.define_asset_job(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from dagster_ray import RayRunLauncher
 
+from ml_assets.assets.keys import DEPLOYED_MODEL
 from ml_assets.cli.platform import RUNS_ON, STORAGES
 from ml_assets.instance import (
     RAY_RUN_CPUS,
@@ -22,8 +23,11 @@ from ml_assets.instance import (
     dagster_yaml,
     home_storage,
     init_home,
+    ray_asset_env,
 )
+from ml_assets.settings import SECRET_FIELDS, Settings
 from ml_assets_tests.postgres import home_on
+from resources.compat.dagster_ray import QuotedRayRunLauncher
 from resources.home import ProjectHome
 from resources.local_postgres import DATABASE, SUPERUSER, server_bindir
 
@@ -124,11 +128,18 @@ def test_runs_on_ray_add_the_launcher_and_nothing_else(tmp_path: Path) -> None:
         assert ray["address"] == "127.0.0.1:6380" and ray["num_cpus"] == RAY_RUN_CPUS
         # The run's `dagster` is this environment's, whatever the node's PATH holds.
         assert ray["runtime_env"]["env_vars"]["PATH"].startswith(f"{Path(sys.executable).parent}:")
-        # Names only, the instance's and every setting's among them: no value, no secret.
-        assert {"DAGSTER_HOME", "ML_ASSETS_HOME", "ML_ASSETS_API_TOKEN", "RAY_ADDRESS"} <= set(
+        # Names only, the instance's and every setting's among them: no value.
+        assert {"DAGSTER_HOME", "ML_ASSETS_HOME", "MLFLOW_TRACKING_PASSWORD", "RAY_ADDRESS"} <= set(
             ray["env_vars"]
         )
         assert all(name.isidentifier() for name in ray["env_vars"])
+        # A secret only where a run needs it (a job's environment is readable with the cluster's
+        # token): the webhook's URL nowhere (the sensor posts), the endpoint's token to deploys.
+        secrets = {Settings.env_name(field) for field in SECRET_FIELDS}
+        assert not secrets & set(ray["env_vars"])
+        assert launcher["config"]["asset_env_vars"] == {
+            DEPLOYED_MODEL.to_user_string(): [Settings.env_name("api_token")]
+        }
 
 
 def test_a_home_on_ray_remembers_it_and_its_instance_launches_with_dagster_ray(
@@ -139,8 +150,11 @@ def test_a_home_on_ray_remembers_it_and_its_instance_launches_with_dagster_ray(
     init_home(home)  # a later command keeps the home's choice
     assert home_storage(home) == InstanceStorage(runs_on="ray")
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        # The quoting subclass (its shell command is checked by the e2e runs on Ray).
-        assert isinstance(instance.run_launcher, RayRunLauncher)
+        # The quoting subclass (ml_assets_tests/resources/test_dagster_ray_launcher.py), with
+        # the variables only some assets' runs get.
+        launcher = instance.run_launcher
+        assert isinstance(launcher, QuotedRayRunLauncher)
+        assert launcher.asset_env_vars == ray_asset_env()
     init_home(home, InstanceStorage())
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         assert not isinstance(instance.run_launcher, RayRunLauncher)

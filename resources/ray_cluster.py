@@ -176,6 +176,24 @@ def cluster_processes(temp_dir: Path) -> list[psutil.Process]:
     return sorted(found.values(), key=lambda p: p.pid)
 
 
+def has_job_server(temp_dir: Path) -> bool:
+    """Whether the Ray head that uses `temp_dir` runs its dashboard's modules, the job server
+    (which takes Ray jobs: dagster-ray's runs) among them."""
+    commands = []
+    for process in cluster_processes(temp_dir):
+        # A process may end, or turn out another user's, between the listing and this read.
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            commands.append(process.cmdline())
+    # Ray starts its dashboard's process in any case; a head without the dashboard passes it
+    # `--disable-frontend` and loads none of the modules, the job server's among them (Ray 2.60:
+    # `start_api_server` in ray/_private/services.py). No API asks a head for its modules.
+    return any(
+        any("dashboard/dashboard.py" in arg for arg in command)
+        and "--disable-frontend" not in command
+        for command in commands
+    )
+
+
 def cluster_pids(temp_dir: Path) -> list[int]:
     """PIDs of the Ray cluster that uses `temp_dir` (see `cluster_processes`), no other cluster's."""
     return [process.pid for process in cluster_processes(temp_dir)]

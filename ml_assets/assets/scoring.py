@@ -26,11 +26,13 @@ from ml_assets.model.tracking import CHAMPION_ALIAS
 from ml_assets.partitions import daily_partitions
 from ml_assets.serving.batch import SCORE_COLUMNS, score_on_cluster
 from ml_assets.serving.schemas import MAX_COMPLAINTS
+from resources.compat.ray import free_cpus_per_node
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 
 SCORES_CODE_VERSION = "1"
-SCORES_COLUMNS = ("complaint_id", INGESTION_DATE_COLUMN, "model_version", *SCORE_COLUMNS)
+# The table's columns: the complaint, its day and the version, then the scores.
+TABLE_COLUMNS = ("complaint_id", INGESTION_DATE_COLUMN, "model_version", *SCORE_COLUMNS)
 
 
 @dg.asset(
@@ -66,12 +68,13 @@ def complaint_scores(
     config = serving_config(
         model_registry, champion.version, ray_cluster.predictions_dir, MAX_COMPLAINTS
     )
-    batch = score_on_cluster(complaint_features, config)
+    # Free CPUs node by node: an actor must fit on one node, the cluster's total over-promises.
+    batch = score_on_cluster(complaint_features, config, free_cpus_per_node())
     scores = pd.concat(
         [complaint_features[["complaint_id", INGESTION_DATE_COLUMN]], batch.scores], axis=1
     )
     scores.insert(2, "model_version", config.model_version)
-    scores = scores.loc[:, list(SCORES_COLUMNS)].astype({"model_version": "string"})
+    scores = scores.loc[:, list(TABLE_COLUMNS)].astype({"model_version": "string"})
     run = {
         "version": config.model_version,
         "rows_per_s": round(batch.rows_per_s, 1),

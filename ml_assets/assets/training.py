@@ -48,6 +48,7 @@ from ml_assets.model.training import (
 )
 from ml_assets.monitoring.drift import reference_profile
 from resources.compat.dagster import DATA_VERSION_TAG
+from resources.compat.ray import free_cpus_per_node
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
 from resources.warehouse import Warehouse
@@ -247,9 +248,11 @@ def _search(
     ray_cluster.connect()
     run = mlflow.start_run(run_name=SEARCH_RUN_NAME, nested=True)
     try:
-        experiment = mlflow.get_experiment(run.info.experiment_id)
-        tracking = TrialTracking(mlflow.get_tracking_uri(), experiment.name, run.info.run_id)
-        found = search_hyperparameters(dataset, params, tracking, trials=config.search_trials)
+        # The run's experiment by id: the trials land beside it whatever the environment says.
+        tracking = TrialTracking(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id)
+        found = search_hyperparameters(
+            dataset, params, tracking, free_cpus_per_node(), trials=config.search_trials
+        )
         mlflow.log_params(found.best_config)
         mlflow.log_metrics(
             {

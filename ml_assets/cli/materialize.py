@@ -123,9 +123,9 @@ def partition_days(home: ProjectHome, start: date | None, end: date | None) -> l
 
 
 @contextmanager
-def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
+def dagster_for_backfill(home: ProjectHome, work: str = "backfill") -> Iterator[Dagster]:
     """The platform's running `dagster dev` (`ml-assets up`), else a Dagster started for the
-    backfill and stopped afterwards.
+    backfill (or the `work` named, e.g. a training run) and stopped afterwards.
 
     The one started here is what `dagster dev` runs, as separate services: a code server, the
     webserver on it, and, once the backfill is launched, the daemon. It has no sensors
@@ -162,7 +162,7 @@ def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
             f"({', '.join(running)}); wait for it, or stop it with `ml-assets down` if it was killed"
         )
     if url := dagster_webserver(home, DAGSTER_SERVICE):
-        click.echo(f"backfill through the running dagster dev at {url}")
+        click.echo(f"{work} through the running dagster dev at {url}")
         yield Dagster(url, [DAGSTER_SERVICE])
         return
     bin_dir = Path(sys.executable).parent
@@ -177,8 +177,8 @@ def dagster_for_backfill(home: ProjectHome) -> Iterator[Dagster]:
     daemon_argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)]
     daemon = Daemon(BACKFILL_DAEMON_SERVICE, daemon_argv, env)
     click.echo(
-        f"starting Dagster for this backfill, without sensors (UI {url}, logs {home.logs}); "
-        "it stops when the backfill ends (`ml-assets up` first keeps one running)"
+        f"starting Dagster for this {work}, without sensors (UI {url}, logs {home.logs}); "
+        f"it stops when the {work} ends (`ml-assets up` first keeps one running)"
     )
     try:
         try:

@@ -136,7 +136,7 @@ def launch_training(home: ProjectHome, run_config: dict[str, Any]) -> int:
     began = time.monotonic()
     try:
         # The platform's dagster dev, else one started for this run (its daemon dequeues it).
-        with dagster_for_backfill(home) as dagster:
+        with dagster_for_backfill(home, "training run") as dagster:
             wait_for_code_location(home, dagster)
             run_id = launch_run(dagster.url, code_location().name, "training_job", run_config)
             dagster.launched(home)

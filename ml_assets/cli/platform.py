@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import timedelta
 
@@ -63,17 +62,9 @@ def init_on_storage(home: ProjectHome, storage: str | None, runs_on: str | None 
 
 def check_job_server(home: ProjectHome) -> None:
     """Refuse runs on Ray while the home's Ray head runs without its dashboard (the job server)."""
-    import psutil
+    from resources.ray_cluster import cluster_pids, has_job_server
 
-    from resources.ray_cluster import cluster_processes
-
-    commands = []
-    for process in cluster_processes(home.ray_tmp):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            commands.append(" ".join(process.cmdline()))
-    # Ray starts its dashboard's process in any case; without the dashboard, with no frontend
-    # and without the modules, the job server's among them.
-    if any("dashboard/dashboard.py" in c and "--disable-frontend" in c for c in commands):
+    if cluster_pids(home.ray_tmp) and not has_job_server(home.ray_tmp):
         raise click.UsageError(
             f"the project's Ray head ({home.ray_tmp}) runs without its dashboard, whose job "
             "server takes runs on Ray: stop it (`ml-assets ray-down`) and run this again"

@@ -3,11 +3,13 @@ connected Ray cluster, every trial an MLflow run nested under the search's run."
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ from ml_assets.model.network import ModelParams, build_model, fit_model
 from ml_assets.model.training import SPLIT_COLUMN, TRAIN, VALIDATION
 
 if TYPE_CHECKING:
-    from ray.tune import ResultGrid
+    from ray.tune import Result, ResultGrid
 
 SEARCH_METRIC: Final = "val_auc"  # Keras's name of the validation AUC, which early stopping reads
 SEARCH_MODE: Final = "max"
@@ -44,6 +46,9 @@ CPUS_PER_TRIAL: Final = 1
 REDUCTION_FACTOR: Final = 2
 GRACE_EPOCHS: Final = 1
 SEARCH_NAME: Final = "dispute_model_search"
+# Ray's MLflow logger takes an experiment by name only, and reads this variable first: set to the
+# parent run's experiment while the search runs, whatever the process had in it.
+MLFLOW_EXPERIMENT_ID_ENV: Final = "MLFLOW_EXPERIMENT_ID"
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,10 @@ class TrialData:
 
 @dataclass(frozen=True)
 class TrialTracking:
-    """Where the trials' MLflow runs go: nested under `parent_run_id` in its experiment."""
+    """Where the trials' MLflow runs go: nested under `parent_run_id`, in its experiment."""
 
     tracking_uri: str
-    experiment_name: str
+    experiment_id: str  # the parent run's
     parent_run_id: str
 
 
@@ -128,10 +133,23 @@ def run_trial(config: dict[str, Any], base: ModelParams, data: TrialData) -> Non
     )
 
 
+def room_for_a_trial(free_cpus: Mapping[str, float]) -> None:
+    """Refuse a cluster where no node has a trial's CPUs free (`free_cpus` by node id): Tune
+    would leave every trial pending, waiting forever."""
+    largest = max(free_cpus.values(), default=0.0)
+    if largest < CPUS_PER_TRIAL:
+        raise RuntimeError(
+            f"no Ray node has {CPUS_PER_TRIAL} CPU free for a search trial (the freest has "
+            f"{largest:g}, {len(free_cpus)} nodes): add a node (`ml-assets ray-up --workers 1`) "
+            "or wait for the work that holds them"
+        )
+
+
 def search_hyperparameters(
     dataset: pd.DataFrame,
     base: ModelParams,
     tracking: TrialTracking | None,
+    free_cpus: Mapping[str, float],
     space: Mapping[str, Sequence[float | int]] = SEARCH_SPACE,
     trials: int = DEFAULT_TRIALS,
     max_epochs: int = MAX_TRIAL_EPOCHS,
@@ -141,8 +159,10 @@ def search_hyperparameters(
     """Search `space` around `base` on the connected Ray cluster, ASHA stopping weak trials.
 
     The first trial is `base` itself; the others draw each field from `space` (seeded by
-    `base.seed`). Trials run at most min(`max_epochs`, `base.epochs`) epochs. `storage_path`:
-    where Tune keeps its trial folders, a path every node can write (default: a temp folder).
+    `base.seed`). Trials run at most min(`max_epochs`, `base.epochs`) epochs. `free_cpus`: each
+    node's free CPUs (the caller reads them, `resources.compat.ray.free_cpus_per_node`); a trial
+    must fit on one. `storage_path`: where Tune keeps its trial folders, a path every node can
+    write (default: a temp folder).
     """
     import ray
     from ray import tune
@@ -160,6 +180,7 @@ def search_hyperparameters(
     unknown = set(space) - set(ModelParams.model_fields)
     if unknown:
         raise ValueError(f"not ModelParams fields: {sorted(unknown)}; search those it has")
+    room_for_a_trial(free_cpus)
     epochs = min(max_epochs, base.epochs)
     # ModelParams's own patience applies, as in the final training; ASHA decides beyond it.
     capped = base.model_copy(update={"epochs": epochs})
@@ -177,17 +198,21 @@ def search_hyperparameters(
         # parent tag nests them; the driver's login serves, no credential reaches a worker.
         callbacks.append(
             MLflowLoggerCallback(
-                tracking.tracking_uri,
-                experiment_name=tracking.experiment_name,
-                tags={"mlflow.parentRunId": tracking.parent_run_id},
+                tracking.tracking_uri, tags={"mlflow.parentRunId": tracking.parent_run_id}
             )
         )
+    # Restored when the search ends (a mock's patch.dict: the standard library's way to set a
+    # mapping's keys for a while).
+    experiment = {MLFLOW_EXPERIMENT_ID_ENV: tracking.experiment_id} if tracking else {}
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=capped, data=trial_data(dataset)),
         {"cpu": CPUS_PER_TRIAL},
     )
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="tune_") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="tune_") as scratch,
+        mock.patch.dict(os.environ, experiment),
+    ):
         tuner = tune.Tuner(
             trainable,
             param_space={name: tune.choice(list(values)) for name, values in space.items()},
@@ -210,12 +235,13 @@ def search_hyperparameters(
             ),
         )
         results = tuner.fit()
+        # The errors first: a trial that failed before its first report has no row to show.
+        if results.errors:
+            raise RuntimeError(
+                f"{len(results.errors)} of {len(results)} trials failed, the first with: "
+                f"{results.errors[0]!r}; see the Ray workers' logs of the cluster"
+            )
         table = trial_table(results, list(space))
-    if results.errors:
-        raise RuntimeError(
-            f"{len(results.errors)} of {len(results)} trials failed, the first with: "
-            f"{results.errors[0]!r}; see the Ray workers' logs of the cluster"
-        )
     best_index = int(table[SEARCH_METRIC].to_numpy().argmax())  # the first of equals: the default
     best = table.iloc[best_index]
     # Plain Python numbers: pandas hands back numpy scalars, which MLflow and Dagster print oddly.
@@ -231,13 +257,13 @@ def search_hyperparameters(
     )
 
 
-def trial_table(results: ResultGrid, fields: Sequence[str]) -> pd.DataFrame:
+def trial_table(results: ResultGrid | Sequence[Result], fields: Sequence[str]) -> pd.DataFrame:
     """A row per trial, in the order they started: searched values, epochs run, best val AUC."""
     rows = []
     for result in results:
         history = result.metrics_dataframe
         if history is None or SEARCH_METRIC not in history:
-            # A trial that failed before its first epoch: `results.errors` says why.
+            # A trial that failed before its first epoch: the caller refused `results.errors`.
             continue
         config = result.config or {}
         rows.append(
@@ -248,5 +274,10 @@ def trial_table(results: ResultGrid, fields: Sequence[str]) -> pd.DataFrame:
                 SEARCH_METRIC: float(history[SEARCH_METRIC].max()),
                 "last_val_auc": float(history[SEARCH_METRIC].iloc[-1]),
             }
+        )
+    if not rows:
+        raise RuntimeError(
+            f"no trial reported {SEARCH_METRIC!r}: the trials ended before their first epoch; "
+            "see the Ray workers' logs of the cluster"
         )
     return pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)

@@ -154,7 +154,7 @@ def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
     return sum(len(b) for b in batches)
 
 
-def _load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
+def load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
     """A registered version's predictor, its tf.function traced before it takes traffic."""
     from ml_assets.model.tracking import load_keras_model, log_in_to_registry
     from ml_assets.serving.predictor import Predictor
@@ -235,7 +235,7 @@ class ChallengerScorer(BatchedScoring):
         if config.model_version is None:
             self.predictor, self.version = None, None
         elif config.model_version != self.version:
-            predictor = _load_predictor(config, config.model_version)
+            predictor = load_predictor(config, config.model_version)
             self.predictor, self.version = predictor, config.model_version
         logger.info("challenger: %s", self.version or "none")
 
@@ -281,7 +281,7 @@ class DisputeModelServer(BatchedScoring):
         if self.config is None or config.model_version != self.config.model_version:
             if self.config is not None:
                 self._recent = {self.config.model_version: self.predictor}
-            self.predictor = self._recent.pop(config.model_version, None) or _load_predictor(
+            self.predictor = self._recent.pop(config.model_version, None) or load_predictor(
                 config, config.model_version
             )
             self.deployed_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,7 +1,7 @@
 """Batch scoring on the Ray cluster: stored complaints scored by Ray Data actors exactly as the
 endpoint scores them (imports Ray lazily).
 
-Each actor loads the version as a Serve replica does (`app._load_predictor`) and turns every
+Each actor loads the version as a Serve replica does (`app.load_predictor`) and turns every
 stored row into the record a caller would send (`features_to_record`), then into what the endpoint
 gives its model (`request_records`: the request model, and every free-text field scrubbed).
 Only the scores come back to the caller, who writes them (DuckDB has a single writer).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,11 +24,17 @@ from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 
 # A batch is one request's worth: the request model scrubs and validates it in one piece.
 BATCH_ROWS: Final = MAX_COMPLAINTS
-# CPUs an actor reserves: one core's TensorFlow each; less when the cluster has less free (the
+# CPUs an actor reserves: one core's TensorFlow each; less when no node has that much free (the
 # Serve replicas hold most of a 2-core head), so that scoring runs beside them.
 ACTOR_CPUS: Final = 1.0
-# Below this a cluster has no room for an actor: Ray Data would wait for one forever.
+# Below this no node has room for an actor: Ray Data would wait for one forever.
 MIN_ACTOR_CPUS: Final = 0.25
+# Ray counts a resource in ten-thousandths: actors per node are counted in those units, where
+# float division would make 0.3 CPU free hold two actors of 0.1, not three.
+RAY_RESOURCE_UNITS: Final = 10_000
+# How long Ray Data waits for the pool's actors to start, model loads included, before it fails:
+# a node's CPUs taken after the pool was sized would otherwise leave an actor pending forever.
+ACTOR_START_S: Final = 300
 BLOCKS_PER_ACTOR: Final = 4
 ROW_COLUMN: Final = "row"  # the input's position: Ray Data does not keep the order
 NODE_COLUMN: Final = "node_id"  # which node's actor scored a batch
@@ -57,17 +64,20 @@ class ActorPool:
     cpus: float
 
 
-def actor_pool(free_cpus: float, actor_cpus: float = ACTOR_CPUS) -> ActorPool:
-    """One actor per `actor_cpus` the cluster has free (one smaller actor if less is free)."""
-    if free_cpus < MIN_ACTOR_CPUS:
+def actor_pool(free_cpus: Mapping[str, float], actor_cpus: float = ACTOR_CPUS) -> ActorPool:
+    """The actors that fit on the nodes' free CPUs (`free_cpus` by node): each reserves
+    `actor_cpus`, or what the freest node has if that is less, and fits on one node."""
+    largest = max(free_cpus.values(), default=0.0)
+    if largest < MIN_ACTOR_CPUS:
         raise RuntimeError(
-            f"the Ray cluster has {free_cpus:g} CPUs free; scoring needs at least "
-            f"{MIN_ACTOR_CPUS:g}: add a node (`ml-assets ray-up --workers 1`) or wait for the "
-            "work that holds them"
+            f"no Ray node has {MIN_ACTOR_CPUS:g} CPUs free for a scoring actor (the freest has "
+            f"{largest:g}, {len(free_cpus)} nodes): add a node (`ml-assets ray-up --workers 1`) "
+            "or wait for the work that holds them"
         )
-    if free_cpus < actor_cpus:
-        return ActorPool(1, free_cpus)
-    return ActorPool(math.floor(free_cpus / actor_cpus), actor_cpus)
+    cpus = min(actor_cpus, largest)
+    unit = round(cpus * RAY_RESOURCE_UNITS)
+    size = sum(round(free * RAY_RESOURCE_UNITS) // unit for free in free_cpus.values())
+    return ActorPool(size, cpus)
 
 
 class EndpointScorer:
@@ -76,10 +86,10 @@ class EndpointScorer:
     def __init__(self, config: ServingConfig) -> None:
         import ray
 
-        from ml_assets.serving.app import _load_predictor
+        from ml_assets.serving.app import load_predictor
 
         self.config = config
-        self.predictor = _load_predictor(config, config.model_version)
+        self.predictor = load_predictor(config, config.model_version)
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -105,12 +115,18 @@ class EndpointScorer:
 
 
 def score_on_cluster(
-    features: pd.DataFrame, config: ServingConfig, actor_cpus: float = ACTOR_CPUS
+    features: pd.DataFrame,
+    config: ServingConfig,
+    free_cpus: Mapping[str, float],
+    actor_cpus: float = ACTOR_CPUS,
+    start_timeout_s: int = ACTOR_START_S,
 ) -> BatchScores:
     """Score stored feature rows (FEATURE_COLUMNS) with `config`'s version on the connected Ray
-    cluster: Ray Data `map_batches` over a pool of actors sized to its free CPUs."""
+    cluster: Ray Data `map_batches` over a pool of actors sized to its nodes' free CPUs
+    (`free_cpus` by node id; the caller reads them, `resources.compat.ray.free_cpus_per_node`)."""
     import ray
     import ray.data
+    from ray.exceptions import GetTimeoutError
 
     if not ray.is_initialized():
         raise RuntimeError("not connected to a Ray cluster: call ray.init (RayCluster.connect)")
@@ -118,7 +134,7 @@ def score_on_cluster(
     if features.empty:
         empty = pd.DataFrame({"dispute_probability": [], "disputed": []}, index=features.index)
         return BatchScores(empty.astype({"disputed": bool}), 0, 0, 0.0)
-    pool = actor_pool(ray.available_resources().get("CPU", 0.0), actor_cpus)
+    pool = actor_pool(free_cpus, actor_cpus)
     # Blocks cut here, several per actor (one that starts late still gets some) and each one
     # request's worth at most. `from_blocks` describes them in this process: `from_pandas` and
     # `repartition` run Ray tasks of a whole CPU, which wait forever on a cluster whose free
@@ -130,9 +146,13 @@ def score_on_cluster(
     parts = [
         inputs.iloc[start:end].reset_index(drop=True) for start, end in itertools.pairwise(bounds)
     ]
-    scored = (
-        ray.data.from_blocks(parts)
-        .map_batches(
+    # A dataset keeps a copy of the process's DataContext as it is when the dataset is made:
+    # the bound on the actors' start is set for this one only.
+    context = ray.data.DataContext.get_current()
+    unbounded = context.wait_for_min_actors_s
+    context.wait_for_min_actors_s = start_timeout_s
+    try:
+        dataset = ray.data.from_blocks(parts).map_batches(
             EndpointScorer,
             fn_constructor_args=(config,),
             batch_size=BATCH_ROWS,
@@ -140,8 +160,17 @@ def score_on_cluster(
             compute=ray.data.ActorPoolStrategy(size=pool.size),
             num_cpus=pool.cpus,
         )
-        .to_pandas()
-    )
+    finally:
+        context.wait_for_min_actors_s = unbounded
+    try:
+        scored = dataset.to_pandas()
+    except GetTimeoutError as exc:
+        raise RuntimeError(
+            f"{pool.size} scoring actors of {pool.cpus:g} CPUs did not all start within "
+            f"{start_timeout_s} s: the cluster's nodes no longer have those CPUs free (other work "
+            "took them) or an actor's model load hangs (see the Ray workers' logs); add a node "
+            "(`ml-assets ray-up --workers 1`) or retry once the work that holds them is done"
+        ) from exc
     seconds = time.perf_counter() - began
     ordered = scored.sort_values(ROW_COLUMN)
     if ordered[ROW_COLUMN].tolist() != list(range(len(features))):

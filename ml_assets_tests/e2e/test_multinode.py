@@ -113,7 +113,8 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
         ray.shutdown()
         stop_head(worker_dir)
         stop_head(head_dir)
-        assert cluster_pids(worker_dir) == [] and cluster_pids(head_dir) == []
+    # Outside `finally`: a failing setup's own error is not hidden by this one.
+    assert cluster_pids(worker_dir) == [] and cluster_pids(head_dir) == []
 
 
 def name_of(process: psutil.Process) -> str:
@@ -268,7 +269,12 @@ def test_the_replicas_spread_over_two_nodes_and_survive_losing_one(two_nodes: Tw
     assert outage.writers_before_kill == REPLICAS, "the load did not reach both nodes"
     assert not any(p.is_running() for p in outage.killed)
     assert outage.recovered_after is not None, f"the lost replica not back within {RECOVERY_S} s"
-    assert failed <= MAX_FAILED_SHARE * len(outage.answers)
+    assert failed <= MAX_FAILED_SHARE * len(outage.answers), f"longest gap {gap * 1000:.0f} ms"
+    # Also over the outage alone (kill to recovery), not diluted by the calm before and after.
+    during = [ok for t, ok in outage.answers if 0 <= t - outage.killed_at <= outage.recovered_after]
+    assert sum(not ok for ok in during) <= MAX_FAILED_SHARE * len(during), (
+        f"{sum(not ok for ok in during)} of {len(during)} requests failed during the outage"
+    )
     assert any(t > outage.killed_at + outage.recovered_after for t in successes)
     assert replicas_under(two_nodes.worker_dir) == []
     assert post_complaint(two_nodes.endpoint, "after-the-outage")

@@ -1,5 +1,6 @@
 """Runs on Ray end to end: a home whose instance launches every run as a Ray job (dagster-ray's
-RayRunLauncher) on a two-node cluster; a backfill of the data layer and a training run through
+RayRunLauncher) on a two-node cluster whose head has no CPU for them (as KubeRay's heads), so
+that every run lands on the worker node; a backfill of the data layer and a training run through
 it write what local runs of the same landed days write."""
 
 import os
@@ -16,9 +17,11 @@ import pandas as pd
 import pytest
 import yaml
 from dagster_ray import RayRunLauncher
+from dagster_ray.core.run_launcher import get_job_submission_id_from_run_id
 
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.definitions import local_resources
+from ml_assets.demo import stop_services
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS
 from ml_assets.model.tracking import DAGSTER_RUN_TAG, MODEL_NAME, TRAINING_WINDOW_TAG
 from ml_assets.synthetic.export import generate_landing
@@ -88,29 +91,40 @@ def ray_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayRuns]:
     gcs_port = free_port()
     address = f"127.0.0.1:{gcs_port}"
     # The launcher in the daemon, and this test's job client, log in with the home's token.
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in auth_env(home.ray_token).items():
-            patch.setenv(name, value)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in auth_env(home.ray_token).items():
+                patch.setenv(name, value)
+            reload_ray_config()
+            try:
+                # No CPU on the head (Serve is not used here): a run asks for one CPU
+                # (RAY_RUN_CPUS), which only the worker node has.
+                start_head(
+                    head_dir,
+                    home.ray_token,
+                    num_cpus=0,
+                    port=gcs_port,
+                    client_port=free_port(),
+                    dashboard=True,
+                )
+                start_worker(address, worker_dir, home.ray_token, num_cpus=1)
+                generate_landing(
+                    home.landing, DAYS[0], len(DAYS), ROWS_PER_DAY, SEED, signal=LEARNABLE
+                )
+                env = {"RAY_ADDRESS": address}
+                ml_assets(home, env, "init", "--runs-on", "ray")
+                materialized = ml_assets(home, env, "materialize")
+                trained = ml_assets(home, env, "train", *WINDOW)
+                yield RayRuns(home, address, node_ids(address), materialized, trained)
+            finally:
+                # The Dagster a command started (code server, webserver, daemon) outlives it
+                # when the command is killed (its timeout): stopped by its PID files.
+                stop_services(home)
+                stop_head(worker_dir)
+                stop_head(head_dir)
+    finally:
+        # The variables are restored: Ray's config in this worker process forgets the token.
         reload_ray_config()
-        try:
-            start_head(
-                head_dir,
-                home.ray_token,
-                num_cpus=1,
-                port=gcs_port,
-                client_port=free_port(),
-                dashboard=True,
-            )
-            start_worker(address, worker_dir, home.ray_token, num_cpus=1)
-            generate_landing(home.landing, DAYS[0], len(DAYS), ROWS_PER_DAY, SEED, signal=LEARNABLE)
-            env = {"RAY_ADDRESS": address}
-            ml_assets(home, env, "init", "--runs-on", "ray")
-            materialized = ml_assets(home, env, "materialize")
-            trained = ml_assets(home, env, "train", *WINDOW)
-            yield RayRuns(home, address, node_ids(address), materialized, trained)
-        finally:
-            stop_head(worker_dir)
-            stop_head(head_dir)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +182,9 @@ def test_the_home_launches_its_runs_on_ray_without_a_secret_in_dagster_yaml(
     assert launcher["config"]["ray"]["address"] == ray_runs.address
     forwarded = launcher["config"]["ray"]["env_vars"]
     assert {"DAGSTER_HOME", "ML_ASSETS_HOME", "RAY_ADDRESS"} <= set(forwarded)
+    # The endpoint's token goes to deploying runs alone, the webhook's URL to none.
+    assert not {"ML_ASSETS_API_TOKEN", "ML_ASSETS_FAILURE_WEBHOOK_URL"} & set(forwarded)
+    assert launcher["config"]["asset_env_vars"] == {"deployed_model": ["ML_ASSETS_API_TOKEN"]}
     # Names only: no value, the token's included, is written into the instance's configuration.
     assert not [name for name in forwarded if "=" in name]
     assert ray_runs.home.ray_token.read_text().strip() not in text
@@ -179,13 +196,12 @@ def test_every_run_was_a_ray_job_that_succeeded(ray_runs: RayRuns) -> None:
     assert {"training_job"} < jobs and len(runs) >= 2, jobs
     assert all(run.is_success for run in runs)
     submitted = ray_jobs(ray_runs.address)
+    assert sorted(ray_runs.node_ids.values()) == ["head", "worker"]
     for run in runs:
-        status, node = submitted[f"dagster-run-{run.run_id}"]
+        status, node = submitted[get_job_submission_id_from_run_id(run.run_id)]
         assert status == "SUCCEEDED"
-        # Placed by Ray on one of the cluster's two nodes (a run asks for one CPU of any node).
-        assert node in ray_runs.node_ids
-    nodes = {ray_runs.node_ids[node] for _, node in submitted.values()}
-    print(f"runs' nodes: {sorted(nodes)}")
+        # The run asked for a CPU, which the head has none of: Ray ran it on the worker node.
+        assert ray_runs.node_ids.get(node) == "worker", (run.job_name, node, ray_runs.node_ids)
 
 
 def test_the_runs_events_are_in_the_instance_as_a_local_runs(ray_runs: RayRuns) -> None:
@@ -200,7 +216,7 @@ def test_the_runs_events_are_in_the_instance_as_a_local_runs(ray_runs: RayRuns) 
             ]
             # The launcher's engine event names the Ray job, as the UI shows it in the run's log.
             submission = created.metadata["Ray Job Submission ID"].value
-            assert submission == f"dagster-run-{run.run_id}"
+            assert submission == get_job_submission_id_from_run_id(run.run_id)
             materializations = [m for e in logs if (m := e.asset_materialization)]
             assert materializations, f"run {run.run_id} ({run.job_name}) materialized nothing"
             # Each with the metadata its asset reports (row counts, versions, AUCs...).

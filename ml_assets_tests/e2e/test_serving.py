@@ -819,7 +819,7 @@ def test_a_replica_loads_through_the_authenticated_registry_with_its_login(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ml_assets.demo import start_registry
-    from ml_assets.serving.app import _load_predictor
+    from ml_assets.serving.app import load_predictor
     from ml_assets_tests.e2e.test_registry_auth import forget_registry_login
 
     forget_registry_login(monkeypatch)
@@ -831,8 +831,8 @@ def test_a_replica_loads_through_the_authenticated_registry_with_its_login(
         from mlflow.exceptions import MlflowException
 
         with pytest.raises(MlflowException, match=r"401"):
-            _load_predictor(config.model_copy(update={"registry_login": None}), version)
-        assert _load_predictor(config, version).predict_records([COMPLAINT]).shape == (1,)
+            load_predictor(config.model_copy(update={"registry_login": None}), version)
+        assert load_predictor(config, version).predict_records([COMPLAINT]).shape == (1,)
     finally:
         assert stop_service(served.home.logs, MLFLOW_SERVICE)
 

@@ -294,7 +294,7 @@ def _server(monkeypatch: pytest.MonkeyPatch) -> Any:
     assert isinstance(wrapper, type)
     cls = next(c for c in wrapper.__mro__[1:] if c.__name__ == "DisputeModelServer")
     # Serve's ingress keeps the class with a copy of its module's globals (cloudpickle).
-    monkeypatch.setitem(cls.reconfigure.__globals__, "_load_predictor", lambda *_: _Champion())
+    monkeypatch.setitem(cls.reconfigure.__globals__, "load_predictor", lambda *_: _Champion())
     server = cls(_Challenger())
 
     async def score(records: list[dict[str, Any]]) -> np.ndarray:

@@ -68,3 +68,21 @@ def with_code_version(deployment: Any, code_version: str) -> Any:
     copy = deployment.options()
     copy._version = code_version
     return copy
+
+
+def free_cpus_per_node() -> dict[str, float]:
+    """Each live node's free CPUs, by node id (a node with none free maps to 0).
+
+    A Ray actor or trial must fit on one node, so the cluster's free total
+    (`ray.available_resources()`) over-promises: 0.5 CPU free on each of two nodes is 1.0 in all,
+    yet an actor of one CPU fits nowhere and waits forever. No public API gives the free CPUs of
+    each node (ray 2.60): `ray.nodes()` has each node's total only, and `ray.util.state` asks the
+    dashboard, which the project's heads do not run. This DeveloperAPI in `ray._private.state` is
+    what Serve's own scheduler reads; ray#60134 asks to make it public (its pull request ray#60135
+    was closed unmerged).
+    """
+    from ray._private.state import available_resources_per_node, total_resources_per_node
+
+    free = available_resources_per_node()
+    # A node whose CPUs are all taken lists no "CPU" among its free resources.
+    return {node: float(free.get(node, {}).get("CPU", 0.0)) for node in total_resources_per_node()}
