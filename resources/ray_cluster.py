@@ -67,20 +67,9 @@ def start_head(
     ]  # fmt: skip
     if client_port is not None:
         command.append(f"--ray-client-server-port={client_port}")
-    try:
-        subprocess.run(
-            command,
-            env={**os.environ, **(extra_env or {}), **auth_env(token_path)},
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=HEAD_START_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(
-            f"`ray start --head` did not finish in {HEAD_START_TIMEOUT_S} s; its logs are under "
-            f"{temp_dir}/session_latest/logs (stop what it started with `ml-assets ray-down`)"
-        ) from exc
+    _ray_start(
+        command, temp_dir, token_path, extra_env, "`ray start --head`", "The Ray head did not start"
+    )
 
 
 def start_worker(
@@ -106,6 +95,26 @@ def start_worker(
         "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp_dir}",
         *OS_CHOSEN_PORT_FLAGS,
     ]  # fmt: skip
+    _ray_start(
+        command,
+        temp_dir,
+        token_path,
+        extra_env,
+        f"`ray start --address={head_address}`",
+        f"A Ray worker node could not join the head at {head_address} (is the head up, with "
+        f"the token {token_path}?)",
+    )
+
+
+def _ray_start(
+    command: list[str],
+    temp_dir: Path,
+    token_path: Path,
+    extra_env: Mapping[str, str] | None,
+    what: str,
+    failure: str,
+) -> None:
+    """Run a `ray start` command (`what`, named in errors) with the token; fail with its reason."""
     try:
         subprocess.run(
             command,
@@ -117,15 +126,11 @@ def start_worker(
         )
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(
-            f"`ray start --address={head_address}` did not finish in {HEAD_START_TIMEOUT_S} s; "
-            f"its logs are under {temp_dir}/session_latest/logs (stop what it started with "
-            "`ml-assets ray-down`)"
+            f"{what} did not finish in {HEAD_START_TIMEOUT_S} s; its logs are under "
+            f"{temp_dir}/session_latest/logs (stop what it started with `ml-assets ray-down`)"
         ) from exc
     except subprocess.CalledProcessError as exc:
-        raise RuntimeError(
-            f"A Ray worker node could not join the head at {head_address} (is the head up, with "
-            f"the token {token_path}?):\n{_tail(exc.stderr or exc.stdout or '')}"
-        ) from exc
+        raise RuntimeError(f"{failure}:\n{_tail(exc.stderr or exc.stdout or '')}") from exc
 
 
 def _tail(output: str, lines: int = 5) -> str:

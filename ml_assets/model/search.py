@@ -14,9 +14,10 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 
+from ml_assets.model.capacity import freest_node_cpus
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL
 from ml_assets.model.network import ModelParams, build_model, fit_model
-from ml_assets.model.training import SPLIT_COLUMN, TRAIN, VALIDATION
+from ml_assets.model.training import fitting_splits
 
 if TYPE_CHECKING:
     from ray.tune import Result, ResultGrid
@@ -85,14 +86,7 @@ class SearchResult:
 
 def trial_data(dataset: pd.DataFrame) -> TrialData:
     """The train and validation splits of a training dataset (the evaluation split stays out)."""
-    train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
-    validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
-    for name, rows in ((TRAIN, train), (VALIDATION, validation)):
-        if rows[LABEL].nunique() < 2:
-            raise ValueError(
-                f"the {name} split has {len(rows)} rows and not both classes: widen the training "
-                "window (window_days) before searching"
-            )
+    train, validation = fitting_splits(dataset)
     columns = list(FEATURE_COLUMNS)
     return TrialData(
         train[columns].reset_index(drop=True),
@@ -136,13 +130,7 @@ def run_trial(config: dict[str, Any], base: ModelParams, data: TrialData) -> Non
 def room_for_a_trial(free_cpus: Mapping[str, float]) -> None:
     """Refuse a cluster where no node has a trial's CPUs free (`free_cpus` by node id): Tune
     would leave every trial pending, waiting forever."""
-    largest = max(free_cpus.values(), default=0.0)
-    if largest < CPUS_PER_TRIAL:
-        raise RuntimeError(
-            f"no Ray node has {CPUS_PER_TRIAL} CPU free for a search trial (the freest has "
-            f"{largest:g}, {len(free_cpus)} nodes): add a node (`ml-assets ray-up --workers 1`) "
-            "or wait for the work that holds them"
-        )
+    freest_node_cpus(free_cpus, CPUS_PER_TRIAL, "a search trial")
 
 
 def search_hyperparameters(

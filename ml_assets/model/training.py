@@ -122,6 +122,19 @@ class TrainedModel:
     calibration: PlattScaling
 
 
+def fitting_splits(dataset: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train and validation splits of a training dataset, each with both classes."""
+    train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
+    validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
+    for name, rows in ((TRAIN, train), (VALIDATION, validation)):
+        if rows[LABEL].nunique() < 2:
+            raise ValueError(
+                f"the {name} split has {len(rows)} rows and not both classes: widen the training "
+                "window (window_days) or land more labelled data"
+            )
+    return train, validation
+
+
 def train_dispute_model(
     dataset: pd.DataFrame,
     params: ModelParams,
@@ -135,14 +148,7 @@ def train_dispute_model(
     to embed, as `build_model` takes them (for benches trying a feature before it is one).
     `callbacks` go to `model.fit` (MLflow's, to log each epoch on the active run).
     """
-    train = dataset[dataset[SPLIT_COLUMN] == TRAIN]
-    validation = dataset[dataset[SPLIT_COLUMN] == VALIDATION]
-    for name, rows in ((TRAIN, train), (VALIDATION, validation)):
-        if rows[LABEL].nunique() < 2:
-            raise ValueError(
-                f"the {name} split has {len(rows)} rows and not both classes: widen the training "
-                "window (window_days) or land more labelled data"
-            )
+    train, validation = fitting_splits(dataset)
     inputs = [*FEATURE_COLUMNS, *(extra_hashed or {})]
     model = build_model(train[inputs], params, extra_hashed)
     history = fit_model(

@@ -19,6 +19,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from ml_assets.model.capacity import freest_node_cpus
 from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 
@@ -67,13 +68,7 @@ class ActorPool:
 def actor_pool(free_cpus: Mapping[str, float], actor_cpus: float = ACTOR_CPUS) -> ActorPool:
     """The actors that fit on the nodes' free CPUs (`free_cpus` by node): each reserves
     `actor_cpus`, or what the freest node has if that is less, and fits on one node."""
-    largest = max(free_cpus.values(), default=0.0)
-    if largest < MIN_ACTOR_CPUS:
-        raise RuntimeError(
-            f"no Ray node has {MIN_ACTOR_CPUS:g} CPUs free for a scoring actor (the freest has "
-            f"{largest:g}, {len(free_cpus)} nodes): add a node (`ml-assets ray-up --workers 1`) "
-            "or wait for the work that holds them"
-        )
+    largest = freest_node_cpus(free_cpus, MIN_ACTOR_CPUS, "a scoring actor")
     cpus = min(actor_cpus, largest)
     unit = round(cpus * RAY_RESOURCE_UNITS)
     size = sum(round(free * RAY_RESOURCE_UNITS) // unit for free in free_cpus.values())

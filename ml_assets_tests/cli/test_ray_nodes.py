@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from ml_assets.cli.serving import WORKER_CPUS
 from ml_assets.serving.deploy import PROXY_ENV
 from resources.home import ProjectHome
 from resources.ray_cluster import DEFAULT_GCS_PORT, cluster_pids
+from resources.ray_cluster import start_worker as real_start_worker
 
 
 @dataclass
@@ -41,14 +43,11 @@ class FakeRay:
         self.heads.append((temp_dir, token_path, num_cpus, extra_env))
         self.running.add(temp_dir)
 
-    def start_worker(
-        self,
-        head_address: str,
-        temp_dir: Path,
-        token_path: Path,
-        num_cpus: int,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> None:
+    def start_worker(self, *args: object, **kwargs: object) -> None:
+        # Bound by the real function's signature: a call it would refuse fails here too.
+        call = inspect.signature(real_start_worker).bind(*args, **kwargs)
+        call.apply_defaults()
+        head_address, temp_dir, token_path, num_cpus, extra_env = call.arguments.values()
         self.workers.append((head_address, temp_dir, token_path, num_cpus, extra_env))
         temp_dir.mkdir(parents=True)
         self.running.add(temp_dir)

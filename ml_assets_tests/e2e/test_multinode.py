@@ -15,13 +15,12 @@ import psutil
 import pytest
 import requests
 
-from ml_assets.assets.day_ranges import range_tags
-from ml_assets.definitions import local_resources
-from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, SERVING_ASSETS
+from ml_assets.jobs import MODEL_LAYER_ASSETS, SERVING_ASSETS
 from ml_assets.serving.app import REPLICAS
 from ml_assets.serving.deploy import APP_NAME, PROXY_ENV
 from ml_assets.serving.schemas import MAX_COMPLAINTS
 from ml_assets.synthetic.export import generate_landing
+from ml_assets_tests.e2e.ray_cluster_helpers import materialize_data_layer, resources_on_head
 from ml_assets_tests.e2e.test_serving import (
     AUTH,
     COMPLAINT,
@@ -34,7 +33,6 @@ from ml_assets_tests.world import LEARNABLE
 from resources.home import ProjectHome
 from resources.local_services import free_port
 from resources.ray_cluster import (
-    RayCluster,
     cluster_pids,
     cluster_processes,
     start_head,
@@ -86,23 +84,9 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
         # Before the deploy, so that Serve has two nodes to place the replicas on.
         start_worker(f"127.0.0.1:{gcs_port}", worker_dir, token, WORKER_CPUS, extra_env=PROXY_ENV)
         generate_landing(home.landing, DAYS[0], len(DAYS), 300, seed=9, signal=LEARNABLE)
-        resources = {
-            **local_resources(home),
-            "ray_cluster": RayCluster(
-                address=f"127.0.0.1:{gcs_port}",
-                token_path=str(token),
-                predictions_dir=str(home.predictions),
-                http_port=http_port,
-                api_token=TOKEN,
-            ),
-        }
+        resources = resources_on_head(home, gcs_port, token, http_port, TOKEN)
         with dg.instance_for_test() as instance:
-            assert dg.materialize(
-                DATA_LAYER_ASSETS,
-                resources=resources,
-                tags=range_tags([day.isoformat() for day in DAYS]),
-                instance=instance,
-            ).success
+            materialize_data_layer(instance, resources, DAYS)
             keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
             assert materialize(home, instance, resources, keys).success
             endpoint = f"http://127.0.0.1:{http_port}"

@@ -23,13 +23,11 @@ import psutil
 import pytest
 import requests
 
-from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.keys import COMPLAINT_SCORES, FEATURES_TABLE, WAREHOUSE_SCHEMA
 from ml_assets.assets.policy import ServingPolicy
 from ml_assets.assets.scoring import complaint_scores
 from ml_assets.assets.serving import deployed_model, serve_version, serving_config, smoke_key_file
 from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
-from ml_assets.definitions import local_resources
 from ml_assets.jobs import (
     DATA_LAYER_ASSETS,
     MODEL_LAYER_ASSETS,
@@ -72,6 +70,7 @@ from ml_assets.serving.schemas import (
 from ml_assets.serving.smoke import SMOKE_SIGNATURE_HEADER, read_key, sign
 from ml_assets.settings import Settings
 from ml_assets.synthetic.export import generate_landing
+from ml_assets_tests.e2e.ray_cluster_helpers import materialize_data_layer, resources_on_head
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.home import ProjectHome
 from resources.local_services import free_port, stop_service
@@ -154,23 +153,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     try:
         generate_landing(home.landing, DAYS[0], len(DAYS), 300, seed=9, signal=LEARNABLE)
-        resources = {
-            **local_resources(home),
-            "ray_cluster": RayCluster(
-                address=f"127.0.0.1:{gcs_port}",
-                token_path=str(ray_dir / "auth_token"),
-                predictions_dir=str(home.predictions),
-                http_port=http_port,
-                api_token=TOKEN,
-            ),
-        }
+        resources = resources_on_head(home, gcs_port, ray_dir / "auth_token", http_port, TOKEN)
         with dg.instance_for_test() as instance:
-            assert dg.materialize(
-                DATA_LAYER_ASSETS,
-                resources=resources,
-                tags=range_tags([day.isoformat() for day in DAYS]),
-                instance=instance,
-            ).success
+            materialize_data_layer(instance, resources, DAYS)
             keys = [a.key for a in (*MODEL_LAYER_ASSETS, *SERVING_ASSETS)]
             first = materialize(home, instance, resources, keys)
             endpoint = f"http://127.0.0.1:{http_port}"

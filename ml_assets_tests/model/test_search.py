@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml_assets.assets.day_ranges import range_tags
 from ml_assets.definitions import local_resources
 from ml_assets.ingest.cfpb_format import read_landing_day
 from ml_assets.ingest.validation import split_valid_rejected
@@ -30,6 +29,7 @@ from ml_assets.model.search import (
 from ml_assets.model.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, MLFLOW_EXPERIMENT
 from ml_assets.model.training import split_dataset, training_window
 from ml_assets.synthetic.export import generate_day, generate_landing
+from ml_assets_tests.e2e.ray_cluster_helpers import materialize_data_layer
 from ml_assets_tests.world import LEARNABLE, days_up_to_yesterday
 from resources.compat.ray import free_cpus_per_node
 from resources.home import ProjectHome
@@ -198,12 +198,7 @@ def test_dispute_model_with_search_registers_a_challenger_the_blessing_judges(
     generate_landing(home.landing, DAYS[0], len(DAYS), 250, 5, signal=LEARNABLE)
     resources = {**local_resources(home), "ray_cluster": cluster}
     with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            DATA_LAYER_ASSETS,
-            resources=resources,
-            tags=range_tags([day.isoformat() for day in DAYS]),
-            instance=instance,
-        ).success
+        materialize_data_layer(instance, resources, DAYS)
         search = {"search": True, "search_trials": 2, "epochs": 2, "batch_size": 256}
         result = dg.materialize(
             [*DATA_LAYER_ASSETS, *MODEL_LAYER_ASSETS, *MODEL_LAYER_CHECKS],

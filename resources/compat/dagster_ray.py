@@ -86,34 +86,34 @@ class QuotedRayRunLauncher(RayRunLauncher):
         """Submit the run as the Ray job `dagster-run-<run id>`: `dagster api execute_run` with
         its arguments quoted for the shell."""
         run = context.dagster_run
-        origin = run.job_code_origin
-        if origin is None:
-            raise ValueError(f"run {run.run_id} has no code origin: it cannot be launched")
-        args = ExecuteRunArgs(
-            job_origin=origin,
-            run_id=run.run_id,
-            instance_ref=self._instance.get_ref(),
-            set_exit_code_on_failure=True,
-        ).get_command_args()
-        submission_id = get_job_submission_id_from_run_id(run.run_id)
-        self._launch_ray_job(submission_id, shlex.join(args), self._with_asset_env(run))
+        self._submit(run, ExecuteRunArgs, get_job_submission_id_from_run_id(run.run_id))
 
     def resume_run(self, context: ResumeRunContext) -> None:
         """Resubmit a run whose job died (run monitoring) as a new Ray job, numbered by its
         attempt: `dagster api resume_run` with its arguments quoted for the shell."""
         run = context.dagster_run
+        submission_id = get_job_submission_id_from_run_id(
+            run.run_id, resume_attempt_number=context.resume_attempt_number
+        )
+        self._submit(run, ResumeRunArgs, submission_id)
+
+    def _submit(
+        self,
+        run: DagsterRun,
+        args_type: type[ExecuteRunArgs] | type[ResumeRunArgs],
+        submission_id: str,
+    ) -> None:
+        """Submit `run` as the Ray job `submission_id`: the `dagster api` command of `args_type`
+        (execute or resume), its arguments quoted for the shell."""
         origin = run.job_code_origin
         if origin is None:
-            raise ValueError(f"run {run.run_id} has no code origin: it cannot be resumed")
-        args = ResumeRunArgs(
+            raise ValueError(f"run {run.run_id} has no code origin: it cannot be launched")
+        args = args_type(
             job_origin=origin,
             run_id=run.run_id,
             instance_ref=self._instance.get_ref(),
             set_exit_code_on_failure=True,
         ).get_command_args()
-        submission_id = get_job_submission_id_from_run_id(
-            run.run_id, resume_attempt_number=context.resume_attempt_number
-        )
         self._launch_ray_job(submission_id, shlex.join(args), self._with_asset_env(run))
 
     def get_run_worker_debug_info(
