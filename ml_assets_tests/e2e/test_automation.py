@@ -293,6 +293,8 @@ def test_4_and_5_a_feature_code_bump_reruns_exactly_the_stale_set(platform: Plat
     expected = {f"complaint_features[{d}]" for d in days} | {"deployed_model", "live_promotion"}
     # Nothing was served on those days: the monitoring assets are missing there, as before.
     expected |= {f"{name}[{d}]" for name in MONITORING for d in days}
+    # complaint_scores is scored on demand on a Ray cluster (no automation, no Ray here): missing.
+    expected |= {f"complaint_scores[{d}]" for d in days}
     # The late days are older than DRIFT_RECENT_DAYS: automation never measured their drift.
     expected |= {f"input_drift[{d}]" for d in (LATE_DAY, TOUCHED_DAY)}
     assert stale_set(platform.instance, workspace, days) == expected
