@@ -65,6 +65,8 @@ def test_profile_run(tmp_path: Path) -> None:
     assert "raw_complaints" in report and "store_event" in report
 
 
+@pytest.mark.e2e  # a Ray head and worker, `ml-assets materialize` on both launchers
+@pytest.mark.services  # Ray, and the dagster dev that `materialize` starts
 def test_ray_runs(tmp_path: Path) -> None:
     out = tmp_path / "ray_runs.md"
     line = last_line("ray_runs.py", "--out", str(out))
