@@ -9,6 +9,7 @@ import dagster as dg
 from ml_assets.assets.evaluation import champion_model, model_evaluation
 from ml_assets.assets.evidence import evidence_after, materializations_after
 from ml_assets.assets.features import complaint_features
+from ml_assets.assets.history import company_history, feature_store, label_log
 from ml_assets.assets.keys import INPUT_DRIFT, RETRAIN_EVIDENCE_METADATA, SERVED_PREDICTIONS
 from ml_assets.assets.monitoring import input_drift, live_performance
 from ml_assets.assets.promotion import live_promotion
@@ -176,6 +177,19 @@ def upstream_or_code_changed(label: str) -> AutomationCondition:
     ).with_label(label)
 
 
+def history_changed() -> AutomationCondition:
+    """`feature_store`: rewrite the snapshot when company history changed, once no run writes
+    history (a ranged run's days are not "in progress" to Dagster: TargetedByRunInFlight)."""
+    return (
+        (AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed())
+        .since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
+        .with_label("history_or_code_changed")
+        & ~TargetedByRunInFlight(company_history.key)
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("history_changed")
+
+
 def evidence_changed() -> AutomationCondition:
     """`live_promotion`: rerun when served predictions, live performance or labels change.
 
@@ -262,7 +276,13 @@ def automated_assets(
 ) -> list[dg.AssetsDefinition]:
     """Every asset downstream of the landing sensor's raw_complaints, with its condition;
     `live_promotion` automated only when the platform promotes on live evidence."""
-    per_partition = [validate_complaints, complaint_statistics, complaint_features]
+    per_partition = [
+        validate_complaints,
+        complaint_statistics,
+        complaint_features,
+        label_log,
+        company_history,
+    ]
     partition_changed = upstream_or_code_changed("partition_changed") & ~TargetedByRunInFlight()
     chain = {
         dispute_model: upstream_or_code_changed("follow_upstream"),
@@ -281,6 +301,7 @@ def automated_assets(
             )
             for a in per_partition
         ),
+        feature_store.with_attributes(automation_condition=history_changed()),
         live_performance.with_attributes(automation_condition=labels_or_logs_changed()),
         input_drift.with_attributes(automation_condition=recent_inputs_changed()),
         training_dataset.with_attributes(automation_condition=retrain_condition(policy)),

@@ -71,6 +71,7 @@ def local_resources(home: ProjectHome, settings: Settings | None = None) -> dict
             address=settings.ray_gcs_address,
             token_path=str(home.ray_token),
             predictions_dir=str(home.predictions),
+            feature_store=str(home.feature_store),
             http_host=settings.serve_host,
             http_port=settings.serve_port,
             # Secrets reach resources as EnvVars: the UI shows the variable's name, never its value.

@@ -4,6 +4,7 @@ import dagster as dg
 
 from ml_assets.assets.evaluation import blessing, champion_model, model_evaluation
 from ml_assets.assets.features import complaint_features
+from ml_assets.assets.history import company_history, label_log
 from ml_assets.assets.ingestion import raw_complaints
 from ml_assets.assets.monitoring import input_drift, live_performance, served_predictions
 from ml_assets.assets.scoring import complaint_scores
@@ -13,7 +14,14 @@ from ml_assets.assets.training import dispute_model, training_dataset
 from ml_assets.assets.validation import validate_complaints
 from ml_assets.partitions import daily_partitions, request_day_partitions
 
-DATA_LAYER_ASSETS = [raw_complaints, validate_complaints, complaint_statistics, complaint_features]
+DATA_LAYER_ASSETS = [
+    raw_complaints,
+    validate_complaints,
+    complaint_statistics,
+    complaint_features,
+    label_log,
+    company_history,
+]
 DATA_LAYER_KEYS = [key for asset in DATA_LAYER_ASSETS for key in asset.keys]
 MODEL_LAYER_ASSETS = [training_dataset, dispute_model, model_evaluation, champion_model]
 MODEL_LAYER_CHECKS = [blessing]
@@ -25,7 +33,8 @@ data_layer_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DATA_LAYER_ASSETS),
     partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
-    description="Ingest, validate, profile and featurize one ingestion day.",
+    description="Ingest, validate, profile and featurize ingestion days, and log their labels and "
+    "company history.",
 )
 
 # In one process too: TensorFlow and MLflow are imported once, not once per step.

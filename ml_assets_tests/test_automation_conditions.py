@@ -12,9 +12,11 @@ import pytest
 
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.evidence import challenger_on_trial, current_champion, evidence_after
+from ml_assets.assets.history import feature_store
 from ml_assets.assets.keys import (
     AWAITING_METADATA,
     CHAMPION_METADATA,
+    COMPANY_HISTORY,
     COMPLAINT_FEATURES,
     DECISION_METADATA,
     INPUT_DRIFT,
@@ -81,6 +83,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectHome:
 
 
 def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, day: date) -> None:
+    """A day through the data layer, and the online store refreshed after it (as the platform's
+    automation does: the tests below are about what else reruns)."""
     result = dg.materialize(
         DATA_LAYER_ASSETS,
         resources=defs.resources,
@@ -88,6 +92,12 @@ def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, day: date) -> Non
         instance=instance,
     )
     assert result.success
+    refresh_store(defs, instance)
+
+
+def refresh_store(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    stored = dg.materialize([feature_store], resources=defs.resources, instance=instance)
+    assert stored.success
 
 
 def test_the_retrain_policy_waits_for_enough_new_labelled_days(home: ProjectHome) -> None:
@@ -128,6 +138,8 @@ def test_a_raw_correction_reruns_only_that_days_downstream(home: ProjectHome) ->
             "rejected_complaints": [day],
             "complaint_statistics": [day],
             "complaint_features": [day],
+            "label_log": [day],
+            "company_history": [day],
         }
 
 
@@ -206,8 +218,21 @@ def test_a_run_over_several_days_requests_nothing_downstream_and_a_raw_range_all
         ticks.tick()
         # The sensor's run over consecutive days: every day's downstream is done in that run.
         assert job.execute_in_process(instance=instance, tags=range_tags(days)).success
+        # The store waits while a run writes company history (another range of the backfill).
+        writing = create_run_for_test(
+            instance,
+            job_name="data_layer_job",
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({COMPANY_HISTORY}),
+        )
+        assert "feature_store" not in ticks.tick()
+        instance.report_run_failed(writing)
         requested = ticks.tick()
-        assert {k: v for k, v in requested.items() if k not in MODEL_CHAIN} == {}
+        # Only the online store, which follows the history once no run writes it.
+        assert {k: v for k, v in requested.items() if k not in MODEL_CHAIN} == {
+            "feature_store": [None]
+        }
+        refresh_store(defs, instance)
         # raw_complaints alone over the range (as from the UI): every day's downstream follows.
         raw_only = [dg.AssetKey("raw_complaints")]
         assert job.execute_in_process(
@@ -228,6 +253,8 @@ def test_a_run_over_several_days_requests_nothing_downstream_and_a_raw_range_all
         assert {k: v for k, v in requested.items() if k not in MODEL_CHAIN} == {
             **dict.fromkeys(downstream, days),
             "complaint_features": days,
+            "label_log": days,
+            "company_history": days,
         }
 
 

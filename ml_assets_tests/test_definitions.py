@@ -12,6 +12,9 @@ ASSETS = {
     "rejected_complaints",
     "complaint_statistics",
     "complaint_features",
+    "label_log",
+    "company_history",
+    "feature_store",
     "training_dataset",
     "dispute_model",
     "model_evaluation",
@@ -55,3 +58,6 @@ def test_resources_point_into_the_project_home(tmp_path: Path) -> None:
     # The sensor reads the day folders where the landing code writes them.
     assert resources["landing_zone"].days_root == complaints_root(home.landing)
     assert resources["io_manager"].database == str(tmp_path / "warehouse.duckdb")
+    # The replicas read the online store where feature_store writes it.
+    assert resources["ray_cluster"].feature_store == str(home.feature_store)
+    assert home.feature_store.is_relative_to(tmp_path)

@@ -43,6 +43,11 @@ class ProjectHome:
         return self.root / "storage"
 
     @property
+    def feature_store(self) -> Path:
+        """The online feature store: the newest history snapshot the serving replicas read."""
+        return self.root / "feature_store" / "online.sqlite"
+
+    @property
     def predictions(self) -> Path:
         """Answered predictions, one folder per day (the feedback for monitoring)."""
         return self.root / "predictions"

@@ -235,6 +235,9 @@ class RayCluster(dg.ConfigurableResource):
     # The endpoint's bearer token ("" leaves it open); set from ML_ASSETS_API_TOKEN as an EnvVar,
     # so the UI shows the variable's name, never the token.
     api_token: str = ""
+    # The online feature store's file (the feature_store asset writes it, replicas read it): a
+    # path every node of the cluster reaches.
+    feature_store: str = ""
 
     @property
     def endpoint(self) -> str:

@@ -27,6 +27,9 @@ INPUT_DRIFT: Final = dg.AssetKey("input_drift")
 LIVE_PERFORMANCE: Final = dg.AssetKey("live_performance")
 LIVE_PROMOTION: Final = dg.AssetKey("live_promotion")
 COMPLAINT_SCORES: Final = dg.AssetKey("complaint_scores")
+LABEL_LOG: Final = dg.AssetKey("label_log")
+COMPANY_HISTORY: Final = dg.AssetKey("company_history")
+FEATURE_STORE: Final = dg.AssetKey("feature_store")
 
 # --- groups --------------------------------------------------------------------------------------
 DATA_LAYER_GROUP: Final = "data_layer"
@@ -38,6 +41,8 @@ MONITORING_GROUP: Final = "monitoring"
 WAREHOUSE_SCHEMA: Final = "complaints"  # DuckDB schema of every table the assets write
 DUCKDB_POOL: Final = "duckdb_warehouse"  # Dagster concurrency pool of every DuckDB writer
 FEATURES_TABLE: Final = f"{WAREHOUSE_SCHEMA}.{COMPLAINT_FEATURES.path[-1]}"
+LABEL_LOG_TABLE: Final = f"{WAREHOUSE_SCHEMA}.{LABEL_LOG.path[-1]}"
+HISTORY_TABLE: Final = f"{WAREHOUSE_SCHEMA}.{COMPANY_HISTORY.path[-1]}"
 # input_drift's partition column: the ingestion and request day it compares.
 DRIFT_DATE_COLUMN: Final = "drift_date"
 

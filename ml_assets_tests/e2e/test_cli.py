@@ -145,7 +145,7 @@ def test_the_backfill_gives_what_one_day_at_a_time_gives(tmp_path: Path) -> None
         assert len({r.tags["dagster/backfill"] for r in runs}) == 1
     assert warehouse_tables(backfilled) == warehouse_tables(daily)
     versions = _data_versions(backfilled)
-    assert len(versions) == 5 * 6 and versions == _data_versions(daily)
+    assert len(versions) == len(DATA_LAYER_KEYS) * 6 and versions == _data_versions(daily)
 
 
 @pytest.mark.services
