@@ -29,7 +29,7 @@ import pandas as pd
 
 from baseline_logreg import logistic_regression_scores
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
-from ml_assets.model.features import FEATURE_COLUMNS, LABEL, MISSING_TOKEN
+from ml_assets.model.features import LABEL, MISSING_TOKEN
 from ml_assets.model.metrics import binary_metrics
 from ml_assets.model.network import ModelParams, predict_proba
 from ml_assets.model.training import (
@@ -115,10 +115,8 @@ def load_dataset(home_path: str | None) -> pd.DataFrame:
     """The training dataset of a project home with each complaint's company."""
     home = ProjectHome.at(home_path or load_settings().home)
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
-        dataset = conn.execute(
-            f"select t.*, v.{COMPANY} from {WAREHOUSE_SCHEMA}.training_dataset t "
-            f"left join {WAREHOUSE_SCHEMA}.validated_complaints v using (complaint_id)"
-        ).fetchdf()
+        # The dataset holds each complaint's company (the history join's key).
+        dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
     # The same "no value" token the other categorical inputs use.
     dataset[COMPANY] = (
         dataset[COMPANY].astype("string").str.strip().replace("", pd.NA).fillna(MISSING_TOKEN)
@@ -135,7 +133,6 @@ def train_variant(
     if epochs is not None:
         params = params.model_copy(update={"epochs": epochs})
     extra = {COMPANY: COMPANY_BINS} if variant.company else None
-    columns = [*FEATURE_COLUMNS, *(extra or {})]
     start = time.perf_counter()
     trained = train_dispute_model(dataset, params, extra)
     seconds = time.perf_counter() - start
@@ -143,7 +140,7 @@ def train_variant(
 
     def scored(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = dataset[dataset[SPLIT_COLUMN] == split]
-        return rows[LABEL].to_numpy(), predict_proba(trained.model, rows, columns=columns)
+        return rows[LABEL].to_numpy(), predict_proba(trained.model, rows)
 
     validation_labels, validation_probs = scored(VALIDATION)
     validation = binary_metrics(validation_labels, validation_probs, trained.threshold)

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml_assets.assets.history import with_history
 from ml_assets.assets.keys import FEATURES_TABLE
 from ml_assets.assets.serving import serving_config
 from ml_assets.columns import INGESTION_DATE_COLUMN
@@ -39,6 +40,7 @@ from resources.home import ProjectHome
 from resources.local_services import free_port
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster, start_head, start_worker, stop_head
+from resources.warehouse import Warehouse
 from smoke import bench_parser, output_path, parse
 
 LAYOUTS = ("1 node", "2 nodes")
@@ -62,9 +64,11 @@ def history(home: ProjectHome, days: int) -> pd.DataFrame:
         else ""
     )
     with duckdb.connect(str(home.warehouse), read_only=True) as conn:
-        return conn.execute(
+        rows = conn.execute(
             f"select * from {FEATURES_TABLE} {newest} order by {INGESTION_DATE_COLUMN}"
         ).fetchdf()
+    # Each with its company history as of the day before its own, as complaint_scores gives it.
+    return with_history(Warehouse(database=str(home.warehouse)), rows)
 
 
 @contextlib.contextmanager
@@ -150,7 +154,13 @@ def main() -> None:
     champion = registry.version_for_alias(CHAMPION_ALIAS)
     if champion is None:
         raise SystemExit(f"no champion in {home.root}: run `ml-assets train` first")
-    config = serving_config(registry, champion.version, str(home.predictions), MAX_COMPLAINTS)
+    config = serving_config(
+        registry,
+        champion.version,
+        str(home.predictions),
+        MAX_COMPLAINTS,
+        feature_store=str(home.feature_store),
+    )
     features = history(home, args.days)
     days = features[INGESTION_DATE_COLUMN].nunique()
     half = max(1, args.cpus // 2)

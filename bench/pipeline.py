@@ -87,16 +87,16 @@ print("DUCKDB", sum(n for _, n in rows), len(rows), time.monotonic() - began)
 PLAIN_KERAS = """
 import json, sys, time
 import duckdb
-from ml_assets.model.features import FEATURE_COLUMNS, LABEL
-from ml_assets.model.network import ModelParams, build_model, to_tensors
+from ml_assets.model.features import LABEL
+from ml_assets.model.network import ModelParams, build_model, model_input_names, to_tensors
 from ml_assets.model.training import SPLIT_COLUMN, TRAIN
 database, epochs = sys.argv[1], int(sys.argv[2])
 with duckdb.connect(database, read_only=True) as conn:
     data = conn.execute("select * from complaints.training_dataset").fetchdf()
 train = data[data[SPLIT_COLUMN] == TRAIN]
 params = ModelParams()
-model = build_model(train[list(FEATURE_COLUMNS)], params)
-inputs, labels = to_tensors(train[list(FEATURE_COLUMNS)]), train[LABEL].to_numpy()
+model = build_model(train, params)
+inputs, labels = to_tensors(train, model_input_names(model)), train[LABEL].to_numpy()
 began = time.monotonic()
 model.fit(inputs, labels, batch_size=params.batch_size, epochs=epochs, verbose=0)
 print("PLAIN", len(train), epochs, time.monotonic() - began)

@@ -66,11 +66,11 @@ def load_records(warehouse: Path) -> list[dict[str, Any]]:
     import duckdb
 
     from ml_assets.assets.keys import WAREHOUSE_SCHEMA
-    from ml_assets.model.features import FEATURE_COLUMNS
+    from ml_assets.model.features import COMPANY_COLUMN, FEATURE_COLUMNS
     from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
     from ml_assets.serving.deploy import features_to_record
 
-    columns = ", ".join(["complaint_id", *FEATURE_COLUMNS])
+    columns = ", ".join(["complaint_id", COMPANY_COLUMN, *FEATURE_COLUMNS])
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         frame = conn.execute(
             f"select {columns} from {WAREHOUSE_SCHEMA}.training_dataset "
@@ -106,11 +106,18 @@ def prepare(
 
     registry = registry_of(home)
     version = resolve_version(registry, wanted)
-    config = serving_config(registry, version, str(predictions_dir or ""), MAX_COMPLAINTS)
+    config = serving_config(
+        registry,
+        version,
+        str(predictions_dir or ""),
+        MAX_COMPLAINTS,
+        feature_store=str(home.feature_store),
+    )
     if predictions_dir is None:
         config = config.model_copy(update={"predictions_dir": None})
     records = load_records(home.warehouse)
-    predictor = Predictor(load_keras_model(version, config.tracking_uri, config.model_name))
+    model = load_keras_model(version, config.tracking_uri, config.model_name)
+    predictor = Predictor(model, config.feature_store)
     sample = records[:BATCH]
     model = ModelUnderTest(
         home, version, config, records, sample, predictor.predict_records(sample)

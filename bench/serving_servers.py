@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ml_assets.model.features import FEATURE_COLUMNS, records_to_arrays
+from ml_assets.model.network import HISTORY_INPUT, model_input_names
 from ml_assets.model.tracking import load_keras_model
 from ml_assets.serving.schemas import (
     ErrorResponse,
@@ -61,6 +62,11 @@ def naive_app(config: ServingConfig) -> FastAPI:
     import tensorflow as tf
 
     model = load_keras_model(config.model_version, config.tracking_uri, config.model_name)
+    from ml_assets.serving.predictor import Predictor
+
+    # Its online-store lookup only (the naive server calls the model itself).
+    takes_history = HISTORY_INPUT in model_input_names(model)
+    store = Predictor(model, config.feature_store) if takes_history else None
     api = FastAPI(title="naive model server")
 
     @api.get("/healthz", response_model=Health)
@@ -72,6 +78,9 @@ def naive_app(config: ServingConfig) -> FastAPI:
         records = [c.model_dump(exclude_none=True) for c in body.complaints]
         arrays = records_to_arrays(records)
         inputs = {k: tf.constant(arrays[k].reshape(-1, 1)) for k in FEATURE_COLUMNS}
+        if store is not None:
+            # The same lookup the Serve app makes (a model that takes company history).
+            inputs[HISTORY_INPUT] = tf.constant(store.history(records))
         # Keras annotates `verbose` as str, but documents 0 as silent.
         output = model.predict(inputs, verbose=0)  # pyright: ignore[reportArgumentType]
         probabilities = np.asarray(output).reshape(-1)
@@ -89,7 +98,7 @@ def plain_app(config: ServingConfig) -> FastAPI:
     from ml_assets.serving.predictor import Predictor
 
     model = load_keras_model(config.model_version, config.tracking_uri, config.model_name)
-    predictor = Predictor(model)
+    predictor = Predictor(model, config.feature_store)
     predictor.predict_records([{}])  # trace before taking traffic, as the Serve app does
     folder = config.predictions_dir
     feedback = (

@@ -177,6 +177,24 @@ def upstream_or_code_changed(label: str) -> AutomationCondition:
     ).with_label(label)
 
 
+def champion_changed() -> AutomationCondition:
+    """`deployed_model`: redeploy when the champion (or the serving code) changed, once the
+    online store exists; a refreshed store is no reason, the replicas reload it themselves."""
+    return (
+        (
+            AutomationCondition.any_deps_updated().ignore(
+                dg.AssetSelection.assets(feature_store.key)
+            )
+            | AutomationCondition.code_version_changed()
+        )
+        .since_last_handled()  # pyright: ignore[reportAttributeAccessIssue]
+        .with_label("champion_or_code_changed")
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("champion_changed")
+
+
 def history_changed() -> AutomationCondition:
     """`feature_store`: rewrite the snapshot when company history changed, once no run writes
     history (a ranged run's days are not "in progress" to Dagster: TargetedByRunInFlight)."""
@@ -289,7 +307,7 @@ def automated_assets(
         model_evaluation: upstream_or_code_changed("follow_upstream"),
         # champion_model reads the blessing itself: it promotes, or records the refusal.
         champion_model: upstream_or_code_changed("follow_upstream"),
-        deployed_model: upstream_or_code_changed("follow_upstream"),
+        deployed_model: champion_changed(),
     }
     return [
         live_promotion.with_attributes(automation_condition=evidence_changed())

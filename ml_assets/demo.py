@@ -284,6 +284,16 @@ def ask_for_a_prediction(endpoint: str) -> None:
     )
     answer.raise_for_status()
     print(f"prediction from {endpoint}/predict: {json.dumps(answer.json())}")
+    print(f"company history as of: {feature_snapshot_date(endpoint)} (the online feature store)")
+
+
+def feature_snapshot_date(endpoint: str) -> str | None:
+    """The day of the company history the endpoint serves (its /model)."""
+    info = requests.get(
+        f"{endpoint}/model", headers=bearer_headers(load_settings().token()), timeout=60
+    )
+    info.raise_for_status()
+    return info.json().get("feature_snapshot_date")
 
 
 def serve_first_days(platform: Platform, first: date, as_of: date) -> tuple[list[str], set[str]]:
@@ -392,7 +402,8 @@ def run_demo(home: ProjectHome, settings: DemoSettings, yesterday: date) -> str:
         version = str((served(settings.endpoint) or {}).get("model_version"))
         print(
             f"retrained: {'yes' if retrained else 'no (the policy waits for more new days)'}; "
-            f"serving version {version} (before: {before})"
+            f"serving version {version} (before: {before}); company history as of "
+            f"{feature_snapshot_date(settings.endpoint)}"
         )
     print_memory_and_addresses(memory, settings)
     return f"demo ok: model {MODEL_NAME} version {version} serving at {settings.endpoint}/predict"

@@ -12,7 +12,6 @@ from ml_assets.model.evaluation import (
     evaluate_models,
     report_markdown,
 )
-from ml_assets.model.features import FEATURE_COLUMNS
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import ChampionChange, promote
 from ml_assets.model.tracking import (
@@ -27,7 +26,7 @@ from ml_assets.model.tracking import (
 from ml_assets.model.training import EVALUATION, SPLIT_COLUMN
 from resources.mlflow_registry import ModelRegistry
 
-EVALUATION_CODE_VERSION = "2"
+EVALUATION_CODE_VERSION = "3"  # 3: each model scored on the inputs it takes
 # champion_model's record of the version it made champion (read by the retraining policy).
 CHAMPION_CODE_VERSION = "2"
 
@@ -40,7 +39,7 @@ def _scores(
     registry: ModelRegistry, version: str, threshold: float, rows: pd.DataFrame
 ) -> ModelScores:
     model = load_keras_model(version, registry.tracking_uri, registry.model_name)
-    return ModelScores(version, threshold, predict_proba(model, rows[list(FEATURE_COLUMNS)]))
+    return ModelScores(version, threshold, predict_proba(model, rows))
 
 
 @dg.asset(

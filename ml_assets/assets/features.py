@@ -24,7 +24,7 @@ from ml_assets.model.features import LABEL, to_features
 from ml_assets.partitions import daily_partitions
 
 # Bump when the raw-to-input mapping changes: every features partition and the model go stale.
-FEATURES_CODE_VERSION = "1"
+FEATURES_CODE_VERSION = "2"  # 2: the company, for the history join
 # The table the model layer and the monitoring read labelled features from.
 
 

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ml_assets.assets.day_ranges import (
@@ -34,17 +35,22 @@ from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.model.history import (
     ARRIVED_ON,
     AS_OF,
+    COMPANY,
     COMPANY_LEVEL,
     DISPUTED,
+    HISTORY_FEATURES,
     LEVEL,
     LOG_COLUMNS,
     LOOKBACK_DAYS,
     OVERALL_LEVEL,
+    PRODUCT,
+    as_of_day,
     day_contributions,
     history_snapshots,
+    join_history,
     log_label_arrivals,
 )
-from ml_assets.model.online_store import write_online_store
+from ml_assets.model.online_store import OnlineStore, write_online_store
 from ml_assets.partitions import daily_partitions, platform_today
 from resources.ray_cluster import RayCluster
 from resources.warehouse import Warehouse
@@ -152,6 +158,61 @@ def history_window(warehouse: Warehouse, first: date, last: date) -> pd.DataFram
             "between ?::date and ?::date",
             [first - timedelta(days=LOOKBACK_DAYS - 1), last],
         ).fetchdf()
+
+
+def with_history(warehouse: Warehouse, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` (company, product, ingestion_date) with HISTORY_FEATURES as of the day before each
+    row's ingestion day, from company_history; fails when a row's day has no history written."""
+    if rows.empty:
+        return rows.assign(**{c: pd.Series(dtype="float64") for c in HISTORY_FEATURES})
+    days = sorted(pd.to_datetime(rows[INGESTION_DATE_COLUMN]).dt.strftime("%Y-%m-%d").unique())
+    schema, table = HISTORY_TABLE.split(".")
+    written = (
+        warehouse.partition_counts(HISTORY_TABLE, INGESTION_DATE_COLUMN, days)
+        if warehouse.has_table(schema, table)
+        else dict.fromkeys(days, 0)
+    )
+    if missing := [day for day, n in written.items() if n == 0]:
+        raise dg.Failure(
+            f"company_history has no rows for {len(missing)} day(s) with complaints "
+            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): materialize the data "
+            "layer for them (`ml-assets materialize`), which writes label_log and company_history."
+        )
+    as_of = sorted(as_of_day(rows[INGESTION_DATE_COLUMN]).dt.date.unique())
+    snapshots = history_snapshots(history_window(warehouse, as_of[0], as_of[-1]), as_of)
+    joined = join_history(rows, snapshots)
+    return pd.concat([rows, joined], axis=1)
+
+
+def store_parity(
+    warehouse: Warehouse, store_path: str, rows: pd.DataFrame
+) -> tuple[pd.DataFrame, date]:
+    """`rows` as complaints arriving the day after the online store's snapshot, with the history
+    the store serves them; fails unless it equals the offline history of that day exactly."""
+    if not store_path:
+        raise dg.Failure(
+            "the champion takes company history and ray_cluster.feature_store is not set: give "
+            "the online store a path and materialize feature_store"
+        )
+    try:
+        store = OnlineStore.open(Path(store_path))
+    except FileNotFoundError as exc:
+        raise dg.Failure(str(exc)) from exc
+    day = store.snapshot_date
+    arriving = rows.drop(columns=list(HISTORY_FEATURES), errors="ignore").reset_index(drop=True)
+    arriving[INGESTION_DATE_COLUMN] = pd.Timestamp(day + timedelta(days=1))
+    offline = join_history(arriving, history_snapshots(history_window(warehouse, day, day), [day]))
+    online = store.lookup(arriving[COMPANY].tolist(), arriving[PRODUCT].tolist())
+    differs = offline.to_numpy() != online.to_numpy()
+    if differs.any():
+        rows_off = int(differs.any(axis=1).sum())
+        column = list(HISTORY_FEATURES)[int(np.argmax(differs.any(axis=0)))]
+        raise dg.Failure(
+            f"the online store's history of {day} differs from the offline history for "
+            f"{rows_off} of {len(arriving)} complaints (first column: {column}): materialize "
+            "feature_store again, then deploy"
+        )
+    return pd.concat([arriving, offline], axis=1), day
 
 
 def newest_history_day(warehouse: Warehouse) -> date:

@@ -12,6 +12,7 @@ from ml_assets.assets.day_ranges import (
     outputs_by_day,
     run_days,
 )
+from ml_assets.assets.history import with_history
 from ml_assets.assets.keys import (
     CHAMPION_MODEL,
     COMPLAINT_FEATURES,
@@ -29,8 +30,9 @@ from ml_assets.serving.schemas import MAX_COMPLAINTS
 from resources.compat.ray import free_cpus_per_node
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
+from resources.warehouse import Warehouse
 
-SCORES_CODE_VERSION = "1"
+SCORES_CODE_VERSION = "2"  # 2: with the history as of the day before each complaint's
 # The table's columns: the complaint, its day and the version, then the scores.
 TABLE_COLUMNS = ("complaint_id", INGESTION_DATE_COLUMN, "model_version", *SCORE_COLUMNS)
 
@@ -52,6 +54,7 @@ def complaint_scores(
     complaint_features: pd.DataFrame,
     model_registry: ModelRegistry,
     ray_cluster: RayCluster,
+    warehouse: Warehouse,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetMaterialization]:
     """The champion's dispute probability and decision for each complaint of the day, scored as
     the endpoint scores it, by Ray Data actors over the cluster's nodes."""
@@ -66,10 +69,16 @@ def complaint_scores(
         )
     # The champion's serving config: its login, version and threshold as the replicas get them.
     config = serving_config(
-        model_registry, champion.version, ray_cluster.predictions_dir, MAX_COMPLAINTS
+        model_registry,
+        champion.version,
+        ray_cluster.predictions_dir,
+        MAX_COMPLAINTS,
+        feature_store=ray_cluster.feature_store or None,
     )
+    # Each complaint with its history as of the day before its own (the store holds today's).
+    features = with_history(warehouse, complaint_features)
     # Free CPUs node by node: an actor must fit on one node, the cluster's total over-promises.
-    batch = score_on_cluster(complaint_features, config, free_cpus_per_node())
+    batch = score_on_cluster(features, config, free_cpus_per_node())
     scores = pd.concat(
         [complaint_features[["complaint_id", INGESTION_DATE_COLUMN]], batch.scores], axis=1
     )

@@ -10,9 +10,10 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets.assets.evaluation import champion_model
-from ml_assets.assets.keys import MODEL_GROUP
+from ml_assets.assets.history import store_parity
+from ml_assets.assets.keys import FEATURE_STORE, MODEL_GROUP
 from ml_assets.assets.policy import ServingPolicy
-from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.features import COMPANY_COLUMN, FEATURE_COLUMNS
 from ml_assets.model.tracking import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -35,8 +36,9 @@ from resources.compat.ray import with_code_version
 from resources.home import ensure_secret
 from resources.mlflow_registry import ModelRegistry
 from resources.ray_cluster import RayCluster
+from resources.warehouse import Warehouse
 
-SERVING_CODE_VERSION = "3"
+SERVING_CODE_VERSION = "4"  # 4: company history from the online store
 SMOKE_KEY_FILE = "serve_smoke_key"
 LOG_BUDGET_DEFAULT: int = ServingConfig.model_fields["prediction_log_max_bytes_per_day"].default
 
@@ -97,9 +99,11 @@ def serving_config(
     challenger: ChallengerConfig | None = None,
     log_bytes_per_day: int = LOG_BUDGET_DEFAULT,
     smoke_key_path: Path | None = None,
+    feature_store: str | None = None,
 ) -> ServingConfig:
     """The Serve `user_config` of a registered version, with its provenance (`smoke_key_path`:
-    the key whose signature marks smoke requests; None: none is marked)."""
+    the key whose signature marks smoke requests; None: none is marked; `feature_store`: the
+    online store a version that takes company history reads)."""
     found = registry.get_version(version)
     return ServingConfig(
         tracking_uri=registry.tracking_uri,
@@ -120,6 +124,7 @@ def serving_config(
         challenger=challenger,
         prediction_log_max_bytes_per_day=log_bytes_per_day,
         smoke_key=smoke_key(smoke_key_path) if smoke_key_path else None,
+        feature_store=feature_store,
     )
 
 
@@ -158,6 +163,7 @@ def serve_version(
         ),
         serving_policy.prediction_log_max_bytes_per_day,
         smoke_key_file(ray_cluster),
+        ray_cluster.feature_store or None,
     )
     ray_cluster.connect()
     deploy(config, ray_cluster.http_host, ray_cluster.http_port, versioned())
@@ -176,7 +182,8 @@ def serve_version(
     io_manager_key="model_io_manager",
     # A promotion or retirement by live_promotion reaches the endpoint through the serving
     # sensor, which compares what serves with what should.
-    deps=[champion_model],
+    # The online store: what the replicas look company history up in.
+    deps=[champion_model, FEATURE_STORE],
     kinds={"ray"},
 )
 def deployed_model(
@@ -185,9 +192,10 @@ def deployed_model(
     ray_cluster: RayCluster,
     model_registry: ModelRegistry,
     serving_policy: ServingPolicy,
+    warehouse: Warehouse,
 ) -> dg.Output[ServingConfig]:
     """Deploys (or moves in place) the Ray Serve app to the champion and checks it over HTTP."""
-    from ml_assets.model.network import predict_proba
+    from ml_assets.model.network import HISTORY_INPUT, model_input_names, predict_proba
     from ml_assets.model.tracking import load_keras_model
     from ml_assets.serving.deploy import SmokeTestFailed, deploy_checked, features_to_record
 
@@ -223,6 +231,7 @@ def deployed_model(
             challenger,
             serving_policy.prediction_log_max_bytes_per_day,
             key_file,
+            ray_cluster.feature_store or None,
         )
 
     wanted = config_for(champion.version)
@@ -231,8 +240,14 @@ def deployed_model(
     model = load_keras_model(
         wanted.model_version, model_registry.tracking_uri, model_registry.model_name
     )
-    expected = predict_proba(model, sample[list(FEATURE_COLUMNS)])
-    records = [features_to_record(r) for r in sample[list(FEATURE_COLUMNS)].to_dict("records")]
+    snapshot_date = None
+    if HISTORY_INPUT in model_input_names(model):
+        # The complaints as if they arrived now: with the history the endpoint will look up,
+        # which must be the offline history of the store's day, value for value.
+        sample, snapshot_date = store_parity(warehouse, ray_cluster.feature_store, sample)
+    expected = predict_proba(model, sample)
+    stored = sample[[COMPANY_COLUMN, *FEATURE_COLUMNS]].to_dict("records")
+    records = [features_to_record(r) for r in stored]
     try:
         previous, smoke = deploy_checked(
             wanted,
@@ -263,5 +278,6 @@ def deployed_model(
             "smoke_requests": smoke.requests,
             "smoke_latency_ms_p50": smoke.latency_ms_p50,
             "smoke_max_difference": smoke.max_difference,
+            "feature_snapshot_date": str(snapshot_date or "none (the model takes no history)"),
         },
     )

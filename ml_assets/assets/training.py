@@ -8,7 +8,9 @@ from pydantic import Field
 
 from ml_assets.assets.evidence import evidence_after
 from ml_assets.assets.features import FEATURES_CODE_VERSION, complaint_features
+from ml_assets.assets.history import with_history
 from ml_assets.assets.keys import (
+    COMPANY_HISTORY,
     DUCKDB_POOL,
     FEATURES_TABLE,
     INPUT_DRIFT,
@@ -57,8 +59,8 @@ RETRAIN_EVIDENCE_TAG = "ml_assets/retrain_evidence"
 SEARCH_RUN_NAME = "search"  # the nested MLflow run that holds the trials' runs
 SEARCH_RUN_TAG = "search_run_id"  # on the final model's run: the search that chose its params
 MAX_TAG_CHARS = 240
-DATASET_CODE_VERSION = "1"
-MODEL_CODE_VERSION = "1"
+DATASET_CODE_VERSION = "2"  # 2: with the company history features
+MODEL_CODE_VERSION = "2"  # 2: takes the company history features
 
 
 class TrainingWindowConfig(dg.Config, TrainingWindow):
@@ -102,7 +104,10 @@ def _newest_days(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 @dg.asset(
-    deps=[dg.AssetDep(complaint_features, partition_mapping=dg.LastPartitionMapping())],
+    deps=[
+        dg.AssetDep(complaint_features, partition_mapping=dg.LastPartitionMapping()),
+        dg.AssetDep(COMPANY_HISTORY, partition_mapping=dg.LastPartitionMapping()),
+    ],
     metadata={"schema": WAREHOUSE_SCHEMA},
     group_name=MODEL_GROUP,
     code_version=DATASET_CODE_VERSION,
@@ -127,6 +132,8 @@ def training_dataset(
             f"and {LABEL} is not null",
             [window.start.to_pydatetime(), window.end.to_pydatetime()],
         ).fetchdf()
+    # Each row's company history as of the day before it was ingested (the feature store's).
+    features = with_history(warehouse, features)
     dataset = split_dataset(features, window, config.split, config.evaluation_days)
     digest = hashlib.sha256(
         pd.util.hash_pandas_object(dataset, index=False).to_numpy().tobytes()

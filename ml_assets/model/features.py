@@ -27,9 +27,13 @@ HASHED_FEATURES: tuple[str, ...] = ("zip3",)
 TEXT_FEATURE = "narrative"
 FEATURE_COLUMNS: tuple[str, ...] = (*CATEGORICAL_FEATURES, *HASHED_FEATURES, TEXT_FEATURE)
 LABEL = "disputed"
+# The company is no model input of its own: its history is (ml_assets/model/history.py), looked up
+# by it, so the features table keeps it for that join.
+COMPANY_COLUMN = "company"
 FEATURES_TABLE_COLUMNS: tuple[str, ...] = (
     "complaint_id",
     INGESTION_DATE_COLUMN,
+    COMPANY_COLUMN,
     *FEATURE_COLUMNS,
     LABEL,
 )
@@ -150,6 +154,7 @@ def to_features(validated: pd.DataFrame) -> pd.DataFrame:
         INGESTION_DATE_COLUMN,
         pd.to_datetime(validated[INGESTION_DATE_COLUMN]).astype("datetime64[ns]"),
     )
+    out.insert(2, COMPANY_COLUMN, _category_column(validated[COMPANY_COLUMN]).astype("string"))
     label = validated[LABEL_COLUMN].astype("boolean")
     out[LABEL] = label.astype("Float64")
     return out.loc[:, list(FEATURES_TABLE_COLUMNS)].reset_index(drop=True)

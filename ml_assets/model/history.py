@@ -74,6 +74,7 @@ LOG_COLUMNS: Final = (
 
 LEVEL: Final = "level"
 KEY: Final = "key"
+KEY_SEPARATOR: Final = "\x1f"  # between company and product: in neither
 AS_OF: Final = "as_of"
 
 
@@ -114,15 +115,28 @@ def as_of_day(ingestion_date: pd.Series) -> pd.Series:
     return pd.to_datetime(ingestion_date).dt.normalize() - pd.Timedelta(days=1)
 
 
+def _tokens(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().fillna(MISSING_TOKEN).replace("", MISSING_TOKEN)
+
+
 def level_keys(companies: pd.Series, products: pd.Series, level: str) -> pd.Series:
     """The store key of each complaint at a level (missing values are the missing token)."""
-    company = (
-        companies.astype("string").str.strip().fillna(MISSING_TOKEN).replace("", MISSING_TOKEN)
-    )
+    company = _tokens(companies)
     if level == COMPANY_LEVEL:
         return company.astype(object)
-    product = products.astype("string").str.strip().fillna(MISSING_TOKEN).replace("", MISSING_TOKEN)
-    return (company + "\x1f" + product).astype(object)
+    return (company + KEY_SEPARATOR + _tokens(products)).astype(object)
+
+
+def key_token(value: object) -> str:
+    """One value as `level_keys` keys it, for a single request (no pandas on the serving path)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return MISSING_TOKEN
+    return str(value).strip() or MISSING_TOKEN
+
+
+def pair_key(company: str, product: str) -> str:
+    """The company x product key of two tokens."""
+    return f"{company}{KEY_SEPARATOR}{product}"
 
 
 def log_label_arrivals(validated: pd.DataFrame, logged: pd.DataFrame, today: date) -> pd.DataFrame:
@@ -326,9 +340,11 @@ def join_history(complaints: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFr
             "snapshots of every complaint's day before (as_of_day)"
         )
     unseen = overall.apply(unseen_row, axis=1).reindex(as_of).reset_index(drop=True)
+    # A complaint without a company (or product) field is one never seen: the priors.
+    named = complaints.reindex(columns=[COMPANY, PRODUCT])
     parts = []
     for level in LEVELS:
-        keys = level_keys(complaints[COMPANY], complaints[PRODUCT], level).reset_index(drop=True)
+        keys = level_keys(named[COMPANY], named[PRODUCT], level).reset_index(drop=True)
         table = snapshots[snapshots[LEVEL] == level].drop(columns=LEVEL)
         found = pd.DataFrame({AS_OF: as_of, KEY: keys}).merge(table, on=[AS_OF, KEY], how="left")
         values = found.loc[:, list(SNAPSHOT_COLUMNS)].fillna(unseen)

@@ -17,6 +17,7 @@ from ml_assets.model.features import (
     HASHED_FEATURES,
     TEXT_FEATURE,
 )
+from ml_assets.model.history import COUNT_FEATURES, HISTORY_FEATURES
 
 if TYPE_CHECKING:
     import keras
@@ -27,6 +28,9 @@ NO_TEXT_SENTINEL = "notext"
 LOGIT_LAYER = "wide_and_deep"  # the network's logit, before its sigmoid
 CALIBRATION_LAYER = "platt_scaling"
 TEXT_VECTORIZER_LAYER = "narrative_tokens"
+# The history features (ml_assets/model/history.py) enter as one float input of their width:
+# one tensor per request instead of 72 (p50 at 1 client: 8.1 ms with 72 separate inputs).
+HISTORY_INPUT = "company_history"
 # Probabilities are clipped this far from 0 and 1 before taking their logit.
 LOGIT_EPS = 1e-7
 # Almost no regularization: two parameters fitted on thousands of validation rows.
@@ -57,6 +61,9 @@ class ModelParams(BaseModel):
     architecture: Architecture = "wide_and_deep"
     use_narrative: bool = True
     wide_l2: float = Field(default=0.0, ge=0, description="L2 penalty on the wide logit's weights")
+    use_history: bool = Field(
+        default=True, description="take the company history features (feature store) as inputs"
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters as plain values (for MLflow)."""
@@ -90,6 +97,12 @@ def build_model(
         lookup = keras.layers.StringLookup(output_mode="one_hot", name=f"{name}_lookup")
         lookup.adapt(tf.constant(train_inputs[name].astype(str).to_numpy()))
         one_hots.append(lookup(inputs[name]))
+    if params.use_history:
+        inputs[HISTORY_INPUT] = cast(
+            "keras.KerasTensor",
+            keras.Input(shape=(len(HISTORY_FEATURES),), dtype="float32", name=HISTORY_INPUT),
+        )
+        one_hots.append(_history_part(train_inputs, inputs[HISTORY_INPUT]))
     if params.architecture == "wide":
         one_hots += [
             keras.layers.Hashing(num_bins=bins, output_mode="one_hot", name=f"{name}_hash")(
@@ -129,6 +142,40 @@ def build_model(
             [wide_logit, keras.layers.Dense(1, name="deep_logit")(deep)]
         )
     return _compiled(inputs, logit, params)
+
+
+def _history_part(train_inputs: pd.DataFrame, history: keras.KerasTensor) -> keras.KerasTensor:
+    """The history features with their counts logged, normalized by the training rows' mean and
+    variance inside the model (serving sends them raw)."""
+    import keras
+
+    from ml_assets.model.layers import LogCounts
+
+    logged = LogCounts([c in COUNT_FEATURES for c in HISTORY_FEATURES], name="history_log_counts")
+    normalization = keras.layers.Normalization(name="history_normalization")
+    normalization.adapt(logged(history_array(train_inputs)))
+    return normalization(logged(history))
+
+
+def history_array(inputs: pd.DataFrame) -> np.ndarray:
+    """The history features of model inputs as one float32 array (n, 72), the model's input."""
+    missing = [c for c in HISTORY_FEATURES if c not in inputs.columns]
+    if missing:
+        raise KeyError(
+            f"the model takes the company history features, and these inputs lack {len(missing)} "
+            f"of them ({missing[:3]} ...): join them first (join_history, or the feature store)"
+        )
+    return inputs.loc[:, list(HISTORY_FEATURES)].to_numpy(dtype="float32")
+
+
+def input_columns(params: ModelParams, extra: Sequence[str] = ()) -> list[str]:
+    """The dataset columns a model of `params` is built and fed from."""
+    return [*FEATURE_COLUMNS, *extra, *(HISTORY_FEATURES if params.use_history else ())]
+
+
+def model_input_names(model: keras.Model) -> tuple[str, ...]:
+    """The inputs a model takes, by name (a model without history takes no HISTORY_INPUT)."""
+    return tuple(str(t.name) for t in model.inputs)
 
 
 def _wide_logit(wide: keras.KerasTensor, params: ModelParams) -> keras.KerasTensor:
@@ -180,14 +227,16 @@ def _compiled(
     return model
 
 
-def to_tensors(
-    inputs: pd.DataFrame, columns: Sequence[str] = FEATURE_COLUMNS
-) -> dict[str, tf.Tensor]:
-    """Model inputs as string tensors of shape (n, 1): Keras rejects numpy object arrays."""
+def to_tensors(inputs: pd.DataFrame, columns: Sequence[str]) -> dict[str, tf.Tensor]:
+    """Model inputs as tensors: strings of shape (n, 1) (Keras rejects numpy object arrays), and
+    for HISTORY_INPUT the history features packed as float32 (n, 72)."""
     import tensorflow as tf
 
     return {
-        name: tf.constant(inputs[name].astype(str).to_numpy().reshape(-1, 1)) for name in columns
+        name: tf.constant(history_array(inputs))
+        if name == HISTORY_INPUT
+        else tf.constant(inputs[name].astype(str).to_numpy().reshape(-1, 1))
+        for name in columns
     }
 
 
@@ -227,7 +276,6 @@ def fit_model(
     validation_inputs: pd.DataFrame,
     validation_labels: np.ndarray,
     params: ModelParams,
-    columns: Sequence[str] = FEATURE_COLUMNS,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, list[float]]:
     """Train with class weights and early stopping on validation AUC; returns per-epoch metrics.
@@ -238,6 +286,7 @@ def fit_model(
     """
     import keras
 
+    columns = model_input_names(model)
     train = _dataset(
         train_inputs,
         train_labels,
@@ -327,12 +376,12 @@ def predict_proba(
     model: keras.Model,
     inputs: pd.DataFrame,
     batch_size: int = 1024,
-    columns: Sequence[str] = FEATURE_COLUMNS,
 ) -> np.ndarray:
-    """Dispute probabilities for model inputs, in batches."""
+    """Dispute probabilities for model inputs (the columns the model takes), in batches."""
     if inputs.empty:
         return np.zeros(0, dtype="float64")
     chunks = []
+    columns = model_input_names(model)
     for start in range(0, len(inputs), batch_size):
         tensors = to_tensors(inputs.iloc[start : start + batch_size], columns)
         chunks.append(np.asarray(model(tensors, training=False)).reshape(-1))

@@ -21,13 +21,16 @@ import pandas as pd
 
 from ml_assets.model.history import (
     AS_OF,
+    COMPANY_LEVEL,
+    COMPANY_PRODUCT_LEVEL,
     HISTORY_FEATURES,
     KEY,
     LEVEL,
     LEVELS,
     OVERALL_LEVEL,
     SNAPSHOT_COLUMNS,
-    level_keys,
+    key_token,
+    pair_key,
     unseen_row,
 )
 
@@ -101,18 +104,19 @@ class OnlineStore:
     def lookup(self, companies: Sequence[object], products: Sequence[object]) -> pd.DataFrame:
         """HISTORY_FEATURES of complaints by company and product; a key never seen gets the
         overall rates and no counts."""
-        parts = []
-        for level in LEVELS:
-            keys = level_keys(
-                pd.Series(companies, dtype=object), pd.Series(products, dtype=object), level
-            )
-            table = self.rows[level]
-            parts.append(
-                np.stack([table.get(k, self.unseen) for k in keys])
-                if len(keys)
-                else np.zeros((0, len(SNAPSHOT_COLUMNS)))
-            )
-        return pd.DataFrame(np.hstack(parts), columns=list(HISTORY_FEATURES))
+        return pd.DataFrame(self.lookup_array(companies, products), columns=list(HISTORY_FEATURES))
+
+    def lookup_array(self, companies: Sequence[object], products: Sequence[object]) -> np.ndarray:
+        """`lookup` as a float64 array (n, 72): the serving path, dict lookups and no frames
+        (a pandas frame per request cost 5 ms at 1 client)."""
+        company_rows, product_rows = self.rows[COMPANY_LEVEL], self.rows[COMPANY_PRODUCT_LEVEL]
+        out = np.empty((len(companies), len(HISTORY_FEATURES)), dtype="float64")
+        width = len(SNAPSHOT_COLUMNS)
+        for i, (company, product) in enumerate(zip(companies, products, strict=True)):
+            key = key_token(company)
+            out[i, :width] = company_rows.get(key, self.unseen)
+            out[i, width:] = product_rows.get(pair_key(key, key_token(product)), self.unseen)
+        return out
 
     def replaced(self) -> bool:
         """Whether the file was replaced (a newer snapshot) since it was loaded."""

@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from ml_assets.model.features import to_model_inputs
+from ml_assets.model.history import HISTORY_FEATURES
 from ml_assets.model.network import load_model, predict_proba
 
 KERAS_ARTIFACT = "keras_model"
@@ -29,4 +30,9 @@ class DisputeModel(PythonModel):
     def predict(  # pyright: ignore[reportIncompatibleMethodOverride]
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> np.ndarray:
-        return predict_proba(self.model, to_model_inputs(pd.DataFrame(model_input)))
+        complaints = pd.DataFrame(model_input)
+        inputs = to_model_inputs(complaints)
+        # A model that takes company history reads it from the given columns (join_history, or
+        # the online store's lookup): the raw fields cannot tell it.
+        history = [c for c in HISTORY_FEATURES if c in complaints.columns]
+        return predict_proba(self.model, pd.concat([inputs, complaints[history]], axis=1))

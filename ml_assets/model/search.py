@@ -16,6 +16,7 @@ import pandas as pd
 
 from ml_assets.model.capacity import freest_node_cpus
 from ml_assets.model.features import FEATURE_COLUMNS, LABEL
+from ml_assets.model.history import HISTORY_FEATURES
 from ml_assets.model.network import ModelParams, build_model, fit_model
 from ml_assets.model.training import fitting_splits
 
@@ -87,7 +88,8 @@ class SearchResult:
 def trial_data(dataset: pd.DataFrame) -> TrialData:
     """The train and validation splits of a training dataset (the evaluation split stays out)."""
     train, validation = fitting_splits(dataset)
-    columns = list(FEATURE_COLUMNS)
+    # Every input a trial's model may take: its params decide which it reads.
+    columns = [c for c in (*FEATURE_COLUMNS, *HISTORY_FEATURES) if c in dataset.columns]
     return TrialData(
         train[columns].reset_index(drop=True),
         train[LABEL].to_numpy(),

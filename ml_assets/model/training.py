@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ml_assets.columns import INGESTION_DATE_COLUMN
-from ml_assets.model.features import FEATURE_COLUMNS, LABEL
+from ml_assets.model.features import LABEL
 from ml_assets.model.metrics import best_f1_threshold
 from ml_assets.model.network import (
     ModelParams,
@@ -20,6 +20,7 @@ from ml_assets.model.network import (
     build_model,
     fit_model,
     fit_platt_scaling,
+    input_columns,
     predict_proba,
     with_platt_scaling,
 )
@@ -149,7 +150,7 @@ def train_dispute_model(
     `callbacks` go to `model.fit` (MLflow's, to log each epoch on the active run).
     """
     train, validation = fitting_splits(dataset)
-    inputs = [*FEATURE_COLUMNS, *(extra_hashed or {})]
+    inputs = input_columns(params, list(extra_hashed or {}))
     model = build_model(train[inputs], params, extra_hashed)
     history = fit_model(
         model,
@@ -158,15 +159,10 @@ def train_dispute_model(
         validation[inputs],
         validation[LABEL].to_numpy(),
         params,
-        columns=inputs,
         callbacks=callbacks,
     )
     validation_labels = validation[LABEL].to_numpy()
-    calibration = fit_platt_scaling(
-        validation_labels, predict_proba(model, validation[inputs], columns=inputs)
-    )
+    calibration = fit_platt_scaling(validation_labels, predict_proba(model, validation[inputs]))
     calibrated = with_platt_scaling(model, calibration)
-    threshold = best_f1_threshold(
-        validation_labels, predict_proba(calibrated, validation[inputs], columns=inputs)
-    )
+    threshold = best_f1_threshold(validation_labels, predict_proba(calibrated, validation[inputs]))
     return TrainedModel(calibrated, history, threshold, calibration)

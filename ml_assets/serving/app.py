@@ -162,7 +162,8 @@ def load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
     if config.registry_login is not None:
         log_in_to_registry(config.registry_login.username, config.registry_login.password_file)
     tracking_uri, model_name = config.tracking_uri, config.model_name
-    predictor = Predictor(load_keras_model(version, tracking_uri, model_name))
+    model = load_keras_model(version, tracking_uri, model_name)
+    predictor = Predictor(model, config.feature_store)
     predictor.predict_records([{}])
     return predictor
 
@@ -463,6 +464,9 @@ class DisputeModelServer(BatchedScoring):
             model_version=self.config.model_version,
             decision_threshold=self.config.decision_threshold,
             deployed_at=self.deployed_at,
+            feature_snapshot_date=snapshot.isoformat()
+            if (snapshot := self.predictor.snapshot_date)
+            else None,
             challenger=self._challenger_info(),
             prediction_log=(
                 self.feedback.info(datetime.now(UTC).date().isoformat()) if self.feedback else None

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.model.capacity import freest_node_cpus
-from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.features import COMPANY_COLUMN, FEATURE_COLUMNS
+from ml_assets.model.history import HISTORY_FEATURES
 from ml_assets.serving.schemas import MAX_COMPLAINTS, ServingConfig
 
 # A batch is one request's worth: the request model scrubs and validates it in one piece.
@@ -93,12 +94,14 @@ class EndpointScorer:
         from ml_assets.serving.deploy import features_to_record
         from ml_assets.serving.schemas import PredictRequest
 
-        stored = batch[list(FEATURE_COLUMNS)].to_dict("records")
+        stored = batch[[COMPANY_COLUMN, *FEATURE_COLUMNS]].to_dict("records")
         # Validated as the endpoint validates a request body: a row it would refuse fails here.
         body = PredictRequest.model_validate(
             {"complaints": [features_to_record(r) for r in stored]}
         )
-        probabilities = self.predictor.predict_records(request_records(body))
+        # The history each row had as of the day before its own (the caller joined it).
+        history = batch[list(HISTORY_FEATURES)].to_numpy("float32")
+        probabilities = self.predictor.predict_records(request_records(body), history)
         return pd.DataFrame(
             {
                 ROW_COLUMN: batch[ROW_COLUMN].to_numpy(),
@@ -116,9 +119,10 @@ def score_on_cluster(
     actor_cpus: float = ACTOR_CPUS,
     start_timeout_s: int = ACTOR_START_S,
 ) -> BatchScores:
-    """Score stored feature rows (FEATURE_COLUMNS) with `config`'s version on the connected Ray
-    cluster: Ray Data `map_batches` over a pool of actors sized to its nodes' free CPUs
-    (`free_cpus` by node id; the caller reads them, `resources.compat.ray.free_cpus_per_node`)."""
+    """Score stored feature rows (company, FEATURE_COLUMNS and HISTORY_FEATURES, as of the day
+    before each row's) with `config`'s version on the connected Ray cluster: Ray Data
+    `map_batches` over a pool of actors sized to its nodes' free CPUs (`free_cpus` by node id;
+    the caller reads them, `resources.compat.ray.free_cpus_per_node`)."""
     import ray
     import ray.data
     from ray.exceptions import GetTimeoutError
@@ -134,7 +138,7 @@ def score_on_cluster(
     # request's worth at most. `from_blocks` describes them in this process: `from_pandas` and
     # `repartition` run Ray tasks of a whole CPU, which wait forever on a cluster whose free
     # CPUs are fractions (the Serve replicas') or held by the actors.
-    inputs = features[list(FEATURE_COLUMNS)].reset_index(drop=True)
+    inputs = features[[COMPANY_COLUMN, *FEATURE_COLUMNS, *HISTORY_FEATURES]].reset_index(drop=True)
     inputs[ROW_COLUMN] = range(len(inputs))
     blocks = max(BLOCKS_PER_ACTOR * pool.size, math.ceil(len(features) / BATCH_ROWS))
     bounds = np.linspace(0, len(inputs), min(blocks, len(inputs)) + 1).astype(int)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml_assets.model.features import FEATURE_COLUMNS, records_to_arrays
+from ml_assets.model.features import COMPANY_COLUMN, records_to_arrays
+from ml_assets.model.history import HISTORY_FEATURES
+from ml_assets.model.network import HISTORY_INPUT, model_input_names
+from ml_assets.model.online_store import OnlineStore
 
 
 def serving_function(model: Any) -> Callable[[dict[str, Any]], Any]:
@@ -17,7 +22,10 @@ def serving_function(model: Any) -> Callable[[dict[str, Any]], Any]:
     import tensorflow as tf
 
     signature = {
-        name: tf.TensorSpec(shape=(None, 1), dtype=tf.string, name=name) for name in FEATURE_COLUMNS
+        name: tf.TensorSpec(shape=(None, len(HISTORY_FEATURES)), dtype=tf.float32, name=name)
+        if name == HISTORY_INPUT
+        else tf.TensorSpec(shape=(None, 1), dtype=tf.string, name=name)
+        for name in model_input_names(model)
     }
 
     @tf.function(input_signature=[signature])
@@ -36,20 +44,59 @@ def split_by_lengths(values: np.ndarray, lengths: Sequence[int]) -> list[np.ndar
 
 
 class Predictor:
-    """A loaded model version ready to score raw complaint records."""
+    """A loaded model version ready to score raw complaint records; a model that takes the
+    company history looks it up in the online store at `store_path`."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, store_path: str | None = None) -> None:
         self._predict = serving_function(model)
+        self._inputs = model_input_names(model)
+        self._store: OnlineStore | None = None
+        if HISTORY_INPUT in self._inputs:
+            if not store_path:
+                raise ValueError(
+                    "this model version takes the company history features: deploy it with the "
+                    "online feature store's path (ray_cluster.feature_store)"
+                )
+            self._store = OnlineStore.open(Path(store_path))
+
+    @property
+    def snapshot_date(self) -> date | None:
+        """The day of the history snapshot it serves (None: the model takes no history)."""
+        return self._store.snapshot_date if self._store else None
+
+    def history(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The records' history features from the newest snapshot (reloaded once replaced)."""
+        if self._store is None:
+            raise ValueError("this model version takes no company history")
+        if self._store.replaced():
+            self._store = OnlineStore.open(self._store.path)
+        looked_up = self._store.lookup(
+            [r.get(COMPANY_COLUMN) for r in records], [r.get("product") for r in records]
+        )
+        return looked_up.to_numpy(dtype="float32")
 
     def predict_inputs(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Probabilities for model input arrays (one string array per feature)."""
+        """Probabilities for model input arrays (strings (n,), the history float32 (n, 72))."""
         import tensorflow as tf
 
-        tensors = {name: tf.constant(arrays[name].reshape(-1, 1)) for name in FEATURE_COLUMNS}
+        tensors = {
+            name: tf.constant(arrays[name])
+            if name == HISTORY_INPUT
+            else tf.constant(arrays[name].reshape(-1, 1))
+            for name in self._inputs
+        }
         return np.asarray(self._predict(tensors)).reshape(-1).astype("float64")
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Probabilities for raw complaint records (canonical snake_case fields)."""
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], history: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Probabilities for raw complaint records (canonical snake_case fields), with their
+        history from the online store, or `history` (n, 72) when given (batch scoring of past
+        days: the history as of the day before each, which the store no longer holds)."""
         if not records:
             return np.zeros(0, dtype="float64")
-        return self.predict_inputs(records_to_arrays(records))
+        arrays = records_to_arrays(records)
+        if self._store is not None:
+            given = history is not None
+            arrays[HISTORY_INPUT] = history.astype("float32") if given else self.history(records)
+        return self.predict_inputs(arrays)

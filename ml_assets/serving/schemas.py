@@ -221,6 +221,8 @@ class ModelInfo(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     decision_threshold: float
     deployed_at: str
+    # The day of the company history the served answers read (the online feature store).
+    feature_snapshot_date: str | None = None
     challenger: ChallengerInfo | None = None
     prediction_log: PredictionLogInfo | None = None
 
@@ -264,6 +266,7 @@ class ScorerConfig(BaseModel):
     model_name: str
     model_version: str | None = None
     registry_login: RegistryLogin | None = None
+    feature_store: str | None = None  # the online store's file (models that take history)
 
 
 class ServingConfig(BaseModel):
@@ -288,6 +291,7 @@ class ServingConfig(BaseModel):
     # None: no request is marked as a deployment's smoke request.
     smoke_key: SmokeKey | None = None
     challenger: ChallengerConfig | None = None
+    feature_store: str | None = None  # the online store's file (models that take history)
 
     def scorer_config(self) -> ScorerConfig:
         """What the challenger deployment loads: the challenger's version, or nothing."""
@@ -297,4 +301,5 @@ class ServingConfig(BaseModel):
             model_name=self.model_name,
             model_version=version,
             registry_login=self.registry_login,
+            feature_store=self.feature_store,
         )

@@ -25,11 +25,13 @@ from sklearn.metrics import roc_auc_score
 from ml_assets.assets.day_ranges import range_tags
 from ml_assets.assets.features import complaint_features
 from ml_assets.assets.keys import WAREHOUSE_SCHEMA
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.definitions import local_resources
 from ml_assets.demo import SAMPLE_COMPLAINT
 from ml_assets.jobs import DATA_LAYER_ASSETS, MODEL_LAYER_ASSETS, MODEL_LAYER_CHECKS
 from ml_assets.model.blessing import BlessingPolicy
-from ml_assets.model.features import FEATURE_COLUMNS, LABEL, to_features
+from ml_assets.model.features import LABEL, to_features
+from ml_assets.model.history import history_snapshots, join_history
 from ml_assets.model.network import predict_proba
 from ml_assets.model.promotion import rollback
 from ml_assets.model.tracking import (
@@ -194,7 +196,7 @@ def test_the_reported_auc_is_the_registered_models_auc_on_the_evaluation_split(
         dataset = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.training_dataset").fetchdf()
     evaluation = dataset[dataset[SPLIT_COLUMN] == EVALUATION]
     model = load_keras_model("1", world.registry.tracking_uri, world.registry.model_name)
-    probabilities = predict_proba(model, evaluation[list(FEATURE_COLUMNS)])
+    probabilities = predict_proba(model, evaluation)
     expected = roc_auc_score(evaluation[LABEL].astype(int), probabilities)
     # The dataset table holds the latest window: every training of the fixture used the same one.
     assert metadata(world.runs["first"], "model_evaluation")["roc_auc"] == pytest.approx(expected)
@@ -396,8 +398,20 @@ def test_the_registered_model_reads_dispute_wording_from_raw_fields(world: World
             complaint(" ".join([story, *RESOLVED_PHRASES[:3]])),
         ]
     )
-    disputed, plain, resolved = model.predict(raw)
+    # The same company history for the three (the store's, as of yesterday): only words differ.
+    disputed, plain, resolved = model.predict(with_yesterdays_history(world, raw))
     assert disputed > plain > resolved, (disputed, plain, resolved)
+    with pytest.raises(KeyError, match="join them first"):
+        model.predict(raw)
+
+
+def with_yesterdays_history(world: World, raw: pd.DataFrame) -> pd.DataFrame:
+    """Raw complaints filed today, with the company history the online store would give them."""
+    with Warehouse(database=str(world.home.warehouse)).connect() as conn:
+        contributions = conn.execute(f"select * from {WAREHOUSE_SCHEMA}.company_history").fetchdf()
+    snapshot = history_snapshots(contributions, [YESTERDAY])
+    today = raw.assign(**{INGESTION_DATE_COLUMN: pd.Timestamp(YESTERDAY) + pd.Timedelta(days=1)})
+    return pd.concat([raw, join_history(today, snapshot)], axis=1)
 
 
 def first_model_figures(world: World) -> dict[str, object]:
@@ -448,7 +462,7 @@ def _serve_evaluation_rows(world: World, versions: list[str]) -> int:
                     "complaint_id": rows["complaint_id"].astype(str).to_numpy(),
                     "model_version": version,
                     "request_time": pd.Timestamp(YESTERDAY, tz="UTC"),
-                    "dispute_probability": predict_proba(model, rows[list(FEATURE_COLUMNS)]),
+                    "dispute_probability": predict_proba(model, rows),
                 }
             )
         )

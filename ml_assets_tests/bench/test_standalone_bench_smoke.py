@@ -73,3 +73,23 @@ def test_ray_runs(tmp_path: Path) -> None:
     assert line.startswith("ray_runs ratios: run=")
     assert "launch_to_end=" in line and "command=" in line
     assert "| ray |" in out.read_text() and "| local |" in out.read_text()
+
+
+@pytest.mark.real_data  # the AUC with and without history is measured on the real export
+def test_history_features(tmp_path: Path, real_data_dir: Path) -> None:
+    out = tmp_path / "history_features"
+    export = str(real_data_dir / "cfpb_export_2013_2017_labeled.csv")
+    line = last_line("history_features.py", "--export", export, "--out", str(out))
+    assert line.startswith("history features: lr_auc_without=")
+    assert "keras_auc_with=" in line
+    assert "| logistic regression |" in out.with_suffix(".md").read_text()
+
+
+def test_feature_store_latency(tmp_path: Path) -> None:
+    out = tmp_path / "feature_store_latency"
+    line = last_line("feature_store_latency.py", "--out", str(out))
+    assert line.startswith("feature store latency ratios: p50_1=")
+    assert (
+        "p99_32=" in line
+        and "| 32 | with the store's lookup |" in out.with_suffix(".md").read_text()
+    )

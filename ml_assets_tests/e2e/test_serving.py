@@ -23,10 +23,12 @@ import psutil
 import pytest
 import requests
 
-from ml_assets.assets.keys import COMPLAINT_SCORES, FEATURES_TABLE, WAREHOUSE_SCHEMA
+from ml_assets.assets.history import feature_store
+from ml_assets.assets.keys import COMPLAINT_SCORES, FEATURES_TABLE, HISTORY_TABLE, WAREHOUSE_SCHEMA
 from ml_assets.assets.policy import ServingPolicy
 from ml_assets.assets.scoring import complaint_scores
 from ml_assets.assets.serving import deployed_model, serve_version, serving_config, smoke_key_file
+from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.columns import NARRATIVE_COLUMN as NARRATIVE
 from ml_assets.jobs import (
     DATA_LAYER_ASSETS,
@@ -36,8 +38,10 @@ from ml_assets.jobs import (
     deployment_job,
 )
 from ml_assets.model.blessing import BlessingPolicy
-from ml_assets.model.features import FEATURE_COLUMNS, to_model_inputs
+from ml_assets.model.features import COMPANY_COLUMN, FEATURE_COLUMNS, to_model_inputs
+from ml_assets.model.history import history_snapshots, join_history
 from ml_assets.model.network import predict_proba
+from ml_assets.model.online_store import OnlineStore, write_online_store
 from ml_assets.model.promotion import promote, rollback
 from ml_assets.model.tracking import (
     CHALLENGER_ALIAS,
@@ -217,28 +221,61 @@ def champion(served: Served) -> tuple[str, float]:
 
 
 def offline_probability(served: Served, version: str, complaint: dict) -> float:
-    """The registered model's own answer for a complaint, computed here without Ray."""
+    """The registered model's own answer for a complaint, computed here without Ray, with the
+    company history of the online store's day computed offline (from company_history)."""
     registry = served.resources["model_registry"]
     model = load_keras_model(version, registry.tracking_uri, registry.model_name)
-    return float(predict_proba(model, to_model_inputs(pd.DataFrame([complaint])))[0])
+    raw = pd.DataFrame([complaint])
+    return float(
+        predict_proba(
+            model, pd.concat([to_model_inputs(raw), offline_history(served, raw)], axis=1)
+        )[0]
+    )
+
+
+def offline_history(served: Served, raw: pd.DataFrame) -> pd.DataFrame:
+    """HISTORY_FEATURES of complaints arriving the day after the store's snapshot, offline."""
+    day = OnlineStore.open(served.home.feature_store).snapshot_date
+    with served.resources["warehouse"].connect() as conn:
+        contributions = conn.execute(f"select * from {HISTORY_TABLE}").fetchdf()
+    arriving = raw.assign(**{INGESTION_DATE_COLUMN: pd.Timestamp(day) + pd.Timedelta(days=1)})
+    return join_history(arriving, history_snapshots(contributions, [day]))
+
+
+def busiest_company(served: Served) -> str:
+    """The company with the most complaints in the landed days."""
+    with served.resources["warehouse"].connect() as conn:
+        (company,) = conn.execute(
+            f"select company from {FEATURES_TABLE} group by 1 order by count(*) desc limit 1"
+        ).fetchone() or ("",)
+    return str(company)
 
 
 def test_the_champion_is_deployed_and_answers_as_the_model_does_offline(served: Served) -> None:
     assert served.first.success
     meta = served.first.asset_materializations_for_node("deployed_model")[0].metadata
     assert meta["version"].value == "1" and meta["smoke_max_difference"].value < 1e-4
+    # The smoke test checked the store's history against the offline one before it deployed.
+    assert meta["feature_snapshot_date"].value == DAYS[-1].isoformat()
     version, threshold = champion(served)  # "1", unless the hot-swap test ran first
+    # A company of the landed days (its history looked up) and COMPLAINT, without one (priors).
+    known = {**COMPLAINT, "complaint_id": "c-2", "company": busiest_company(served)}
     answer = requests.post(
-        f"{served.endpoint}/predict", json={"complaints": [COMPLAINT, {}]}, headers=AUTH, timeout=30
+        f"{served.endpoint}/predict",
+        json={"complaints": [COMPLAINT, {}, known]},
+        headers=AUTH,
+        timeout=30,
     )
     assert answer.status_code == 200
     body = answer.json()
-    assert body["model_version"] == version and len(body["predictions"]) == 2
-    first = body["predictions"][0]
+    assert body["model_version"] == version and len(body["predictions"]) == 3
+    first, _, third = body["predictions"]
     assert first["complaint_id"] == "c-1"
-    expected = offline_probability(served, version, COMPLAINT)
-    assert first["dispute_probability"] == pytest.approx(expected, abs=1e-4)
-    assert first["disputed"] is (first["dispute_probability"] >= threshold)
+    for sent, got in ((COMPLAINT, first), (known, third)):
+        expected = offline_probability(served, version, sent)
+        assert got["dispute_probability"] == pytest.approx(expected, abs=1e-4)
+        assert got["disputed"] is (got["dispute_probability"] >= threshold)
+    assert first["dispute_probability"] != third["dispute_probability"]
     health = requests.get(f"{served.endpoint}/healthz", timeout=10).json()
     assert health == {
         "status": "ok",
@@ -248,6 +285,7 @@ def test_the_champion_is_deployed_and_answers_as_the_model_does_offline(served: 
     }
     info = requests.get(f"{served.endpoint}/model", headers=AUTH, timeout=10).json()
     assert info["alias"] == "champion" and info["mlflow_run_id"]
+    assert info["feature_snapshot_date"] == DAYS[-1].isoformat()
     assert info["evaluation"]["roc_auc"] > 0.5 and info["code_versions"]["complaint_features"]
     # The served model's calibration, as evaluated before it was blessed.
     evaluation = info["evaluation"]
@@ -488,7 +526,12 @@ def test_a_version_failing_its_smoke_test_is_taken_back_out(served: Served) -> N
 
     def config_for(version: str) -> ServingConfig:
         return serving_config(
-            registry, version, ray_cluster.predictions_dir, MAX_COMPLAINTS, ray_cluster.api_token
+            registry,
+            version,
+            ray_cluster.predictions_dir,
+            MAX_COMPLAINTS,
+            ray_cluster.api_token,
+            feature_store=ray_cluster.feature_store,
         )
 
     # Probabilities of 2 are what no model answers: the smoke test must fail.
@@ -834,7 +877,12 @@ def test_a_replica_loads_through_the_authenticated_registry_with_its_login(
     try:
         version = requests.get(f"{served.endpoint}/healthz", timeout=30).json()["model_version"]
         login = RegistryLogin(username=REGISTRY_USER, password_file=str(password_file(served.home)))
-        config = ScorerConfig(tracking_uri=url, model_name=MODEL_NAME, registry_login=login)
+        config = ScorerConfig(
+            tracking_uri=url,
+            model_name=MODEL_NAME,
+            registry_login=login,
+            feature_store=str(served.home.feature_store),
+        )
         from mlflow.exceptions import MlflowException
 
         with pytest.raises(MlflowException, match=r"401"):
@@ -908,18 +956,29 @@ def test_complaint_scores_equal_the_endpoints_answers_for_the_days_complaints(
     assert sorted(scores["complaint_id"]) == sorted(features["complaint_id"])
     assert set(scores["model_version"]) == {version}
     assert set(scores["ingestion_date"]) == {pd.Timestamp(day)}
-    # The same complaints as a caller sends them, in one request to the endpoint.
+    # The same complaints as a caller sends them, in one request to the endpoint, while the
+    # online store holds the history of the day before theirs (what the scores were given).
     complaints = [
         {**features_to_record(row), "complaint_id": complaint_id}
         for complaint_id, row in zip(
             features["complaint_id"],
-            features[list(FEATURE_COLUMNS)].to_dict("records"),
+            features[[COMPANY_COLUMN, *FEATURE_COLUMNS]].to_dict("records"),
             strict=True,
         )
     ]
-    answer = requests.post(
-        f"{served.endpoint}/predict", json={"complaints": complaints}, headers=AUTH, timeout=120
-    )
+    with served.resources["warehouse"].connect() as conn:
+        contributions = conn.execute(f"select * from {HISTORY_TABLE}").fetchdf()
+    store = served.home.feature_store
+    write_online_store(history_snapshots(contributions, [DAYS[-2]]), store)
+    try:
+        answer = requests.post(
+            f"{served.endpoint}/predict", json={"complaints": complaints}, headers=AUTH, timeout=120
+        )
+    finally:
+        assert dg.materialize(
+            [feature_store], resources=served.resources, instance=served.instance
+        ).success
+    assert OnlineStore.open(store).snapshot_date == DAYS[-1]
     assert answer.status_code == 200
     answered = pd.DataFrame(answer.json()["predictions"])
     assert set(answered["model_version"]) == {version}

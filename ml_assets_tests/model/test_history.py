@@ -229,3 +229,24 @@ def test_offline_and_online_inputs_are_identical_and_counts_match_pandas_rolling
     assert (snapshots[LEVEL] == OVERALL_LEVEL).sum() == 1
     assert snapshots[AS_OF].nunique() == 1
     assert np.isfinite(every.to_numpy()).all()
+
+
+def test_the_serving_key_of_a_value_is_the_tables() -> None:
+    from ml_assets.model.history import (
+        COMPANY_LEVEL,
+        COMPANY_PRODUCT_LEVEL,
+        key_token,
+        level_keys,
+        pair_key,
+    )
+
+    values = [None, float("nan"), pd.NA, "", "  ", " Acme Bank ", "Acme Bank", 3.0, "X\tY"]
+    products = ["Loan", None, "Loan ", "", "Card", "Card", None, "Loan", "Card"]
+    companies = pd.Series(values, dtype=object)
+    table = level_keys(companies, pd.Series(products, dtype=object), COMPANY_LEVEL).tolist()
+    assert [key_token(v) for v in values] == table
+    pairs = level_keys(companies, pd.Series(products, dtype=object), COMPANY_PRODUCT_LEVEL)
+    assert [
+        pair_key(key_token(c), key_token(p)) for c, p in zip(values, products, strict=True)
+    ] == pairs.tolist()
+    assert table[0] == table[1] == table[2] == table[3] == table[4] == MISSING_TOKEN

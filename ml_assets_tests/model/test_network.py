@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,11 @@ from ml_assets.model.network import (
     with_platt_scaling,
 )
 from ml_assets.synthetic.export import generate_day
+from ml_assets_tests.model.history_inputs import with_history
 from ml_assets_tests.world import LEARNABLE
 
-PARAMS = ModelParams(epochs=6, learning_rate=1e-2, batch_size=256)
+# These tests are about the complaint's own fields: the history input has its own test below.
+PARAMS = ModelParams(epochs=6, learning_rate=1e-2, batch_size=256, use_history=False)
 
 
 def features_of(days: range) -> pd.DataFrame:
@@ -153,7 +156,7 @@ def test_ablation_switches_drop_the_parts_they_name_and_keep_every_input(
     features: pd.DataFrame, changes: dict, present: set[str], absent: set[str]
 ) -> None:
     inputs = features[list(FEATURE_COLUMNS)]
-    model = build_model(inputs, ModelParams(**changes))
+    model = build_model(inputs, ModelParams(**{"use_history": False, **changes}))
     assert present <= layer_names(model) and not absent & layer_names(model)
     # The serving schema is the same whatever the variant.
     assert {t.name for t in model.inputs} == set(FEATURE_COLUMNS)
@@ -167,11 +170,49 @@ def test_wide_l2_penalises_the_wide_logit_and_an_extra_hashed_input_is_embedded(
     features: pd.DataFrame,
 ) -> None:
     inputs = features[list(FEATURE_COLUMNS)].assign(company="Bank A")
-    columns = [*FEATURE_COLUMNS, "company"]
-    model = build_model(inputs, ModelParams(wide_l2=1e-2), {"company": 50})
+    model = build_model(inputs, ModelParams(wide_l2=1e-2, use_history=False), {"company": 50})
     assert model.get_layer("wide_logit").kernel_regularizer is not None
     assert model.get_layer("deep_logit").kernel_regularizer is None
     assert model.get_layer("company_embedding").input_dim == 50
-    assert predict_proba(model, inputs.head(5), columns=columns).shape == (5,)
-    wide = build_model(inputs, ModelParams(architecture="wide"), {"company": 50})
+    assert predict_proba(model, inputs.head(5)).shape == (5,)
+    wide = build_model(inputs, ModelParams(architecture="wide", use_history=False), {"company": 50})
     assert wide.get_layer("company_hash").output_mode == "one_hot"
+
+
+def test_the_history_enters_as_one_input_logged_normalized_and_is_required(
+    tmp_path: Path,
+) -> None:
+    from ml_assets.model.history import HISTORY_FEATURES
+    from ml_assets.model.network import HISTORY_INPUT, model_input_names
+
+    frames, validated = [], []
+    for offset in range(6):
+        day = pd.Timestamp("2016-01-01") + pd.Timedelta(days=offset)
+        raw = read_landing_day(
+            [("d.csv", generate_day(day.date(), 200, seed=5).encode())], str(day.date())
+        )
+        valid = split_valid_rejected(raw).valid
+        validated.append(valid)
+        frames.append(to_features(valid))
+    features = pd.concat(frames, ignore_index=True)
+    rows = with_history(pd.concat(validated, ignore_index=True), features, date(2016, 1, 7))
+    rows = rows.dropna(subset=[LABEL]).reset_index(drop=True)
+    params = ModelParams(epochs=2, batch_size=256)
+    model = build_model(rows, params)
+    assert set(model_input_names(model)) == {*FEATURE_COLUMNS, HISTORY_INPUT}
+    assert model.get_layer(HISTORY_INPUT).output.shape[-1] == len(HISTORY_FEATURES)
+    labels = rows[LABEL].to_numpy()
+    fit_model(model, rows, labels, rows.tail(100), labels[-100:], params)
+    # Normalized on the training rows after log(1 + count): mean ~0 there, whatever the scale.
+    logged = model.get_layer("history_log_counts")(rows[list(HISTORY_FEATURES)].to_numpy("float32"))
+    normalized = np.asarray(model.get_layer("history_normalization")(logged))
+    np.testing.assert_allclose(normalized.mean(axis=0), 0.0, atol=1e-3)
+    reloaded = load_model(save_model(model, tmp_path))
+    np.testing.assert_allclose(
+        predict_proba(reloaded, rows.head(30)), predict_proba(model, rows.head(30)), atol=1e-6
+    )
+    # The history changes the answer, and a model that takes it refuses inputs without it.
+    shifted = rows.head(30).assign(company_dispute_rate_365d=0.99, company_complaints_365d=5e4)
+    assert not np.allclose(predict_proba(model, shifted), predict_proba(model, rows.head(30)))
+    with pytest.raises(KeyError, match="join them first"):
+        predict_proba(model, rows.head(5)[list(FEATURE_COLUMNS)])

@@ -196,7 +196,9 @@ def test_dispute_model_with_search_registers_a_challenger_the_blessing_judges(
 ) -> None:
     home = ProjectHome(tmp_path / "home")
     generate_landing(home.landing, DAYS[0], len(DAYS), 250, 5, signal=LEARNABLE)
-    resources = {**local_resources(home), "ray_cluster": cluster}
+    # The test head, and the home's online store (materialize_data_layer writes it).
+    on_head = cluster.model_copy(update={"feature_store": str(home.feature_store)})
+    resources = {**local_resources(home), "ray_cluster": on_head}
     with dg.instance_for_test() as instance:
         materialize_data_layer(instance, resources, DAYS)
         search = {"search": True, "search_trials": 2, "epochs": 2, "batch_size": 256}

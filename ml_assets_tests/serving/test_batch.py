@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from ml_assets.assets.scoring import complaint_scores
-from ml_assets.model.features import FEATURE_COLUMNS
+from ml_assets.model.features import COMPANY_COLUMN, FEATURE_COLUMNS
+from ml_assets.model.history import HISTORY_FEATURES
 from ml_assets.serving.batch import (
     ACTOR_CPUS,
     MIN_ACTOR_CPUS,
@@ -125,7 +126,10 @@ def test_a_pool_that_cannot_start_fails_within_its_bound_saying_what_to_do(
             decision_threshold=0.5,
             provenance={},
         )
-        features = pd.DataFrame({column: [None] for column in FEATURE_COLUMNS})
+        features = pd.DataFrame(
+            {column: [None] for column in (COMPANY_COLUMN, *FEATURE_COLUMNS)}
+            | {column: [0.0] for column in HISTORY_FEATURES}
+        )
         # The node's CPUs as they were when the pool was sized, and taken since: its actor of
         # two CPUs never starts.
         with pytest.raises(RuntimeError, match=r"did not all start within 3 s.*ray-up --workers 1"):

@@ -271,7 +271,9 @@ def test_a_replica_refuses_a_key_file_that_is_not_its_configured_key(tmp_path: P
 
 
 class _Champion:
-    """A model that answers 0.25 for every complaint."""
+    """A model that answers 0.25 for every complaint (and takes no company history)."""
+
+    snapshot_date = None
 
     def predict_records(self, records: list[dict[str, Any]]) -> np.ndarray:
         return np.full(len(records), 0.25)
