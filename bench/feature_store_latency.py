@@ -31,11 +31,10 @@ from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import LABEL, to_features
 from ml_assets.model.history import (
     LOG_COLUMNS,
-    as_of_day,
     day_contributions,
     history_snapshots,
-    join_history,
     log_label_arrivals,
+    with_history_from,
 )
 from ml_assets.model.network import ModelParams, build_model
 from ml_assets.model.online_store import write_online_store
@@ -47,28 +46,27 @@ FIRST = date(2016, 3, 1)
 CLIENTS = (1, 32)
 
 
-def world(days: int, rows: int, store: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def world(days: int, per_day: int, store: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Features with history of `days` synthetic days, the store of the last, and raw records of
     the last day (the requests)."""
     validated = []
     for offset in range(days):
         day = FIRST + timedelta(days=offset)
-        text = generate_day(day, rows, seed=3)
+        text = generate_day(day, per_day, seed=3)
         raw = read_landing_day([("d.csv", text.encode())], day.isoformat())
         validated.append(split_valid_rejected(raw).valid)
     valid = pd.concat(validated, ignore_index=True)
-    nothing = pd.DataFrame(columns=list(LOG_COLUMNS))
-    contributions = day_contributions(log_label_arrivals(valid, nothing, FIRST + timedelta(days)))
-    features = to_features(valid)
-    as_of = sorted(as_of_day(features[INGESTION_DATE_COLUMN]).dt.date.unique())
-    history = join_history(features, history_snapshots(contributions, as_of))
+    today = FIRST + timedelta(days)
+    features = with_history_from(valid, to_features(valid), today)
+    # The store: the snapshot of the last day, as feature_store writes it.
+    log = log_label_arrivals(valid, pd.DataFrame(columns=list(LOG_COLUMNS)), today)
     last = FIRST + timedelta(days=days - 1)
-    write_online_store(history_snapshots(contributions, [last]), store)
+    write_online_store(history_snapshots(day_contributions(log), [last]), store)
     requests = valid[pd.to_datetime(valid[INGESTION_DATE_COLUMN]).dt.date == last]
     records = [
         dict(r) for r in requests.astype(object).where(requests.notna(), None).to_dict("records")
     ]
-    return pd.concat([features, history], axis=1).dropna(subset=[LABEL]), records
+    return features.dropna(subset=[LABEL]), records
 
 
 def latencies(

@@ -36,16 +36,7 @@ from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.ingest.cfpb_format import read_complaints_csv
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import CATEGORICAL_FEATURES, LABEL, to_features
-from ml_assets.model.history import (
-    COUNT_FEATURES,
-    HISTORY_FEATURES,
-    LOG_COLUMNS,
-    as_of_day,
-    day_contributions,
-    history_snapshots,
-    join_history,
-    log_label_arrivals,
-)
+from ml_assets.model.history import COUNT_FEATURES, HISTORY_FEATURES, with_history_from
 from ml_assets.model.network import ModelParams, predict_proba
 from ml_assets.model.training import (
     EVALUATION,
@@ -67,12 +58,7 @@ def real_dataset(export: Path, evaluation_days: int) -> pd.DataFrame:
     raw[INGESTION_DATE_COLUMN] = pd.to_datetime(raw["date_received"])
     valid = split_valid_rejected(raw).valid.reset_index(drop=True)
     last = pd.to_datetime(valid[INGESTION_DATE_COLUMN]).max()
-    nothing = pd.DataFrame(columns=list(LOG_COLUMNS))
-    log = log_label_arrivals(valid, nothing, (last + timedelta(days=1)).date())
-    features = to_features(valid)
-    days = sorted(as_of_day(features[INGESTION_DATE_COLUMN]).dt.date.unique())
-    history = join_history(features, history_snapshots(day_contributions(log), days))
-    features = pd.concat([features, history], axis=1)
+    features = with_history_from(valid, to_features(valid), (last + timedelta(days=1)).date())
     first = pd.to_datetime(features[INGESTION_DATE_COLUMN]).min()
     return split_dataset(features, Window(first, last), "time", evaluation_days)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Final
 
 import duckdb
@@ -354,6 +354,11 @@ def join_history(complaints: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFr
     return joined
 
 
-def previous_day(day: date) -> date:
-    """The day before: the snapshot a complaint ingested on `day` is given."""
-    return day - timedelta(days=1)
+def with_history_from(validated: pd.DataFrame, rows: pd.DataFrame, today: date) -> pd.DataFrame:
+    """`rows` (features of `validated`'s complaints) with HISTORY_FEATURES from a label log begun
+    now (labels as published by `today`), each as of the day before its own: what the assets
+    compute, in one call (benches and tests of a frame)."""
+    log = log_label_arrivals(validated, pd.DataFrame(columns=list(LOG_COLUMNS)), today)
+    days = sorted(as_of_day(rows[INGESTION_DATE_COLUMN]).dt.date.unique())
+    snapshots = history_snapshots(day_contributions(log), days)
+    return pd.concat([rows, join_history(rows, snapshots)], axis=1)

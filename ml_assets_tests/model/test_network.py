@@ -26,7 +26,6 @@ from ml_assets.model.network import (
     with_platt_scaling,
 )
 from ml_assets.synthetic.export import generate_day
-from ml_assets_tests.model.history_inputs import with_history
 from ml_assets_tests.world import LEARNABLE
 
 # These tests are about the complaint's own fields: the history input has its own test below.
@@ -182,7 +181,7 @@ def test_wide_l2_penalises_the_wide_logit_and_an_extra_hashed_input_is_embedded(
 def test_the_history_enters_as_one_input_logged_normalized_and_is_required(
     tmp_path: Path,
 ) -> None:
-    from ml_assets.model.history import HISTORY_FEATURES
+    from ml_assets.model.history import HISTORY_FEATURES, with_history_from
     from ml_assets.model.network import HISTORY_INPUT, model_input_names
 
     frames, validated = [], []
@@ -195,7 +194,7 @@ def test_the_history_enters_as_one_input_logged_normalized_and_is_required(
         validated.append(valid)
         frames.append(to_features(valid))
     features = pd.concat(frames, ignore_index=True)
-    rows = with_history(pd.concat(validated, ignore_index=True), features, date(2016, 1, 7))
+    rows = with_history_from(pd.concat(validated, ignore_index=True), features, date(2016, 1, 7))
     rows = rows.dropna(subset=[LABEL]).reset_index(drop=True)
     params = ModelParams(epochs=2, batch_size=256)
     model = build_model(rows, params)

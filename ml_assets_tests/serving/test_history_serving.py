@@ -14,16 +14,17 @@ from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import LABEL, to_features
 from ml_assets.model.history import (
     HISTORY_FEATURES,
+    LOG_COLUMNS,
     day_contributions,
     history_snapshots,
     join_history,
     log_label_arrivals,
+    with_history_from,
 )
 from ml_assets.model.network import ModelParams, build_model, predict_proba
 from ml_assets.model.online_store import write_online_store
 from ml_assets.serving.predictor import Predictor
 from ml_assets.synthetic.export import generate_day
-from ml_assets_tests.model.history_inputs import NOTHING_LOGGED, with_history
 
 DAYS = [date(2016, 2, d) for d in range(1, 6)]
 
@@ -38,7 +39,7 @@ def world() -> tuple[pd.DataFrame, pd.DataFrame]:
             split_valid_rejected(read_landing_day([("d.csv", text.encode())], str(day))).valid
         )
     valid = pd.concat(validated, ignore_index=True)
-    features = with_history(valid, to_features(valid), date(2016, 2, 6))
+    features = with_history_from(valid, to_features(valid), date(2016, 2, 6))
     return valid, features
 
 
@@ -47,7 +48,8 @@ def test_the_replica_looks_up_what_the_offline_join_gives_and_follows_a_new_stor
 ) -> None:
     valid, features = world
     model = build_model(features.dropna(subset=[LABEL]), ModelParams())
-    contributions = day_contributions(log_label_arrivals(valid, NOTHING_LOGGED, date(2016, 2, 6)))
+    nothing = pd.DataFrame(columns=list(LOG_COLUMNS))
+    contributions = day_contributions(log_label_arrivals(valid, nothing, date(2016, 2, 6)))
     store = tmp_path / "online.sqlite"
     write_online_store(history_snapshots(contributions, [DAYS[-2]]), store)
     with pytest.raises(ValueError, match="feature store's path"):
