@@ -154,13 +154,7 @@ def main() -> None:
     champion = registry.version_for_alias(CHAMPION_ALIAS)
     if champion is None:
         raise SystemExit(f"no champion in {home.root}: run `ml-assets train` first")
-    config = serving_config(
-        registry,
-        champion.version,
-        str(home.predictions),
-        MAX_COMPLAINTS,
-        feature_store=str(home.feature_store),
-    )
+    config = serving_config(registry, champion.version, str(home.predictions), MAX_COMPLAINTS)
     features = history(home, args.days)
     days = features[INGESTION_DATE_COLUMN].nunique()
     half = max(1, args.cpus // 2)

@@ -16,7 +16,6 @@ from typing import Any
 
 import psutil
 
-from ml_assets.model.features import records_to_arrays
 from ml_assets.serving.deploy import smoke_test
 from ml_assets.serving.predictor import Predictor
 from serving_cpu import QuietGate, Window, cpu_seconds, machine_seconds, rounded
@@ -208,7 +207,7 @@ def in_process(
 ) -> dict[str, Any]:
     """Complaints/s of back-to-back `predict_inputs` calls on precomputed arrays (one thread)."""
     batches = [
-        records_to_arrays(records[i : i + batch])
+        predictor.input_arrays(records[i : i + batch])
         for i in range(0, min(len(records), 64 * batch) - batch + 1, batch)
     ]
     # Warm up on every batch: each new input shape costs oneDNN/TF a first-time setup, and the

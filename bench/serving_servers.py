@@ -99,7 +99,7 @@ def plain_app(config: ServingConfig) -> FastAPI:
 
     model = load_keras_model(config.model_version, config.tracking_uri, config.model_name)
     predictor = Predictor(model, config.feature_store)
-    predictor.predict_records([{}])  # trace before taking traffic, as the Serve app does
+    predictor.warm_up()  # trace before taking traffic, as the Serve app does
     folder = config.predictions_dir
     feedback = (
         PredictionLog(Path(folder), config.prediction_log_max_bytes_per_day) if folder else None

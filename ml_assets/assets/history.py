@@ -25,6 +25,7 @@ from ml_assets.assets.keys import (
     DATA_LAYER_GROUP,
     DUCKDB_POOL,
     FEATURES_GROUP,
+    FEATURES_TABLE,
     HISTORY_TABLE,
     LABEL_LOG,
     LABEL_LOG_TABLE,
@@ -160,25 +161,29 @@ def history_window(warehouse: Warehouse, first: date, last: date) -> pd.DataFram
         ).fetchdf()
 
 
+def days_without_history(warehouse: Warehouse, first: date, last: date) -> list[str]:
+    """Days in `first`..`last` with complaint features but no company history written."""
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    featured = warehouse.partition_counts(FEATURES_TABLE, INGESTION_DATE_COLUMN, days)
+    written = warehouse.partition_counts(HISTORY_TABLE, INGESTION_DATE_COLUMN, days)
+    return [day for day in days if featured[day] and not written[day]]
+
+
 def with_history(warehouse: Warehouse, rows: pd.DataFrame) -> pd.DataFrame:
     """`rows` (company, product, ingestion_date) with HISTORY_FEATURES as of the day before each
-    row's ingestion day, from company_history; fails when a row's day has no history written."""
+    row's ingestion day, from company_history; fails when a day those snapshots read has
+    complaints but no history written (a data-layer run not done yet, or a home from before)."""
     if rows.empty:
         return rows.assign(**{c: pd.Series(dtype="float64") for c in HISTORY_FEATURES})
-    days = sorted(pd.to_datetime(rows[INGESTION_DATE_COLUMN]).dt.strftime("%Y-%m-%d").unique())
-    schema, table = HISTORY_TABLE.split(".")
-    written = (
-        warehouse.partition_counts(HISTORY_TABLE, INGESTION_DATE_COLUMN, days)
-        if warehouse.has_table(schema, table)
-        else dict.fromkeys(days, 0)
-    )
-    if missing := [day for day, n in written.items() if n == 0]:
-        raise dg.Failure(
-            f"company_history has no rows for {len(missing)} day(s) with complaints "
-            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): materialize the data "
-            "layer for them (`ml-assets materialize`), which writes label_log and company_history."
-        )
     as_of = sorted(as_of_day(rows[INGESTION_DATE_COLUMN]).dt.date.unique())
+    first = as_of[0] - timedelta(days=LOOKBACK_DAYS - 1)
+    if missing := days_without_history(warehouse, first, as_of[-1]):
+        raise dg.Failure(
+            f"company_history has no rows for {len(missing)} day(s) with complaints that the "
+            f"history of these rows reads ({', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}): materialize the data layer for them "
+            "(`ml-assets materialize`), which writes label_log and company_history."
+        )
     snapshots = history_snapshots(history_window(warehouse, as_of[0], as_of[-1]), as_of)
     joined = join_history(rows, snapshots)
     return pd.concat([rows, joined], axis=1)

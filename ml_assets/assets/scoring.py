@@ -69,11 +69,7 @@ def complaint_scores(
         )
     # The champion's serving config: its login, version and threshold as the replicas get them.
     config = serving_config(
-        model_registry,
-        champion.version,
-        ray_cluster.predictions_dir,
-        MAX_COMPLAINTS,
-        feature_store=ray_cluster.feature_store or None,
+        model_registry, champion.version, ray_cluster.predictions_dir, MAX_COMPLAINTS
     )
     # Each complaint with its history as of the day before its own (the store holds today's).
     features = with_history(warehouse, complaint_features)

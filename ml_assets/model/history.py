@@ -144,7 +144,9 @@ def log_label_arrivals(validated: pd.DataFrame, logged: pd.DataFrame, today: dat
 
     A label already logged keeps its arrival. On a day's first logging its labels arrived that
     day (the export published them with it: nothing tells later); on a later one, a new or
-    changed label arrived `today`, the day it was landed again.
+    changed label arrived `today`, the day it was landed again. A complaint already logged keeps
+    the company, product and response it was first logged with: a response changed later would
+    otherwise rewrite the history of the days before the change.
     """
     day = pd.to_datetime(validated[INGESTION_DATE_COLUMN]).dt.normalize().astype("datetime64[ns]")
     log = pd.DataFrame(
@@ -162,13 +164,19 @@ def log_label_arrivals(validated: pd.DataFrame, logged: pd.DataFrame, today: dat
     before = before.assign(
         **{INGESTION_DATE_COLUMN: pd.to_datetime(before[INGESTION_DATE_COLUMN]).dt.normalize()}
     ).astype({INGESTION_DATE_COLUMN: "datetime64[ns]"})
+    first_seen = (COMPANY, PRODUCT, TIMELY, RESPONSE)
     merged = log.merge(
-        before[["complaint_id", INGESTION_DATE_COLUMN, DISPUTED, ARRIVED_ON]].rename(
-            columns={DISPUTED: "_was", ARRIVED_ON: "_arrived"}
+        before[["complaint_id", INGESTION_DATE_COLUMN, DISPUTED, ARRIVED_ON, *first_seen]].rename(
+            columns={DISPUTED: "_was", ARRIVED_ON: "_arrived", **{c: f"_{c}" for c in first_seen}}
         ),
         on=["complaint_id", INGESTION_DATE_COLUMN],
         how="left",
+        indicator=True,
     )
+    logged_before = (merged.pop("_merge") == "both").to_numpy()
+    for column in first_seen:
+        kept_value = merged.pop(f"_{column}").astype(log[column].dtype)
+        log[column] = log[column].where(~logged_before, kept_value)
     relanded = merged[INGESTION_DATE_COLUMN].isin(set(before[INGESTION_DATE_COLUMN]))
     labelled = merged[DISPUTED].notna()
     kept = labelled & merged["_was"].notna() & (merged["_was"] == merged[DISPUTED]).fillna(False)

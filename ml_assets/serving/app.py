@@ -154,8 +154,11 @@ def _complaint_count(batches: list[list[dict[str, Any]]]) -> int:
     return sum(len(b) for b in batches)
 
 
-def load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
-    """A registered version's predictor, its tf.function traced before it takes traffic."""
+def load_predictor(
+    config: ScorerConfig | ServingConfig, version: str, history_given: bool = False
+) -> Any:
+    """A registered version's predictor, its tf.function traced before it takes traffic
+    (`history_given`: its callers give each complaint's history, no online store is read)."""
     from ml_assets.model.tracking import load_keras_model, log_in_to_registry
     from ml_assets.serving.predictor import Predictor
 
@@ -163,8 +166,8 @@ def load_predictor(config: ScorerConfig | ServingConfig, version: str) -> Any:
         log_in_to_registry(config.registry_login.username, config.registry_login.password_file)
     tracking_uri, model_name = config.tracking_uri, config.model_name
     model = load_keras_model(version, tracking_uri, model_name)
-    predictor = Predictor(model, config.feature_store)
-    predictor.predict_records([{}])
+    predictor = Predictor(model, config.feature_store, history_given)
+    predictor.warm_up()
     return predictor
 
 

@@ -85,7 +85,8 @@ class EndpointScorer:
         from ml_assets.serving.app import load_predictor
 
         self.config = config
-        self.predictor = load_predictor(config, config.model_version)
+        # Each row's history comes with it (as of the day before its own): no store is read.
+        self.predictor = load_predictor(config, config.model_version, history_given=True)
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -45,13 +45,17 @@ def split_by_lengths(values: np.ndarray, lengths: Sequence[int]) -> list[np.ndar
 
 class Predictor:
     """A loaded model version ready to score raw complaint records; a model that takes the
-    company history looks it up in the online store at `store_path`."""
+    company history looks it up in the online store at `store_path`, or is given it
+    (`history_given`: batch scoring of past days, whose history the store no longer holds)."""
 
-    def __init__(self, model: Any, store_path: str | None = None) -> None:
+    def __init__(
+        self, model: Any, store_path: str | None = None, history_given: bool = False
+    ) -> None:
         self._predict = serving_function(model)
         self._inputs = model_input_names(model)
+        self.takes_history = HISTORY_INPUT in self._inputs
         self._store: OnlineStore | None = None
-        if HISTORY_INPUT in self._inputs:
+        if self.takes_history and not history_given:
             if not store_path:
                 raise ValueError(
                     "this model version takes the company history features: deploy it with the "
@@ -61,19 +65,33 @@ class Predictor:
 
     @property
     def snapshot_date(self) -> date | None:
-        """The day of the history snapshot it serves (None: the model takes no history)."""
+        """The day of the history snapshot it serves (None: it reads no store)."""
         return self._store.snapshot_date if self._store else None
 
     def history(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The records' history features from the newest snapshot (reloaded once replaced)."""
         if self._store is None:
-            raise ValueError("this model version takes no company history")
+            raise ValueError(
+                "this predictor reads no online store: the model takes no company history, or "
+                "its history is given with the records"
+            )
         if self._store.replaced():
             self._store = OnlineStore.open(self._store.path)
-        looked_up = self._store.lookup(
+        looked_up = self._store.lookup_array(
             [r.get(COMPANY_COLUMN) for r in records], [r.get("product") for r in records]
         )
-        return looked_up.to_numpy(dtype="float32")
+        return looked_up.astype("float32")
+
+    def input_arrays(
+        self, records: Sequence[Mapping[str, Any]], history: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The model's input arrays for raw complaint records: their fields mapped, and their
+        history from the store, or `history` (n, 72) when given."""
+        arrays = records_to_arrays(records)
+        if self.takes_history:
+            given = history is not None
+            arrays[HISTORY_INPUT] = history.astype("float32") if given else self.history(records)
+        return arrays
 
     def predict_inputs(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probabilities for model input arrays (strings (n,), the history float32 (n, 72))."""
@@ -91,12 +109,12 @@ class Predictor:
         self, records: Sequence[Mapping[str, Any]], history: np.ndarray | None = None
     ) -> np.ndarray:
         """Probabilities for raw complaint records (canonical snake_case fields), with their
-        history from the online store, or `history` (n, 72) when given (batch scoring of past
-        days: the history as of the day before each, which the store no longer holds)."""
+        history from the online store, or `history` (n, 72) when given."""
         if not records:
             return np.zeros(0, dtype="float64")
-        arrays = records_to_arrays(records)
-        if self._store is not None:
-            given = history is not None
-            arrays[HISTORY_INPUT] = history.astype("float32") if given else self.history(records)
-        return self.predict_inputs(arrays)
+        return self.predict_inputs(self.input_arrays(records, history))
+
+    def warm_up(self) -> None:
+        """Trace the tf.function on one empty complaint before traffic."""
+        given = np.zeros((1, len(HISTORY_FEATURES)), "float32") if self._store is None else None
+        self.predict_records([{}], given if self.takes_history else None)

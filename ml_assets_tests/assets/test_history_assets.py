@@ -114,3 +114,24 @@ def test_feature_store_without_history_says_what_to_materialize(home: ProjectHom
     failure = result.failure_data_for_node("feature_store")
     assert failure is not None and failure.error is not None
     assert "company_history is empty: materialize the data layer" in failure.error.message
+
+
+def test_a_join_that_would_read_a_day_without_history_fails_naming_it(
+    home: ProjectHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_assets.assets.history import with_history
+    from resources.warehouse import Warehouse
+
+    monkeypatch.setenv("ML_ASSETS_TODAY", LATE_ON.isoformat())
+    land_and_materialize(home, LATE_ON, dg.DagsterInstance.ephemeral())
+    warehouse = Warehouse(database=str(home.warehouse))
+    with warehouse.connect() as conn:
+        last = conn.execute(
+            "select * from complaints.complaint_features where ingestion_date = '2016-03-06'"
+        ).fetchdf()
+    assert with_history(warehouse, last)["company_complaints_30d"].max() > 0
+    # The history of 03-03, which the snapshot as of 03-05 reads, was never written.
+    with warehouse.connect(read_only=False) as conn:
+        conn.execute("delete from complaints.company_history where ingestion_date = '2016-03-03'")
+    with pytest.raises(dg.Failure, match=r"1 day\(s\) with complaints .*\(2016-03-03\)"):
+        with_history(warehouse, last)

@@ -68,7 +68,17 @@ def test_arrivals_first_seen_with_the_day_late_on_the_landing_day_kept_when_unch
         ("b", "2020-03-01", "Acme", "Loan", True),
         ("c", "2020-03-02", "Acme", "Loan", True),
     )
+    # ... and c's response changed since: the log keeps the one it first had, so the history of
+    # the days before the change stays what it was then.
+    again.loc[again["complaint_id"] == "c", "company_response"] = "Closed with monetary relief"
     relogged = log_label_arrivals(again, log, today=date(2020, 3, 9)).set_index("complaint_id")
+    assert relogged.loc["c", "company_response"] == "Closed with explanation"
+    pd.testing.assert_frame_equal(
+        day_contributions(relogged.reset_index()).drop(
+            columns=["disputed", "labelled", ARRIVED_ON]
+        ),
+        day_contributions(log).drop(columns=["disputed", "labelled", ARRIVED_ON]),
+    )
     assert relogged[ARRIVED_ON].tolist() == [
         pd.Timestamp("2020-03-01"),
         pd.Timestamp("2020-03-09"),

@@ -27,6 +27,7 @@ from resources.compat.ray import free_cpus_per_node
 from resources.local_services import free_port
 from resources.mlflow_registry import ModelRegistry, sqlite_tracking_uri
 from resources.ray_cluster import RayCluster, auth_env, start_head, stop_head
+from resources.warehouse import Warehouse
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,7 @@ def test_complaint_scores_without_a_cluster_says_how_to_start_one(
                 complaint_features=pd.DataFrame(),
                 model_registry=registry,
                 ray_cluster=nowhere,
+                warehouse=Warehouse(database=str(tmp_path / "warehouse.duckdb")),
             )
         )
 
