@@ -16,6 +16,7 @@ from ml_assets.columns import INGESTION_DATE_COLUMN
 from ml_assets.ingest.cfpb_format import cfpb_timestamps, read_complaints_csv
 from ml_assets.ingest.validation import split_valid_rejected
 from ml_assets.model.features import LABEL, to_features
+from ml_assets.model.history import LOG_COLUMNS, day_contributions, log_label_arrivals
 from ml_assets.synthetic.export import generate_export
 from resources.warehouse import Warehouse
 
@@ -30,13 +31,18 @@ def _warehouse_with_features(folder: Path, labels_until: date | None) -> Warehou
     )
     raw = read_complaints_csv(export.read_bytes(), "complaints.csv")
     raw[INGESTION_DATE_COLUMN] = cfpb_timestamps(raw["date_received"])
-    features = to_features(split_valid_rejected(raw).valid)  # noqa: F841 (read by DuckDB below)
+    valid = split_valid_rejected(raw).valid
+    features = to_features(valid)  # noqa: F841 (read by DuckDB below)
+    # The days' company history, as the data layer writes it beside the features.
+    nothing = pd.DataFrame(columns=list(LOG_COLUMNS))
+    history = day_contributions(log_label_arrivals(valid, nothing, date(2017, 5, 11)))  # noqa: F841
     database = folder / "warehouse.duckdb"
     with duckdb.connect(str(database)) as conn:
         conn.execute(f"create schema {WAREHOUSE_SCHEMA}")
         conn.execute(
             f"create table {WAREHOUSE_SCHEMA}.complaint_features as select * from features"
         )
+        conn.execute(f"create table {WAREHOUSE_SCHEMA}.company_history as select * from history")
     return Warehouse(database=str(database))
 
 
