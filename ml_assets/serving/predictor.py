@@ -66,10 +66,10 @@ class Predictor:
     @property
     def snapshot_date(self) -> date | None:
         """The day of the history snapshot it serves (None: it reads no store)."""
-        return self._store.snapshot_date if self._store else None
+        return self._newest_store().snapshot_date if self._store else None
 
-    def history(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The records' history features from the newest snapshot (reloaded once replaced)."""
+    def _newest_store(self) -> OnlineStore:
+        """The store, reloaded if feature_store replaced its file since it was read."""
         if self._store is None:
             raise ValueError(
                 "this predictor reads no online store: the model takes no company history, or "
@@ -77,7 +77,11 @@ class Predictor:
             )
         if self._store.replaced():
             self._store = OnlineStore.open(self._store.path)
-        looked_up = self._store.lookup_array(
+        return self._store
+
+    def history(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The records' history features from the newest snapshot (reloaded once replaced)."""
+        looked_up = self._newest_store().lookup_array(
             [r.get(COMPANY_COLUMN) for r in records], [r.get("product") for r in records]
         )
         return looked_up.astype("float32")

@@ -71,8 +71,8 @@ def test_the_replica_looks_up_what_the_offline_join_gives_and_follows_a_new_stor
 
     # feature_store writes the next day's snapshot: the replica serves it from the next request.
     write_online_store(history_snapshots(contributions, [DAYS[-1]]), store)
+    assert predictor.snapshot_date == DAYS[-1]  # what /model reports, before any request
     after = predictor.history(records)
-    assert predictor.snapshot_date == DAYS[-1]
     next_day = join_history(
         pd.DataFrame(records).assign(
             **{INGESTION_DATE_COLUMN: pd.Timestamp(DAYS[-1]) + pd.Timedelta(days=1)}
