@@ -1,21 +1,37 @@
 """A sensor that records every failed run of the code location (and posts it to a webhook)."""
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from ml_assets.runs import planned_assets
 from resources.alerts import FailureNotifier
+from resources.compat.dagster import WILL_RETRY_TAG
+
+# The instance tags a failed run with whether it will be retried just after it stores the
+# failure, which this sensor may read first: it waits this long for the tag.
+RETRY_DECISION_WAIT_S = 10.0
+
+
+def run_with_retry_decision(context: dg.RunFailureSensorContext) -> dg.DagsterRun:
+    """The failed run, read again once the instance has tagged whether it will be retried."""
+    deadline = time.monotonic() + RETRY_DECISION_WAIT_S
+    while True:
+        run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+        decided = WILL_RETRY_TAG in run.tags or not context.instance.run_retries_enabled
+        if decided or time.monotonic() > deadline:
+            return run
+        time.sleep(0.2)
 
 
 def failure_record(context: dg.RunFailureSensorContext) -> dict[str, object]:
     """What is kept of a failed run: which run, which job and partition, which steps, why."""
-    # Read again: the instance tags a failed run with whether it will be retried.
-    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    run = run_with_retry_decision(context)
     return {
         "run_id": run.run_id,
         # False: failed for good (no retries asked for, or the last one); someone must look.
-        "will_retry": run.tags.get("dagster/will_retry") == "true",
+        "will_retry": run.tags.get(WILL_RETRY_TAG) == "true",
         "retry_number": int(run.tags.get("dagster/retry_number", "0")),
         "job": run.job_name,
         "partition": run.tags.get("dagster/partition"),

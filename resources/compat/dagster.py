@@ -47,10 +47,13 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 # sensor launches runs over ranges of days, and `RunRequest` takes a `partition_key` but no range
 # (its `partition_key_range` property reads these same tags); the CLI reads them back to name a
 # run's days. No upstream issue asks to export them.
+# The tag the instance puts on a failed run once it decided whether to retry it: the run-failure
+# sensor waits for it. Dagster exports no name for it.
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
+    WILL_RETRY_TAG,
 )
 
 # isort: split
@@ -76,6 +79,7 @@ __all__ = [
     "DATA_VERSION_TAG",
     "PARTITION_NAME_TAG",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "WILL_RETRY_TAG",
     "BulkActionStatus",
     "BulkActionsFilter",
     "ConfigurableClassData",
